@@ -1,0 +1,302 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { BlobNotFoundError } from '../../ports/blob-store.ts';
+import type { BlobStore, BlobWriter, ByteRange } from '../../ports/blob-store.ts';
+import { RESERVED_INCOMING_DIR, assertValidBlobKey, assertValidRange } from './blob-key.ts';
+
+export interface FsBlobStoreOptions {
+  /**
+   * fsync files and directories on commit (default true). Only turn off for throw-away data (tests,
+   * benchmarks of everything else): without it a power loss can lose or truncate committed objects.
+   */
+  fsync?: boolean;
+}
+
+/**
+ * BlobStore over a local folder (`<data>/blobs`). An object `a/b/c.dcm` is the file `<root>/a/b/c.dcm`.
+ * Writes go to `<root>/.incoming/<uuid>` and are fsynced then renamed into place on commit, so a key
+ * only ever names a complete, durable file. Empty parent folders are left behind by delete() (keys are
+ * random, so fan-out folders get reused; removing them would race with concurrent commits).
+ *
+ * Limitation: a key cannot be both an object and a folder of other objects (`a` and `a/b`); S3 allows
+ * that, a file system does not. Atrium's random keys never do this.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly kind = 'fs';
+  readonly root: string;
+  readonly incomingDir: string;
+  readonly #fsync: boolean;
+  #ready: Promise<void> | undefined;
+
+  constructor(root: string, options: FsBlobStoreOptions = {}) {
+    this.root = path.resolve(root);
+    this.incomingDir = path.join(this.root, RESERVED_INCOMING_DIR);
+    this.#fsync = options.fsync ?? true;
+  }
+
+  async createWriter(key: string): Promise<BlobWriter> {
+    assertValidBlobKey(key);
+    await this.#ensureDirs();
+    // The writer's PID in the name lets start-up cleanup tell a crashed writer's file from one that a
+    // live process (an `atrium import` beside `atrium serve`) is still writing.
+    const tempPath = path.join(this.incomingDir, `${process.pid}-${randomUUID()}.tmp`);
+    const handle = await open(tempPath, 'wx', 0o644);
+    return new FsBlobWriter(handle, tempPath, this.#pathOf(key), this.root, this.#fsync);
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    assertValidBlobKey(key);
+    if (range) assertValidRange(range);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#pathOf(key), 'r');
+    } catch (err) {
+      if (isMissing(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new BlobNotFoundError(key);
+      const start = range?.start ?? 0;
+      const end = range?.end;
+      if (end !== undefined && end <= start) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      // createReadStream's `end` is inclusive; it stops at end of file when `end` lies beyond it.
+      return handle.createReadStream({ start, end: end === undefined ? undefined : end - 1, autoClose: true });
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<{ size: number; modifiedAt: Date } | null> {
+    assertValidBlobKey(key);
+    try {
+      const info = await stat(this.#pathOf(key));
+      return info.isFile() ? { size: info.size, modifiedAt: info.mtime } : null;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidBlobKey(key);
+    try {
+      await unlink(this.#pathOf(key));
+    } catch (err) {
+      // EISDIR/EPERM: the key names a folder of other objects, so there is no object to delete.
+      if (isMissing(err) || hasCode(err, 'EISDIR') || hasCode(err, 'EPERM')) return;
+      throw err;
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    const stack: string[] = [''];
+    while (stack.length > 0) {
+      const rel = stack.pop()!;
+      let dir;
+      try {
+        dir = await opendir(path.join(this.root, rel));
+      } catch (err) {
+        if (isMissing(err)) continue; // root not created yet, or a folder removed while walking
+        throw err;
+      }
+      for await (const entry of dir) {
+        if (rel === '' && entry.name === RESERVED_INCOMING_DIR) continue;
+        const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (entry.isDirectory()) stack.push(childRel);
+        else if (entry.isFile()) yield childRel;
+      }
+    }
+  }
+
+  /**
+   * Deletes files left in `.incoming` by writers that neither committed nor aborted (a crash) and
+   * whose last modification is at least `olderThanMs` old. With the default 0 it also removes the
+   * temp files of writers still running in this process, so call it at start-up, before writing.
+   */
+  async cleanupIncomplete(olderThanMs = 0): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.incomingDir);
+    } catch (err) {
+      if (isMissing(err)) return 0;
+      throw err;
+    }
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(this.incomingDir, name);
+      try {
+        const info = await stat(file);
+        if (info.mtimeMs > cutoff && !writerIsGone(name)) continue;
+        await unlink(file);
+        removed++;
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {}
+
+  #pathOf(key: string): string {
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  #ensureDirs(): Promise<void> {
+    this.#ready ??= mkdir(this.incomingDir, { recursive: true }).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#ready = undefined;
+        throw err;
+      },
+    );
+    return this.#ready;
+  }
+}
+
+type WriterState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+
+class FsBlobWriter implements BlobWriter {
+  #handle: FileHandle | undefined;
+  readonly #tempPath: string;
+  readonly #finalPath: string;
+  readonly #root: string;
+  readonly #fsync: boolean;
+  #state: WriterState = 'open';
+  #bytesWritten = 0;
+  /** Serialises write() calls so bytes land in order even when callers don't await each write. */
+  #tail: Promise<void> = Promise.resolve();
+  #commit: Promise<void> | undefined;
+
+  constructor(handle: FileHandle, tempPath: string, finalPath: string, root: string, fsync: boolean) {
+    this.#handle = handle;
+    this.#tempPath = tempPath;
+    this.#finalPath = finalPath;
+    this.#root = root;
+    this.#fsync = fsync;
+  }
+
+  get bytesWritten(): number {
+    return this.#bytesWritten;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#state !== 'open') return Promise.reject(new Error(`cannot write: blob writer is ${this.#state}`));
+    const next = this.#tail.then(async () => {
+      const handle = this.#handle;
+      if (this.#state !== 'open' || !handle) throw new Error(`cannot write: blob writer is ${this.#state}`);
+      let offset = 0;
+      while (offset < chunk.byteLength) {
+        const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+        offset += bytesWritten;
+      }
+      this.#bytesWritten += chunk.byteLength;
+    });
+    // A failed write poisons the writer: later writes and commit() see the failure.
+    this.#tail = next.catch((err: unknown) => {
+      if (this.#state === 'open') this.#state = 'failed';
+      throw err;
+    });
+    this.#tail.catch(() => {});
+    return next;
+  }
+
+  commit(): Promise<void> {
+    this.#commit ??= this.#doCommit();
+    return this.#commit;
+  }
+
+  async #doCommit(): Promise<void> {
+    if (this.#state !== 'open') {
+      await this.#tail; // rethrows the write failure that put the writer in 'failed'
+      throw new Error(`cannot commit: blob writer is ${this.#state}`);
+    }
+    this.#state = 'committing';
+    try {
+      await this.#tail;
+      const handle = this.#handle!;
+      if (this.#fsync) await handle.sync();
+      this.#handle = undefined;
+      await handle.close();
+      const parent = path.dirname(this.#finalPath);
+      const firstCreated = await mkdir(parent, { recursive: true });
+      await rename(this.#tempPath, this.#finalPath);
+      if (this.#fsync) {
+        // Make the rename durable, and the entries of any folders mkdir just created.
+        const stop = firstCreated === undefined ? parent : path.dirname(firstCreated);
+        const dirs: string[] = [];
+        for (let d = parent; ; d = path.dirname(d)) {
+          dirs.push(d);
+          if (d === stop || d === this.#root || d === path.dirname(d)) break;
+        }
+        for (const dir of dirs) await fsyncDir(dir);
+      }
+      this.#state = 'committed';
+    } catch (err) {
+      this.#state = 'failed';
+      await this.#discard();
+      throw err;
+    }
+  }
+
+  /** Discards the temp file. A no-op after a successful commit (the object stays). */
+  async abort(): Promise<void> {
+    if (this.#state === 'committed' || this.#state === 'aborted') return;
+    if (this.#state === 'committing') {
+      // Let the commit finish or fail, then decide.
+      await this.#commit?.catch(() => {});
+      if ((this.#state as WriterState) === 'committed') return;
+    }
+    this.#state = 'aborted';
+    await this.#tail.catch(() => {});
+    await this.#discard();
+  }
+
+  async #discard(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    if (handle) await handle.close().catch(() => {});
+    await unlink(this.#tempPath).catch((err: unknown) => {
+      if (!isMissing(err)) throw err;
+    });
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return; // directories cannot be opened for fsync there
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function hasCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/** True when the temp file names a writer process that no longer runs (another PID than ours, not alive). */
+function writerIsGone(name: string): boolean {
+  const pid = Number(name.split('-', 1)[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  return hasCode(err, 'ENOENT') || hasCode(err, 'ENOTDIR');
+}

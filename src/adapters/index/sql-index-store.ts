@@ -1,0 +1,538 @@
+import { Kysely, Migrator, sql, type Transaction, type SelectQueryBuilder, type Expression, type SqlBool } from 'kysely';
+import type {
+  ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, NewInstance, OutboxEvent, Page, Paged,
+  PatientRecord, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
+  StudyRecord,
+} from '../../ports/index-store.ts';
+import type { AtriumDatabase } from './schema.ts';
+import { migrationProvider, type SqlEngine } from './migrations.ts';
+import { dateRangeBounds, likePattern, searchableName } from './matching.ts';
+
+type Db = Kysely<AtriumDatabase>;
+type Tx = Transaction<AtriumDatabase>;
+
+/**
+ * IndexStore over Kysely, shared by SQLite and PostgreSQL. Concurrency: ingest takes the study row lock
+ * first (an upsert that touches the row), so every change to one study's counts is serialized on
+ * PostgreSQL; SQLite has a single writer anyway.
+ */
+export class SqlIndexStore implements IndexStore {
+  readonly kind: SqlEngine;
+  readonly #db: Db;
+  readonly #onClose: () => Promise<void>;
+
+  constructor(db: Db, engine: SqlEngine, onClose: () => Promise<void> = async () => {}) {
+    this.#db = db;
+    this.kind = engine;
+    this.#onClose = onClose;
+  }
+
+  /** For adapters' own tests and for later services that need a raw query. */
+  get db(): Db {
+    return this.#db;
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+      throw new Error(`index migration ${failed} failed: ${(error as Error).message ?? error}`, { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#db.destroy();
+    await this.#onClose();
+  }
+
+  async storeInstance(input: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome> {
+    // Two first-time ingests of the same SOP Instance UID in two different series can both miss the
+    // existence check; the unique index then fails one of them, which simply runs again and sees the other.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#db.transaction().execute((tx) => this.#storeInTransaction(tx, input, policy));
+      } catch (error) {
+        if (attempt < 3 && isUniqueViolation(error)) continue;
+        throw error;
+      }
+    }
+  }
+
+  async #storeInTransaction(tx: Tx, input: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome> {
+    const now = input.receivedAt;
+    const patientPk = await this.#upsertPatient(tx, input, now);
+    const study = await tx
+      .insertInto('study')
+      .values({
+        patient_pk: patientPk,
+        study_instance_uid: input.study.studyInstanceUid,
+        study_date: input.study.studyDate,
+        study_time: input.study.studyTime,
+        accession_number: input.study.accessionNumber,
+        study_description: input.study.studyDescription,
+        referring_physician_name: input.study.referringPhysicianName,
+        study_id: input.study.studyId,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column('study_instance_uid').doUpdateSet({ updated_at: now }))
+      .returning(['pk'])
+      .executeTakeFirstOrThrow();
+    const studyPk = Number(study.pk);
+
+    const series = await tx
+      .insertInto('series')
+      .values({
+        study_pk: studyPk,
+        series_instance_uid: input.series.seriesInstanceUid,
+        modality: input.series.modality,
+        series_number: input.series.seriesNumber,
+        series_description: input.series.seriesDescription,
+        body_part_examined: input.series.bodyPartExamined,
+        series_date: input.series.seriesDate,
+        series_time: input.series.seriesTime,
+        performed_procedure_step_start_date: input.series.performedProcedureStepStartDate,
+        performed_procedure_step_start_time: input.series.performedProcedureStepStartTime,
+        institution_name: input.series.institutionName,
+        station_name: input.series.stationName,
+        manufacturer: input.series.manufacturer,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column('series_instance_uid').doUpdateSet({ updated_at: now }))
+      .returning(['pk', 'study_pk'])
+      .executeTakeFirstOrThrow();
+    const seriesPk = Number(series.pk);
+
+    const existing = await tx
+      .selectFrom('instance')
+      .innerJoin('series', 'series.pk', 'instance.series_pk')
+      .select(['instance.pk', 'instance.blob_key', 'instance.size_bytes', 'instance.sha256', 'instance.transfer_syntax_uid',
+        'instance.metadata', 'instance.source', 'instance.received_at', 'instance.series_pk', 'series.study_pk'])
+      .where('instance.sop_instance_uid', '=', input.instance.sopInstanceUid)
+      .executeTakeFirst();
+
+    const row = instanceRow(input, seriesPk);
+    if (!existing) {
+      const inserted = await tx.insertInto('instance').values(row).returning('pk').executeTakeFirstOrThrow();
+      await this.#refreshCounts(tx, [seriesPk], [studyPk], now);
+      await emit(tx, 'InstanceStored', instanceEvent(input), now);
+      return { kind: 'stored', instancePk: Number(inserted.pk) };
+    }
+
+    const previous: StoredObject = { blobKey: existing.blob_key, sizeBytes: Number(existing.size_bytes), sha256: existing.sha256 };
+    if (previous.sha256 === input.sha256 && previous.sizeBytes === input.sizeBytes) {
+      return { kind: 'identical', existing: previous };
+    }
+    if (policy === 'reject') return { kind: 'conflict', existing: previous };
+
+    if (policy === 'version') {
+      await tx.insertInto('instance_version').values({
+        sop_instance_uid: input.instance.sopInstanceUid,
+        transfer_syntax_uid: existing.transfer_syntax_uid,
+        blob_key: existing.blob_key,
+        size_bytes: Number(existing.size_bytes),
+        sha256: existing.sha256,
+        metadata: existing.metadata,
+        source: existing.source,
+        received_at: existing.received_at,
+        superseded_at: now,
+      }).execute();
+    }
+    await tx.updateTable('instance').set(row).where('pk', '=', existing.pk).execute();
+    await this.#refreshCounts(tx, [seriesPk, Number(existing.series_pk)], [studyPk, Number(existing.study_pk)], now);
+    await emit(tx, 'InstanceStored', { ...instanceEvent(input), replaced: previous.blobKey, policy }, now);
+    const instancePk = Number(existing.pk);
+    return policy === 'version'
+      ? { kind: 'versioned', instancePk, previous }
+      : { kind: 'overwritten', instancePk, replaced: previous };
+  }
+
+  async #upsertPatient(tx: Tx, input: NewInstance, now: string): Promise<number> {
+    const p = input.patient;
+    // DO NOTHING + SELECT instead of DO UPDATE: patient rows are shared by many studies and must not become
+    // a lock every concurrent ingest of that patient queues on. Demographics are kept as first received:
+    // changing identity is a correction with its own audit trail, never a side effect of a store.
+    await tx
+      .insertInto('patient')
+      .values({
+        patient_id: p.patientId,
+        issuer_of_patient_id: p.issuerOfPatientId,
+        patient_name: p.patientName,
+        patient_name_search: searchableName(p.patientName),
+        patient_birth_date: p.patientBirthDate,
+        patient_sex: p.patientSex,
+        created_at: now,
+      })
+      .onConflict((oc) => oc.columns(['patient_id', 'issuer_of_patient_id']).doNothing())
+      .execute();
+    const row = await tx
+      .selectFrom('patient')
+      .select('pk')
+      .where('patient_id', '=', p.patientId)
+      .where('issuer_of_patient_id', '=', p.issuerOfPatientId)
+      .executeTakeFirstOrThrow();
+    return Number(row.pk);
+  }
+
+  async #refreshCounts(tx: Tx, seriesPks: number[], studyPks: number[], now: string): Promise<void> {
+    for (const pk of new Set(seriesPks)) {
+      await tx.updateTable('series').set({
+        number_of_instances: (eb) => eb.selectFrom('instance').select((e) => e.fn.countAll<number>().as('n')).where('series_pk', '=', pk),
+        size_bytes: (eb) => eb.selectFrom('instance').select((e) => e.fn.coalesce(e.fn.sum<number>('size_bytes'), sql<number>`0`).as('s')).where('series_pk', '=', pk),
+        updated_at: now,
+      }).where('pk', '=', pk).execute();
+    }
+    for (const pk of new Set(studyPks)) {
+      const modalities = await tx.selectFrom('series').select('modality').distinct()
+        .where('study_pk', '=', pk).where('modality', 'is not', null).where('number_of_instances', '>', 0)
+        .orderBy('modality').execute();
+      await tx.updateTable('study').set({
+        number_of_series: (eb) => eb.selectFrom('series').select((e) => e.fn.countAll<number>().as('n')).where('study_pk', '=', pk).where('number_of_instances', '>', 0),
+        number_of_instances: (eb) => eb.selectFrom('series').select((e) => e.fn.coalesce(e.fn.sum<number>('number_of_instances'), sql<number>`0`).as('n')).where('study_pk', '=', pk),
+        size_bytes: (eb) => eb.selectFrom('series').select((e) => e.fn.coalesce(e.fn.sum<number>('size_bytes'), sql<number>`0`).as('s')).where('study_pk', '=', pk),
+        modalities_in_study: modalities.map((m) => m.modality).join('\\'),
+        updated_at: now,
+      }).where('pk', '=', pk).execute();
+    }
+  }
+
+  async findInstance(sopInstanceUid: string): Promise<InstanceRecord | null> {
+    const row = await this.#instanceQuery().where('instance.sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+    return row ? toInstanceRecord(row) : null;
+  }
+
+  async instanceMetadata(sopInstanceUid: string): Promise<unknown | null> {
+    const row = await this.#db.selectFrom('instance').select('metadata').where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+    return row ? JSON.parse(row.metadata) : null;
+  }
+
+  async quarantine(entry: QuarantineEntry): Promise<number> {
+    return await this.#db.transaction().execute(async (tx) => {
+      const row = await tx.insertInto('quarantine').values({
+        source: entry.source,
+        reason_code: entry.reasonCode,
+        reason: entry.reason,
+        element: entry.element,
+        byte_offset: entry.byteOffset,
+        sop_instance_uid: entry.sopInstanceUid,
+        original_name: entry.originalName,
+        blob_key: entry.blobKey,
+        size_bytes: entry.sizeBytes,
+        sha256: entry.sha256,
+        received_at: entry.receivedAt,
+      }).returning('pk').executeTakeFirstOrThrow();
+      await emit(tx, 'InstanceQuarantined', { quarantinePk: Number(row.pk), reasonCode: entry.reasonCode, sopInstanceUid: entry.sopInstanceUid, source: entry.source }, entry.receivedAt);
+      return Number(row.pk);
+    });
+  }
+
+  async listQuarantine(page: Page): Promise<Paged<QuarantineRecord>> {
+    const base = this.#db.selectFrom('quarantine');
+    const [rows, total] = await Promise.all([
+      base.selectAll().orderBy('pk', 'desc').limit(page.limit).offset(page.offset).execute(),
+      countOf(base),
+    ]);
+    return { items: rows.map(toQuarantineRecord), total, ...page };
+  }
+
+  async getQuarantined(id: number): Promise<QuarantineRecord | null> {
+    const row = await this.#db.selectFrom('quarantine').selectAll().where('pk', '=', id).executeTakeFirst();
+    return row ? toQuarantineRecord(row) : null;
+  }
+
+  async listPatients(filter: { patientId?: string; patientName?: string }, page: Page): Promise<Paged<PatientRecord>> {
+    let q = this.#db.selectFrom('patient');
+    if (filter.patientId) q = q.where(matchText('patient.patient_id', filter.patientId));
+    if (filter.patientName) q = q.where(matchText('patient.patient_name_search', searchableName(filter.patientName) ?? ''));
+    const [rows, total] = await Promise.all([
+      q.selectAll('patient')
+        .select((eb) => eb.selectFrom('study').select((e) => e.fn.countAll<number>().as('n')).whereRef('study.patient_pk', '=', 'patient.pk').as('number_of_studies'))
+        .orderBy('patient.pk').limit(page.limit).offset(page.offset).execute(),
+      countOf(q),
+    ]);
+    const items = rows.map((r) => ({
+      pk: Number(r.pk), patientId: r.patient_id, issuerOfPatientId: r.issuer_of_patient_id, patientName: r.patient_name,
+      patientBirthDate: r.patient_birth_date, patientSex: r.patient_sex, numberOfStudies: Number(r.number_of_studies ?? 0),
+    }));
+    return { items, total, ...page };
+  }
+
+  #studyQuery() {
+    return this.#db.selectFrom('study').innerJoin('patient', 'patient.pk', 'study.patient_pk')
+      .selectAll('study')
+      .select(['patient.patient_id', 'patient.issuer_of_patient_id', 'patient.patient_name', 'patient.patient_birth_date', 'patient.patient_sex']);
+  }
+
+  async listStudies(filter: StudyFilter, page: Page): Promise<Paged<StudyRecord>> {
+    let q = this.#db.selectFrom('study').innerJoin('patient', 'patient.pk', 'study.patient_pk');
+    if (filter.patientId) q = q.where(matchText('patient.patient_id', filter.patientId));
+    if (filter.patientName) q = q.where(matchText('patient.patient_name_search', searchableName(filter.patientName) ?? ''));
+    if (filter.accessionNumber) q = q.where(matchText('study.accession_number', filter.accessionNumber));
+    if (filter.studyInstanceUid) q = q.where('study.study_instance_uid', 'in', filter.studyInstanceUid.split(/[\\,]/));
+    if (filter.studyDate) {
+      const { from, to } = dateRangeBounds(filter.studyDate);
+      if (from) q = q.where('study.study_date', '>=', from);
+      if (to) q = q.where('study.study_date', '<=', to);
+    }
+    if (filter.modality) {
+      const modality = filter.modality;
+      q = q.where((eb) => eb.exists(eb.selectFrom('series').select('series.pk').whereRef('series.study_pk', '=', 'study.pk').where('series.modality', '=', modality)));
+    }
+    const [rows, total] = await Promise.all([
+      q.selectAll('study')
+        .select(['patient.patient_id', 'patient.issuer_of_patient_id', 'patient.patient_name', 'patient.patient_birth_date', 'patient.patient_sex'])
+        .orderBy('study.study_date', 'desc').orderBy('study.pk', 'desc').limit(page.limit).offset(page.offset).execute(),
+      countOf(q),
+    ]);
+    return { items: rows.map(toStudyRecord), total, ...page };
+  }
+
+  async getStudy(studyInstanceUid: string): Promise<StudyRecord | null> {
+    const row = await this.#studyQuery().where('study.study_instance_uid', '=', studyInstanceUid).executeTakeFirst();
+    return row ? toStudyRecord(row) : null;
+  }
+
+  #seriesQuery() {
+    return this.#db.selectFrom('series').innerJoin('study', 'study.pk', 'series.study_pk').selectAll('series').select('study.study_instance_uid');
+  }
+
+  async listSeries(studyInstanceUid: string, page: Page): Promise<Paged<SeriesRecord>> {
+    const base = this.#db.selectFrom('series').innerJoin('study', 'study.pk', 'series.study_pk').where('study.study_instance_uid', '=', studyInstanceUid);
+    const [rows, total] = await Promise.all([
+      this.#seriesQuery().where('study.study_instance_uid', '=', studyInstanceUid).orderBy('series.series_number').orderBy('series.pk')
+        .limit(page.limit).offset(page.offset).execute(),
+      countOf(base),
+    ]);
+    return { items: rows.map(toSeriesRecord), total, ...page };
+  }
+
+  async getSeries(seriesInstanceUid: string): Promise<SeriesRecord | null> {
+    const row = await this.#seriesQuery().where('series.series_instance_uid', '=', seriesInstanceUid).executeTakeFirst();
+    return row ? toSeriesRecord(row) : null;
+  }
+
+  #instanceQuery() {
+    return this.#db.selectFrom('instance')
+      .innerJoin('series', 'series.pk', 'instance.series_pk')
+      .innerJoin('study', 'study.pk', 'series.study_pk')
+      .select(['instance.pk', 'instance.sop_instance_uid', 'instance.sop_class_uid', 'instance.instance_number', 'instance.transfer_syntax_uid',
+        'instance.number_of_frames', 'instance.rows', 'instance.columns', 'instance.content_date', 'instance.content_time',
+        'instance.blob_key', 'instance.size_bytes', 'instance.sha256', 'instance.source', 'instance.received_at',
+        'series.series_instance_uid', 'study.study_instance_uid']);
+  }
+
+  async listInstances(seriesInstanceUid: string, page: Page): Promise<Paged<InstanceRecord>> {
+    const base = this.#db.selectFrom('instance').innerJoin('series', 'series.pk', 'instance.series_pk').where('series.series_instance_uid', '=', seriesInstanceUid);
+    const [rows, total] = await Promise.all([
+      this.#instanceQuery().where('series.series_instance_uid', '=', seriesInstanceUid)
+        .orderBy('instance.instance_number').orderBy('instance.pk').limit(page.limit).offset(page.offset).execute(),
+      countOf(base),
+    ]);
+    return { items: rows.map(toInstanceRecord), total, ...page };
+  }
+
+  async deleteStudy(studyInstanceUid: string): Promise<string[] | null> {
+    return await this.#db.transaction().execute(async (tx) => {
+      const study = await forUpdate(tx.selectFrom('study').select(['pk']).where('study_instance_uid', '=', studyInstanceUid), this.kind).executeTakeFirst();
+      if (!study) return null;
+      const seriesPks = (await tx.selectFrom('series').select('pk').where('study_pk', '=', study.pk).execute()).map((s) => Number(s.pk));
+      const keys = await removeInstances(tx, (qb) => qb.where('series_pk', 'in', seriesPks.length ? seriesPks : [-1]));
+      await tx.deleteFrom('series').where('study_pk', '=', study.pk).execute();
+      await tx.deleteFrom('study').where('pk', '=', study.pk).execute();
+      await emit(tx, 'StudyDeleted', { studyInstanceUid }, new Date().toISOString());
+      return keys;
+    });
+  }
+
+  async deleteSeries(seriesInstanceUid: string): Promise<string[] | null> {
+    return await this.#db.transaction().execute(async (tx) => {
+      const series = await tx.selectFrom('series').select(['pk', 'study_pk']).where('series_instance_uid', '=', seriesInstanceUid).executeTakeFirst();
+      if (!series) return null;
+      await lockStudy(tx, Number(series.study_pk), this.kind);
+      const keys = await removeInstances(tx, (qb) => qb.where('series_pk', '=', series.pk));
+      await tx.deleteFrom('series').where('pk', '=', series.pk).execute();
+      await this.#refreshCounts(tx, [], [Number(series.study_pk)], new Date().toISOString());
+      await emit(tx, 'SeriesDeleted', { seriesInstanceUid }, new Date().toISOString());
+      return keys;
+    });
+  }
+
+  async deleteInstance(sopInstanceUid: string): Promise<string[] | null> {
+    return await this.#db.transaction().execute(async (tx) => {
+      const inst = await tx.selectFrom('instance').innerJoin('series', 'series.pk', 'instance.series_pk')
+        .select(['instance.pk', 'instance.series_pk', 'series.study_pk']).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+      if (!inst) return null;
+      await lockStudy(tx, Number(inst.study_pk), this.kind);
+      const keys = await removeInstances(tx, (qb) => qb.where('pk', '=', inst.pk));
+      await this.#refreshCounts(tx, [Number(inst.series_pk)], [Number(inst.study_pk)], new Date().toISOString());
+      await emit(tx, 'InstanceDeleted', { sopInstanceUid }, new Date().toISOString());
+      return keys;
+    });
+  }
+
+  async statistics(): Promise<ArchiveStatistics> {
+    const count = async (table: keyof AtriumDatabase) =>
+      Number((await this.#db.selectFrom(table).select((e) => e.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const size = await this.#db.selectFrom('instance').select((e) => e.fn.coalesce(e.fn.sum<number>('size_bytes'), sql<number>`0`).as('s')).executeTakeFirstOrThrow();
+    const pending = await this.#db.selectFrom('outbox').select((e) => e.fn.countAll<number>().as('n')).where('dispatched_at', 'is', null).executeTakeFirstOrThrow();
+    return {
+      patients: await count('patient'), studies: await count('study'), series: await count('series'), instances: await count('instance'),
+      sizeBytes: Number(size.s), quarantined: await count('quarantine'), pendingEvents: Number(pending.n),
+    };
+  }
+
+  async *storedObjects() {
+    // Keyset pagination: bounded memory whatever the archive size, and no long-held cursor on PostgreSQL.
+    const batch = 1000;
+    for (let after = 0; ;) {
+      const rows = await this.#db.selectFrom('instance').select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
+        .where('pk', '>', after).orderBy('pk').limit(batch).execute();
+      for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where: 'instance' as const };
+      if (rows.length < batch) break;
+      after = Number(rows[rows.length - 1].pk);
+    }
+    for (let after = 0; ;) {
+      const rows = await this.#db.selectFrom('instance_version').select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
+        .where('pk', '>', after).orderBy('pk').limit(batch).execute();
+      for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where: 'version' as const };
+      if (rows.length < batch) break;
+      after = Number(rows[rows.length - 1].pk);
+    }
+    for (let after = 0; ;) {
+      const rows = await this.#db.selectFrom('quarantine').select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
+        .where('pk', '>', after).orderBy('pk').limit(batch).execute();
+      for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where: 'quarantine' as const };
+      if (rows.length < batch) break;
+      after = Number(rows[rows.length - 1].pk);
+    }
+  }
+
+  async pendingEvents(limit: number): Promise<OutboxEvent[]> {
+    const rows = await this.#db.selectFrom('outbox').selectAll().where('dispatched_at', 'is', null).orderBy('pk').limit(limit).execute();
+    return rows.map((r) => ({ id: Number(r.pk), eventType: r.event_type, payload: JSON.parse(r.payload), createdAt: r.created_at }));
+  }
+
+  async markEventsDispatched(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#db.updateTable('outbox').set({ dispatched_at: new Date().toISOString() }).where('pk', 'in', ids).execute();
+  }
+}
+
+function instanceRow(input: NewInstance, seriesPk: number) {
+  const i = input.instance;
+  return {
+    series_pk: seriesPk,
+    sop_instance_uid: i.sopInstanceUid,
+    sop_class_uid: i.sopClassUid,
+    instance_number: i.instanceNumber,
+    transfer_syntax_uid: i.transferSyntaxUid,
+    number_of_frames: i.numberOfFrames,
+    rows: i.rows,
+    columns: i.columns,
+    content_date: i.contentDate,
+    content_time: i.contentTime,
+    patient_id_received: input.patient.patientId,
+    blob_key: input.blobKey,
+    size_bytes: input.sizeBytes,
+    sha256: input.sha256,
+    metadata: input.metadataJson,
+    source: input.source,
+    received_at: input.receivedAt,
+  };
+}
+
+function instanceEvent(input: NewInstance) {
+  return {
+    sopInstanceUid: input.instance.sopInstanceUid,
+    sopClassUid: input.instance.sopClassUid,
+    seriesInstanceUid: input.series.seriesInstanceUid,
+    studyInstanceUid: input.study.studyInstanceUid,
+    patientId: input.patient.patientId,
+    source: input.source,
+  };
+}
+
+async function emit(tx: Tx, eventType: string, payload: unknown, now: string): Promise<void> {
+  await tx.insertInto('outbox').values({ event_type: eventType, payload: JSON.stringify(payload), created_at: now }).execute();
+}
+
+async function removeInstances(tx: Tx, where: (qb: any) => any): Promise<string[]> {
+  const rows: { sop_instance_uid: string; blob_key: string }[] = await where(tx.selectFrom('instance').select(['sop_instance_uid', 'blob_key'])).execute();
+  if (rows.length === 0) return [];
+  const uids = rows.map((r) => r.sop_instance_uid);
+  const keys = rows.map((r) => r.blob_key);
+  for (let i = 0; i < uids.length; i += 500) {
+    const chunk = uids.slice(i, i + 500);
+    const versions = await tx.selectFrom('instance_version').select('blob_key').where('sop_instance_uid', 'in', chunk).execute();
+    keys.push(...versions.map((v) => v.blob_key));
+    await tx.deleteFrom('instance_version').where('sop_instance_uid', 'in', chunk).execute();
+    await tx.deleteFrom('instance').where('sop_instance_uid', 'in', chunk).execute();
+  }
+  return keys;
+}
+
+async function lockStudy(tx: Tx, studyPk: number, engine: SqlEngine): Promise<void> {
+  await forUpdate(tx.selectFrom('study').select('pk').where('pk', '=', studyPk), engine).execute();
+}
+
+/** SQLite has no row locks (and rejects FOR UPDATE); its single writer already serializes transactions. */
+function forUpdate<Q extends SelectQueryBuilder<any, any, any>>(query: Q, engine: SqlEngine): Q {
+  return engine === 'postgres' ? (query.forUpdate() as Q) : query;
+}
+
+function matchText(column: string, value: string): (eb: any) => Expression<SqlBool> {
+  return (eb) => (/[*?]/.test(value) ? sql<SqlBool>`${sql.ref(column)} like ${likePattern(value)} escape '\\'` : eb(column, '=', value));
+}
+
+async function countOf(q: SelectQueryBuilder<any, any, any>): Promise<number> {
+  const row = await q.clearSelect().select((e: any) => e.fn.countAll().as('n')).executeTakeFirstOrThrow();
+  return Number((row as { n: number | string }).n);
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; errcode?: number; message?: string };
+  return e?.code === '23505' || /UNIQUE constraint failed/.test(e?.message ?? '');
+}
+
+function toQuarantineRecord(r: any): QuarantineRecord {
+  return {
+    id: Number(r.pk), source: r.source, reasonCode: r.reason_code, reason: r.reason, element: r.element,
+    byteOffset: r.byte_offset === null ? null : Number(r.byte_offset), sopInstanceUid: r.sop_instance_uid,
+    originalName: r.original_name, blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, receivedAt: r.received_at,
+  };
+}
+
+function toStudyRecord(r: any): StudyRecord {
+  return {
+    pk: Number(r.pk), studyInstanceUid: r.study_instance_uid, studyDate: r.study_date, studyTime: r.study_time,
+    accessionNumber: r.accession_number, studyDescription: r.study_description, referringPhysicianName: r.referring_physician_name,
+    studyId: r.study_id,
+    patient: { patientId: r.patient_id, issuerOfPatientId: r.issuer_of_patient_id, patientName: r.patient_name, patientBirthDate: r.patient_birth_date, patientSex: r.patient_sex },
+    modalitiesInStudy: r.modalities_in_study ? String(r.modalities_in_study).split('\\') : [],
+    numberOfStudyRelatedSeries: Number(r.number_of_series), numberOfStudyRelatedInstances: Number(r.number_of_instances),
+    sizeBytes: Number(r.size_bytes), createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+function toSeriesRecord(r: any): SeriesRecord {
+  return {
+    pk: Number(r.pk), studyInstanceUid: r.study_instance_uid, seriesInstanceUid: r.series_instance_uid, modality: r.modality,
+    seriesNumber: r.series_number, seriesDescription: r.series_description, bodyPartExamined: r.body_part_examined,
+    seriesDate: r.series_date, seriesTime: r.series_time, performedProcedureStepStartDate: r.performed_procedure_step_start_date,
+    performedProcedureStepStartTime: r.performed_procedure_step_start_time, institutionName: r.institution_name,
+    stationName: r.station_name, manufacturer: r.manufacturer, numberOfSeriesRelatedInstances: Number(r.number_of_instances),
+    sizeBytes: Number(r.size_bytes),
+  };
+}
+
+function toInstanceRecord(r: any): InstanceRecord {
+  return {
+    pk: Number(r.pk), studyInstanceUid: r.study_instance_uid, seriesInstanceUid: r.series_instance_uid,
+    sopInstanceUid: r.sop_instance_uid, sopClassUid: r.sop_class_uid, instanceNumber: r.instance_number,
+    transferSyntaxUid: r.transfer_syntax_uid, numberOfFrames: r.number_of_frames, rows: r.rows, columns: r.columns,
+    contentDate: r.content_date, contentTime: r.content_time, blobKey: r.blob_key, sizeBytes: Number(r.size_bytes),
+    sha256: r.sha256, source: r.source, receivedAt: r.received_at,
+  };
+}

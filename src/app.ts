@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { AtriumConfig } from './config/config.ts';
+import type { BlobStore } from './ports/blob-store.ts';
+import type { IndexStore } from './ports/index-store.ts';
+import { openIndexStore } from './adapters/index/open-index-store.ts';
+import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
+import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
+import { Metrics } from './observability/metrics.ts';
+import { IngestService } from './archive/ingest.ts';
+import { RetrieveService } from './archive/retrieve.ts';
+import { DeletionService } from './archive/deletion.ts';
+
+/** The archive with its adapters and services, before any transport is attached. */
+export interface Archive {
+  config: AtriumConfig;
+  log: Logger;
+  metrics: Metrics;
+  index: IndexStore;
+  blobs: BlobStore;
+  ingest: IngestService;
+  retrieve: RetrieveService;
+  deletion: DeletionService;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: AtriumConfig, destination?: NodeJS.WritableStream): Logger {
+  return pino({
+    level: config.log.level,
+    base: { service: 'atrium' },
+    // Secrets never reach the log, whatever object a caller passes.
+    redact: ['*.secretAccessKey', '*.password', '*.authorization', 'req.headers.authorization'],
+  }, destination as any);
+}
+
+/** Composition happens here, once: config -> adapters -> services. Transports attach to the result. */
+export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics } = {}): Promise<Archive> {
+  const log = options.log ?? createLogger(config);
+  const metrics = options.metrics ?? new Metrics();
+  mkdirSync(config.dataDir, { recursive: true });
+
+  const index = await openIndexStore(config.index.engine === 'sqlite'
+    ? { engine: 'sqlite', path: join(config.dataDir, 'index.sqlite') }
+    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize });
+
+  let blobs: BlobStore;
+  if (config.blobs.engine === 'fs') {
+    blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+  } else {
+    const s3 = config.blobs;
+    const store = new S3BlobStore({
+      bucket: s3.bucket, region: s3.region, endpoint: s3.endpoint ?? undefined, prefix: s3.prefix,
+      accessKeyId: s3.accessKeyId ?? undefined, secretAccessKey: s3.secretAccessKey ?? undefined,
+      forcePathStyle: s3.forcePathStyle, partSize: s3.partSizeMiB * 1024 * 1024, logger: log,
+    });
+    blobs = store;
+  }
+  // Other nodes (or an `atrium import` beside `atrium serve`) may be writing right now: only a day-old
+  // upload is surely abandoned, unless the store can tell its writer is gone.
+  const cleaned = await blobs.cleanupIncomplete(24 * 60 * 60 * 1000);
+  if (cleaned > 0) log.info({ removed: cleaned }, 'removed incomplete uploads left by an earlier crash');
+
+  const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy } });
+  const retrieve = new RetrieveService({ index, blobs });
+  const deletion = new DeletionService({ index, blobs, log });
+  log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
+  return {
+    config, log, metrics, index, blobs, ingest, retrieve, deletion,
+    async close() {
+      await index.close();
+      await blobs.close();
+    },
+  };
+}

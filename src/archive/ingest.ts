@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Part10Reader, DicomParseError, type Part10Header } from '../dicom/part10-reader.ts';
+import { toDicomJson } from '../dicom/dicom-json.ts';
+import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
+import type { DuplicatePolicy, IndexStore, StoredObject } from '../ports/index-store.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { newBlobKey } from './blob-keys.ts';
+import { indexedAttributes, isRejection, tagName, type Rejection } from './instance-attributes.ts';
+
+export interface IngestSource {
+  /** Which transport brought the object, e.g. "import", "dimse:CT01", "stow". */
+  source: string;
+  /** A file name or path, kept with quarantined objects to help find the sender. */
+  originalName?: string;
+}
+
+export type IngestResult =
+  | { status: 'stored'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; seriesInstanceUid: string; transferSyntaxUid: string; blobKey: string; sizeBytes: number; replaced?: 'versioned' | 'overwritten' }
+  | { status: 'duplicate'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; blobKey: string; sizeBytes: number }
+  | { status: 'quarantined'; quarantineId: number; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection;
+
+export interface IngestOptions {
+  duplicatePolicy: DuplicatePolicy;
+  /** Values longer than this are not held in memory while parsing (default 64 KiB). */
+  bulkThreshold?: number;
+}
+
+/**
+ * The one ingest pipeline behind every transport (import, C-STORE, STOW...). The bytes stream into a new
+ * blob while the header is parsed; the blob is made durable before the index commit, and the result is
+ * returned only after both, so a success that a caller reports is never lost. Malformed objects are kept
+ * whole in quarantine with the reason; nothing already archived is touched on any failure.
+ */
+export class IngestService {
+  readonly #index: IndexStore;
+  readonly #blobs: BlobStore;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #options: IngestOptions;
+
+  constructor(deps: { index: IndexStore; blobs: BlobStore; log: Logger; metrics: Metrics; options: IngestOptions }) {
+    this.#index = deps.index;
+    this.#blobs = deps.blobs;
+    this.#log = deps.log;
+    this.#metrics = deps.metrics;
+    this.#options = deps.options;
+  }
+
+  async ingest(bytes: AsyncIterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
+    const stopTimer = this.#metrics.ingestSeconds.startTimer({ source: sourceLabel(from.source) });
+    this.#metrics.ingestsInFlight.inc();
+    try {
+      const result = await this.#ingest(bytes, from);
+      this.#metrics.ingested.inc({ source: sourceLabel(from.source), outcome: result.status });
+      return result;
+    } catch (error) {
+      this.#metrics.ingested.inc({ source: sourceLabel(from.source), outcome: 'error' });
+      throw error;
+    } finally {
+      this.#metrics.ingestsInFlight.dec();
+      stopTimer();
+    }
+  }
+
+  async #ingest(bytes: AsyncIterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
+    const blobKey = newBlobKey();
+    const writer = await this.#blobs.createWriter(blobKey);
+    let header: Part10Header | undefined;
+    let parseError: DicomParseError | undefined;
+    let sha256: string;
+    try {
+      const hash = createHash('sha256');
+      const reader = new Part10Reader({ bulkThreshold: this.#options.bulkThreshold });
+      for await (const chunk of bytes) {
+        hash.update(chunk);
+        // After a parse error the rest is still written, so that quarantine keeps the object whole.
+        if (!parseError) parseError = feed(() => reader.push(chunk));
+        await writer.write(chunk);
+      }
+      if (!parseError) parseError = feed(() => { header = reader.end(); });
+      sha256 = hash.digest('hex');
+      this.#metrics.ingestedBytes.inc({ source: sourceLabel(from.source) }, writer.bytesWritten);
+    } catch (error) {
+      // The sender or the disk failed mid-object: nothing was acknowledged, nothing is kept.
+      await writer.abort().catch(() => {});
+      throw error;
+    }
+    const stored: StoredObject = { blobKey, sizeBytes: writer.bytesWritten, sha256 };
+
+    if (parseError || !header) {
+      const e = parseError!;
+      return await this.#quarantine(writer, stored, from, {
+        reasonCode: e.code, reason: e.message, element: e.tag === undefined ? null : tagName(e.tag), byteOffset: e.offset,
+      }, null, null);
+    }
+    const attributes = indexedAttributes(header);
+    if (isRejection(attributes)) {
+      return await this.#quarantine(writer, stored, from, attributes, null, null);
+    }
+
+    await writer.commit();
+    const { sopInstanceUid, sopClassUid, transferSyntaxUid } = attributes.instance;
+    const metadataJson = JSON.stringify(toDicomJson(header.dataset, {
+      characterSet: attributes.characterSet,
+      // Bulk values stay in the blob; DICOMweb resolves these relative URIs against the instance's URL.
+      bulkDataUri: (tagPath: number[]) => `bulkdata/${tagPath.map((t: number) => t.toString(16).toUpperCase().padStart(8, '0')).join('/')}`,
+    }));
+    let outcome;
+    try {
+      outcome = await this.#index.storeInstance({
+        ...attributes, ...stored, metadataJson, source: from.source, receivedAt: new Date().toISOString(),
+      }, this.#options.duplicatePolicy);
+    } catch (error) {
+      await this.#blobs.delete(blobKey).catch(() => {});
+      throw error;
+    }
+    const ids = { sopInstanceUid, sopClassUid, studyInstanceUid: attributes.study.studyInstanceUid };
+    switch (outcome.kind) {
+      case 'stored':
+        this.#log.debug({ ...ids, blobKey, source: from.source }, 'instance stored');
+        return { status: 'stored', ...ids, seriesInstanceUid: attributes.series.seriesInstanceUid, transferSyntaxUid, ...stored };
+      case 'identical':
+        await this.#blobs.delete(blobKey);
+        this.#log.info({ ...ids, source: from.source }, 'duplicate instance with identical bytes: kept the stored copy');
+        return { status: 'duplicate', ...ids, blobKey: outcome.existing.blobKey, sizeBytes: outcome.existing.sizeBytes };
+      case 'conflict': {
+        const quarantineId = await this.#index.quarantine({
+          ...stored, source: from.source, reasonCode: 'duplicate-conflict',
+          reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content (sha256 ${outcome.existing.sha256.slice(0, 12)}...); policy "reject" keeps the stored one`,
+          element: tagName(0x00080018), byteOffset: null, sopInstanceUid, originalName: from.originalName ?? null, receivedAt: new Date().toISOString(),
+        });
+        this.#log.warn({ ...ids, source: from.source, quarantineId }, 'conflicting duplicate rejected and quarantined');
+        return { status: 'quarantined', quarantineId, sopInstanceUid, sopClassUid, reasonCode: 'duplicate-conflict',
+          reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content`, element: tagName(0x00080018), byteOffset: null };
+      }
+      case 'versioned':
+        this.#log.info({ ...ids, previous: outcome.previous.blobKey }, 'new version stored; the previous one is kept as history');
+        return { status: 'stored', ...ids, seriesInstanceUid: attributes.series.seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'versioned' };
+      case 'overwritten':
+        await this.#blobs.delete(outcome.replaced.blobKey).catch((error) =>
+          this.#log.warn({ err: error, blobKey: outcome.replaced.blobKey }, 'could not delete the overwritten blob; verify will report it as unreferenced'));
+        this.#log.info({ ...ids }, 'instance overwritten by new content');
+        return { status: 'stored', ...ids, seriesInstanceUid: attributes.series.seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'overwritten' };
+    }
+  }
+
+  async #quarantine(writer: BlobWriter, stored: StoredObject, from: IngestSource, rejection: Rejection,
+    sopInstanceUid: string | null, sopClassUid: string | null): Promise<IngestResult> {
+    await writer.commit();
+    const quarantineId = await this.#index.quarantine({
+      ...stored, ...rejection, source: from.source, sopInstanceUid, originalName: from.originalName ?? null, receivedAt: new Date().toISOString(),
+    });
+    this.#log.warn({ quarantineId, source: from.source, file: from.originalName, reasonCode: rejection.reasonCode, element: rejection.element, byteOffset: rejection.byteOffset },
+      `quarantined: ${rejection.reason}`);
+    return { status: 'quarantined', quarantineId, sopInstanceUid, sopClassUid, ...rejection };
+  }
+}
+
+function feed(step: () => void): DicomParseError | undefined {
+  try {
+    step();
+    return undefined;
+  } catch (error) {
+    if (error instanceof DicomParseError) return error;
+    throw error;
+  }
+}
+
+/** Metric labels must stay few: "dimse:CT01" counts as "dimse". */
+function sourceLabel(source: string): string {
+  return source.split(':', 1)[0];
+}

@@ -1,0 +1,65 @@
+// Shared helpers for the codec's tests (test-only: reads the shared test data from disk).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { Part10Reader } from './part10-reader.ts';
+import type { Part10Header, Part10ReaderOptions } from './part10-reader.ts';
+import type { DataSet } from './dataset.ts';
+import { swapBytes, swapUnit } from './vr.ts';
+
+export const TESTDATA = '/work/shared/testdata/dicom';
+
+/** Every candidate DICOM file under the test data, relative paths. */
+export function testFiles(): string[] {
+  const walk = (dir: string): string[] =>
+    readdirSync(dir).sort().flatMap((name) => {
+      const p = join(dir, name);
+      return statSync(p).isDirectory() ? walk(p) : [p];
+    });
+  return walk(TESTDATA).filter((p) => !/\.(json|txt|dump|gz)$/i.test(p)).map((p) => relative(TESTDATA, p));
+}
+
+export function readTestFile(name: string): Uint8Array {
+  return new Uint8Array(readFileSync(join(TESTDATA, name)));
+}
+
+/** Parses `bytes` fed in chunks of `chunkSize` (whole when undefined). */
+export function parse(bytes: Uint8Array, chunkSize?: number, options?: Part10ReaderOptions): { header: Part10Header; reader: Part10Reader } {
+  const reader = new Part10Reader(options);
+  const step = chunkSize ?? bytes.length;
+  for (let i = 0; i < bytes.length; i += step) reader.push(bytes.subarray(i, i + step));
+  if (bytes.length === 0) reader.push(bytes);
+  return { header: reader.end(), reader };
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** A comparable snapshot of a data set, with everything the parser produced. */
+export function snapshot(ds: DataSet): unknown {
+  return {
+    littleEndian: ds.littleEndian,
+    elements: ds.elements.map((e) => ({
+      ...e,
+      value: e.value && hex(e.value),
+      items: e.items?.map(snapshot),
+      encapsulated: e.encapsulated && { bot: hex(e.encapsulated.basicOffsetTable), fragments: e.encapsulated.fragments },
+    })),
+  };
+}
+
+/**
+ * Encoding-independent content: tags, values normalized to little endian, nested items. VRs are compared
+ * only when `withVR` (Implicit VR loses them for private tags).
+ */
+export function content(ds: DataSet, withVR: boolean): unknown {
+  const le = ds.littleEndian ?? true;
+  return ds.elements.map((e) => {
+    const unit = swapUnit(e.vr);
+    const value = e.value && (le || unit === 1 ? e.value : swapBytes(e.value, unit));
+    return {
+      tag: e.tag.toString(16),
+      ...(withVR ? { vr: e.items ? 'SQ' : e.vr } : {}),
+      value: value && hex(value),
+      items: e.items?.map((i) => content(i, withVR)),
+    };
+  });
+}

@@ -1,0 +1,83 @@
+import type { FastifyInstance } from 'fastify';
+import type { Archive } from '../../app.ts';
+import { AtriumError } from '../../errors.ts';
+import type { Page } from '../../ports/index-store.ts';
+
+const MAX_PAGE = 1000;
+
+function page(query: Record<string, string | undefined>): Page {
+  const limit = query.limit === undefined ? 100 : Number(query.limit);
+  const offset = query.offset === undefined ? 0 : Number(query.offset);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new AtriumError('invalid-input', `limit must be a whole number from 1 to ${MAX_PAGE}`);
+  if (!Number.isInteger(offset) || offset < 0) throw new AtriumError('invalid-input', 'offset must be a whole number from 0');
+  return { limit, offset };
+}
+
+function found<T>(value: T | null, what: string): T {
+  if (value === null) throw new AtriumError('not-found', `no ${what}`);
+  return value;
+}
+
+type Query = Record<string, string | undefined>;
+type Params = Record<string, string>;
+
+/** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
+export async function adminRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+  const { index } = archive;
+
+  app.get('/api/health', async () => ({ status: 'ok', index: index.kind, blobs: archive.blobs.kind }));
+  app.get('/api/statistics', async () => await index.statistics());
+
+  app.get<{ Querystring: Query }>('/api/patients', async (req) =>
+    await index.listPatients({ patientId: req.query.patientId, patientName: req.query.patientName }, page(req.query)));
+
+  app.get<{ Querystring: Query }>('/api/studies', async (req) => {
+    const q = req.query;
+    return await index.listStudies({
+      patientId: q.patientId, patientName: q.patientName, accessionNumber: q.accessionNumber, studyDate: q.studyDate,
+      modality: q.modality, studyInstanceUid: q.studyInstanceUid,
+    }, page(q));
+  });
+  app.get<{ Params: Params }>('/api/studies/:study', async (req) => found(await index.getStudy(req.params.study), `study ${req.params.study}`));
+  app.get<{ Params: Params; Querystring: Query }>('/api/studies/:study/series', async (req) => {
+    found(await index.getStudy(req.params.study), `study ${req.params.study}`);
+    return await index.listSeries(req.params.study, page(req.query));
+  });
+  app.get<{ Params: Params }>('/api/series/:series', async (req) => found(await index.getSeries(req.params.series), `series ${req.params.series}`));
+  app.get<{ Params: Params; Querystring: Query }>('/api/series/:series/instances', async (req) => {
+    found(await index.getSeries(req.params.series), `series ${req.params.series}`);
+    return await index.listInstances(req.params.series, page(req.query));
+  });
+  app.get<{ Params: Params }>('/api/instances/:sop', async (req) => {
+    const instance = found(await index.findInstance(req.params.sop), `instance ${req.params.sop}`);
+    return { ...instance, metadata: await index.instanceMetadata(req.params.sop) };
+  });
+  app.get<{ Params: Params }>('/api/instances/:sop/file', async (req, reply) => {
+    const { instance, bytes } = await archive.retrieve.openInstance(req.params.sop);
+    return reply
+      .type('application/dicom')
+      .header('content-length', instance.sizeBytes)
+      .header('content-disposition', `attachment; filename="${instance.sopInstanceUid}.dcm"`)
+      .header('etag', `"${instance.sha256}"`)
+      .send(bytes);
+  });
+
+  // Upload one Part-10 file as the raw body (application/dicom): the simplest way in for scripts.
+  app.post('/api/instances', async (req, reply) => {
+    const result = await archive.ingest.ingest(req.raw, { source: 'rest', originalName: req.headers['x-file-name'] as string | undefined });
+    const status = result.status === 'stored' ? 201 : result.status === 'duplicate' ? 200 : 422;
+    return reply.status(status).send(result);
+  });
+
+  for (const level of ['study', 'series', 'instance'] as const) {
+    const path = level === 'study' ? '/api/studies/:uid' : level === 'series' ? '/api/series/:uid' : '/api/instances/:uid';
+    app.delete<{ Params: Params }>(path, async (req) => await archive.deletion.delete(level, req.params.uid));
+  }
+
+  app.get<{ Querystring: Query }>('/api/quarantine', async (req) => await index.listQuarantine(page(req.query)));
+  app.get<{ Params: Params }>('/api/quarantine/:id', async (req) => found(await index.getQuarantined(Number(req.params.id)), `quarantined object ${req.params.id}`));
+  app.get<{ Params: Params }>('/api/quarantine/:id/file', async (req, reply) => {
+    const entry = found(await index.getQuarantined(Number(req.params.id)), `quarantined object ${req.params.id}`);
+    return reply.type('application/octet-stream').header('content-length', entry.sizeBytes).send(await archive.retrieve.openQuarantined(entry.id));
+  });
+}

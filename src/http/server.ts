@@ -1,0 +1,30 @@
+import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
+import type { Archive } from '../app.ts';
+import { sendProblem } from './problem.ts';
+import { adminRoutes } from './admin/routes.ts';
+import { uiRoutes } from './ui/routes.ts';
+
+/** The HTTP transport: admin REST, metrics and the UI over one archive. */
+export async function createHttpServer(archive: Archive): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: archive.log.child({ transport: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: false,
+    // Part-10 uploads are streamed from the raw request, never buffered by a body parser.
+    bodyLimit: 1024 * 1024,
+  });
+  app.addContentTypeParser(['application/dicom', 'application/octet-stream'], (_req, _payload, done) => done(null));
+  app.setErrorHandler((error, request, reply) => sendProblem(error as Error, request, reply));
+  app.setNotFoundHandler((request, reply) => reply.status(404).type('application/problem+json')
+    .send({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no route ${request.method} ${request.url}` }));
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    archive.metrics.outboxPending.set((await archive.index.statistics()).pendingEvents);
+    return reply.type(archive.metrics.registry.contentType).send(await archive.metrics.registry.metrics());
+  });
+  await adminRoutes(app, archive);
+  await uiRoutes(app);
+  return app;
+}

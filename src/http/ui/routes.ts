@@ -1,0 +1,16 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+
+const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url));
+
+/** The built-in web UI: static pages over the admin REST (the OHIF viewer arrives with DICOMweb). */
+export async function uiRoutes(app: FastifyInstance): Promise<void> {
+  const files: Record<string, [string, Buffer]> = {
+    '/': ['text/html; charset=utf-8', asset('index.html')],
+    '/ui/app.js': ['text/javascript; charset=utf-8', asset('app.js')],
+    '/ui/style.css': ['text/css; charset=utf-8', asset('style.css')],
+  };
+  for (const [path, [type, body]] of Object.entries(files)) {
+    app.get(path, async (_req, reply) => reply.type(type).header('cache-control', 'no-cache').send(body));
+  }
+}

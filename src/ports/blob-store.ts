@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * Where stored objects' bytes live. Keys are chosen by the caller before writing (a random id, never a
+ * DICOM UID), so that S3 needs no server-side rename: a write goes straight to its final key and only
+ * becomes visible when committed.
+ */
+export interface BlobStore {
+  /** Human-readable name of the engine, for logs and stats ("fs", "s3"). */
+  readonly kind: string;
+  /** Starts writing the object `key`; nothing is visible under `key` until `commit()` resolves. */
+  createWriter(key: string): Promise<BlobWriter>;
+  /** Streams the object, or the inclusive-exclusive byte range [start, end). Rejects with BlobNotFoundError. */
+  read(key: string, range?: ByteRange): Promise<Readable>;
+  /** Size and last write of a committed object, or null when there is none. */
+  stat(key: string): Promise<{ size: number; modifiedAt: Date } | null>;
+  /** Removes a committed object; removing a missing one is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every committed key, in no particular order (for verify and garbage collection). */
+  list(): AsyncIterable<string>;
+  /**
+   * Removes what crashed writers left behind (temp files, unfinished multipart uploads): everything older
+   * than `olderThanMs`, and sooner whatever the store can tell belongs to a writer that no longer runs
+   * (the filesystem store knows the writer's PID). Returns how many were removed. Called at start-up.
+   */
+  cleanupIncomplete(olderThanMs?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Exclusive; absent means to the end of the object. */
+  end?: number;
+}
+
+export interface BlobWriter {
+  /** Appends bytes; resolves when the store can take more (backpressure). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Makes the object durable (fsync / completed upload) and then visible under its key. */
+  commit(): Promise<void>;
+  /** Discards everything written; safe to call after a failed write or twice. */
+  abort(): Promise<void>;
+  readonly bytesWritten: number;
+}
+
+export class BlobNotFoundError extends Error {
+  readonly key: string;
+  constructor(key: string) {
+    super(`blob not found: ${key}`);
+    this.name = 'BlobNotFoundError';
+    this.key = key;
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The index: what the archive knows about every stored object, answered without opening blobs.
+ * One contract, two engines (SQLite embedded, PostgreSQL scale-out), see adapters/index.
+ */
+
+export interface PatientAttributes {
+  patientId: string;
+  issuerOfPatientId: string;
+  patientName: string | null;
+  patientBirthDate: string | null;
+  patientSex: string | null;
+}
+
+export interface StudyAttributes {
+  studyInstanceUid: string;
+  studyDate: string | null;
+  studyTime: string | null;
+  accessionNumber: string | null;
+  studyDescription: string | null;
+  referringPhysicianName: string | null;
+  studyId: string | null;
+}
+
+export interface SeriesAttributes {
+  seriesInstanceUid: string;
+  modality: string | null;
+  seriesNumber: number | null;
+  seriesDescription: string | null;
+  bodyPartExamined: string | null;
+  seriesDate: string | null;
+  seriesTime: string | null;
+  performedProcedureStepStartDate: string | null;
+  performedProcedureStepStartTime: string | null;
+  institutionName: string | null;
+  stationName: string | null;
+  manufacturer: string | null;
+}
+
+export interface InstanceAttributes {
+  sopInstanceUid: string;
+  sopClassUid: string;
+  instanceNumber: number | null;
+  transferSyntaxUid: string;
+  numberOfFrames: number | null;
+  rows: number | null;
+  columns: number | null;
+  contentDate: string | null;
+  contentTime: string | null;
+}
+
+/** Where and what the stored bytes are. */
+export interface StoredObject {
+  blobKey: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+export interface NewInstance extends StoredObject {
+  patient: PatientAttributes;
+  study: StudyAttributes;
+  series: SeriesAttributes;
+  instance: InstanceAttributes;
+  /** DICOM JSON (PS3.18 F) of the whole dataset without bulk data, serialized. */
+  metadataJson: string;
+  /** Which transport brought it, e.g. "import", "dimse:CT_SCANNER", "stow". */
+  source: string;
+  receivedAt: string;
+}
+
+/** What to do when a SOP Instance UID arrives again with different bytes. */
+export type DuplicatePolicy = 'reject' | 'version' | 'overwrite';
+
+export type StoreOutcome =
+  | { kind: 'stored'; instancePk: number }
+  /** Same SOP Instance UID, same bytes: nothing to do, the caller drops its copy. */
+  | { kind: 'identical'; existing: StoredObject }
+  /** Same SOP Instance UID, other bytes, policy reject: the caller keeps its copy out of the archive. */
+  | { kind: 'conflict'; existing: StoredObject }
+  /** Policy version: the old object is kept as history. */
+  | { kind: 'versioned'; instancePk: number; previous: StoredObject }
+  /** Policy overwrite: the caller deletes `replaced` once this is committed. */
+  | { kind: 'overwritten'; instancePk: number; replaced: StoredObject };
+
+export interface QuarantineEntry extends StoredObject {
+  source: string;
+  /** Machine-readable reason, e.g. "truncated", "invalid-vr", "missing-uid", "duplicate-conflict". */
+  reasonCode: string;
+  reason: string;
+  /** The element concerned as "(gggg,eeee)", when there is one. */
+  element: string | null;
+  byteOffset: number | null;
+  sopInstanceUid: string | null;
+  originalName: string | null;
+  receivedAt: string;
+}
+
+export interface QuarantineRecord extends QuarantineEntry {
+  id: number;
+}
+
+export interface Page {
+  limit: number;
+  offset: number;
+}
+
+export interface Paged<T> {
+  items: T[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+/** Filters of the admin listing; `*` and `?` are wildcards in text fields, dates are YYYYMMDD or a range "A-B". */
+export interface StudyFilter {
+  patientId?: string;
+  patientName?: string;
+  accessionNumber?: string;
+  studyDate?: string;
+  modality?: string;
+  studyInstanceUid?: string;
+}
+
+export interface PatientRecord extends PatientAttributes {
+  pk: number;
+  numberOfStudies: number;
+}
+
+export interface StudyRecord extends StudyAttributes {
+  pk: number;
+  patient: PatientAttributes;
+  modalitiesInStudy: string[];
+  numberOfStudyRelatedSeries: number;
+  numberOfStudyRelatedInstances: number;
+  sizeBytes: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SeriesRecord extends SeriesAttributes {
+  pk: number;
+  studyInstanceUid: string;
+  numberOfSeriesRelatedInstances: number;
+  sizeBytes: number;
+}
+
+export interface InstanceRecord extends InstanceAttributes, StoredObject {
+  pk: number;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  source: string;
+  receivedAt: string;
+}
+
+export interface ArchiveStatistics {
+  patients: number;
+  studies: number;
+  series: number;
+  instances: number;
+  sizeBytes: number;
+  quarantined: number;
+  pendingEvents: number;
+}
+
+export interface OutboxEvent {
+  id: number;
+  eventType: string;
+  payload: unknown;
+  createdAt: string;
+}
+
+export interface IndexStore {
+  readonly kind: string;
+  /** Creates or upgrades the schema; safe to call from several nodes at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Indexes one durably stored object, in one transaction with its InstanceStored outbox event. */
+  storeInstance(instance: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome>;
+  findInstance(sopInstanceUid: string): Promise<InstanceRecord | null>;
+  instanceMetadata(sopInstanceUid: string): Promise<unknown | null>;
+
+  quarantine(entry: QuarantineEntry): Promise<number>;
+  listQuarantine(page: Page): Promise<Paged<QuarantineRecord>>;
+  getQuarantined(id: number): Promise<QuarantineRecord | null>;
+
+  listPatients(filter: { patientId?: string; patientName?: string }, page: Page): Promise<Paged<PatientRecord>>;
+  listStudies(filter: StudyFilter, page: Page): Promise<Paged<StudyRecord>>;
+  getStudy(studyInstanceUid: string): Promise<StudyRecord | null>;
+  listSeries(studyInstanceUid: string, page: Page): Promise<Paged<SeriesRecord>>;
+  getSeries(seriesInstanceUid: string): Promise<SeriesRecord | null>;
+  listInstances(seriesInstanceUid: string, page: Page): Promise<Paged<InstanceRecord>>;
+
+  /**
+   * Removes a study, series or instance from the index (with its history versions) and returns the
+   * blob keys the caller must delete afterwards. Counts of the parents are kept right.
+   */
+  deleteStudy(studyInstanceUid: string): Promise<string[] | null>;
+  deleteSeries(seriesInstanceUid: string): Promise<string[] | null>;
+  deleteInstance(sopInstanceUid: string): Promise<string[] | null>;
+
+  statistics(): Promise<ArchiveStatistics>;
+  /** Every object the index points at (instances, versions, quarantine), for verify and GC. */
+  storedObjects(): AsyncIterable<StoredObject & { sopInstanceUid: string | null; where: 'instance' | 'version' | 'quarantine' }>;
+
+  pendingEvents(limit: number): Promise<OutboxEvent[]>;
+  markEventsDispatched(ids: number[]): Promise<void>;
+}
