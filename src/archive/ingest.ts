@@ -91,7 +91,7 @@ export class IngestService {
     if (parseError || !header) {
       const e = parseError!;
       return await this.#quarantine(writer, stored, from, {
-        reasonCode: e.code, reason: e.message, element: e.tag === undefined ? null : tagName(e.tag), byteOffset: e.offset,
+        reasonCode: e.code.toLowerCase().replace(/_/g, '-'), reason: e.message, element: e.tag === undefined ? null : tagName(e.tag), byteOffset: e.offset,
       }, null, null);
     }
     const attributes = indexedAttributes(header);
@@ -103,7 +103,9 @@ export class IngestService {
     const { sopInstanceUid, sopClassUid, transferSyntaxUid } = attributes.instance;
     const metadataJson = JSON.stringify(toDicomJson(header.dataset, {
       characterSet: attributes.characterSet,
-      // Bulk values stay in the blob; DICOMweb resolves these relative URIs against the instance's URL.
+      // Every binary value, however small, is left in the blob: the metadata is text a viewer loads for a
+      // whole study at once. DICOMweb resolves these relative URIs against the instance's URL.
+      inlineBinaryMax: 0,
       bulkDataUri: (tagPath: number[]) => `bulkdata/${tagPath.map((t: number) => t.toString(16).toUpperCase().padStart(8, '0')).join('/')}`,
     }));
     let outcome;
