@@ -13,12 +13,18 @@ export interface IngestSource {
   source: string;
   /** A file name or path, kept with quarantined objects to help find the sender. */
   originalName?: string;
+  /**
+   * What to do with bytes that are not DICOM at all. A network peer that sends them is quarantined like any
+   * malformed object; a folder import skips them (README.TXT and AUTORUN.INF on a CD are not evidence).
+   */
+  notDicom?: 'quarantine' | 'skip';
 }
 
 export type IngestResult =
   | { status: 'stored'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; seriesInstanceUid: string; transferSyntaxUid: string; blobKey: string; sizeBytes: number; replaced?: 'versioned' | 'overwritten' }
   | { status: 'duplicate'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; blobKey: string; sizeBytes: number }
-  | { status: 'quarantined'; quarantineId: number; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection;
+  | { status: 'quarantined'; quarantineId: number; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection
+  | { status: 'skipped'; reasonCode: 'not-dicom'; reason: string };
 
 export interface IngestOptions {
   duplicatePolicy: DuplicatePolicy;
@@ -90,6 +96,10 @@ export class IngestService {
 
     if (parseError || !header) {
       const e = parseError!;
+      if (e.code === 'NOT_DICOM' && from.notDicom === 'skip') {
+        await writer.abort();
+        return { status: 'skipped', reasonCode: 'not-dicom', reason: e.message };
+      }
       return await this.#quarantine(writer, stored, from, {
         reasonCode: e.code.toLowerCase().replace(/_/g, '-'), reason: e.message, element: e.tag === undefined ? null : tagName(e.tag), byteOffset: e.offset,
       }, null, null);

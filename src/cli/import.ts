@@ -13,12 +13,13 @@ export async function importCommand(config: AtriumConfig, paths: string[], optio
   try {
     const summary = await importPaths(archive.ingest, paths, {
       concurrency: options.concurrency,
+      recordOutcomes: options.json,
       onDiscovered: (n) => bar?.start(n, 0, counts),
       onFileDone: (_file, result) => {
         if (!(result instanceof Error)) {
           if (result.status === 'stored') counts.stored++;
           else if (result.status === 'duplicate') counts.duplicates++;
-          else counts.quarantined++;
+          else if (result.status === 'quarantined') counts.quarantined++;
         }
         bar?.increment(1, counts);
       },
@@ -28,9 +29,10 @@ export async function importCommand(config: AtriumConfig, paths: string[], optio
       console.log(JSON.stringify(summary, null, 2));
     } else {
       const mb = (summary.bytes / 1024 / 1024).toFixed(1);
-      console.log(`${summary.files} files: ${summary.stored} stored (${mb} MB), ${summary.duplicates} duplicates, ${summary.quarantined.length} quarantined, ${summary.failed.length} failed`);
+      console.log(`${summary.files} files: ${summary.stored} stored (${mb} MB), ${summary.duplicates} duplicates, ${summary.quarantined.length} quarantined, ${summary.skipped.length} not DICOM, ${summary.failed.length} failed`);
       if (summary.dicomdirs) console.log(`${summary.dicomdirs} DICOMDIR read${summary.missingFromDicomdir.length ? `, ${summary.missingFromDicomdir.length} referenced files missing` : ''}`);
       for (const q of summary.quarantined) console.log(`  quarantined ${q.file}: ${q.reasonCode}: ${q.reason}`);
+      for (const f of summary.skipped) console.log(`  skipped ${f.file}: not DICOM`);
       for (const f of summary.failed) console.log(`  failed ${f.file}: ${f.error}`);
       for (const m of summary.missingFromDicomdir) console.log(`  missing ${m} (referenced by a DICOMDIR)`);
     }

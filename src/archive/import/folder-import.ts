@@ -4,10 +4,19 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { IngestService, IngestResult } from '../ingest.ts';
 import { dicomdirReferencedFiles } from './dicomdir.ts';
 
+export interface ImportOutcome {
+  file: string;
+  status: IngestResult['status'] | 'failed';
+  sopInstanceUid: string | null;
+  reasonCode: string | null;
+}
+
 export interface ImportSummary {
   files: number;
   stored: number;
   duplicates: number;
+  /** Files that are not DICOM at all (text, archives...): not imported, not quarantined. */
+  skipped: { file: string; reason: string }[];
   quarantined: { file: string; reasonCode: string; reason: string }[];
   failed: { file: string; error: string }[];
   /** DICOMDIR files read; they index media and are not archived themselves. */
@@ -15,6 +24,8 @@ export interface ImportSummary {
   /** Files a DICOMDIR refers to that are not on the media. */
   missingFromDicomdir: string[];
   bytes: number;
+  /** Per file, only when asked for (`recordOutcomes`): a large import would otherwise hold them all. */
+  outcomes?: ImportOutcome[];
 }
 
 export interface ImportProgress {
@@ -29,8 +40,9 @@ const IGNORED = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
  * walked recursively; a DICOMDIR is read for the files it references (which may sit outside the walk,
  * or be missing), and is not archived itself.
  */
-export async function importPaths(ingest: IngestService, paths: string[], options: { concurrency: number } & ImportProgress): Promise<ImportSummary> {
-  const summary: ImportSummary = { files: 0, stored: 0, duplicates: 0, quarantined: [], failed: [], dicomdirs: 0, missingFromDicomdir: [], bytes: 0 };
+export async function importPaths(ingest: IngestService, paths: string[], options: { concurrency: number; recordOutcomes?: boolean } & ImportProgress): Promise<ImportSummary> {
+  const summary: ImportSummary = { files: 0, stored: 0, duplicates: 0, skipped: [], quarantined: [], failed: [], dicomdirs: 0, missingFromDicomdir: [], bytes: 0 };
+  if (options.recordOutcomes) summary.outcomes = [];
   const queue = new Set<string>();
   for (const path of paths) await collect(resolve(path), queue, summary);
   options.onDiscovered?.(queue.size);
@@ -42,13 +54,19 @@ export async function importPaths(ingest: IngestService, paths: string[], option
       const file = files[next++];
       summary.files++;
       try {
-        const result = await ingest.ingest(createReadStream(file, { highWaterMark: 1024 * 1024 }), { source: 'import', originalName: file });
+        const result = await ingest.ingest(createReadStream(file, { highWaterMark: 1024 * 1024 }), { source: 'import', originalName: file, notDicom: 'skip' });
         if (result.status === 'stored') { summary.stored++; summary.bytes += result.sizeBytes; }
         else if (result.status === 'duplicate') summary.duplicates++;
+        else if (result.status === 'skipped') summary.skipped.push({ file, reason: result.reason });
         else summary.quarantined.push({ file, reasonCode: result.reasonCode, reason: result.reason });
+        summary.outcomes?.push({
+          file, status: result.status, sopInstanceUid: 'sopInstanceUid' in result ? result.sopInstanceUid : null,
+          reasonCode: 'reasonCode' in result ? result.reasonCode : null,
+        });
         options.onFileDone?.(file, result);
       } catch (error) {
         summary.failed.push({ file, error: (error as Error).message });
+        summary.outcomes?.push({ file, status: 'failed', sopInstanceUid: null, reasonCode: null });
         options.onFileDone?.(file, error as Error);
       }
     }
