@@ -3,10 +3,11 @@ import type { AtriumConfig } from '../config/config.ts';
 import { openArchive } from '../app.ts';
 import { importPaths } from '../archive/import/folder-import.ts';
 
-export async function importCommand(config: AtriumConfig, paths: string[], options: { concurrency: number; json: boolean; progress: boolean }): Promise<number> {
+export async function importCommand(config: AtriumConfig, paths: string[], options: { concurrency: number; json: boolean; progress: boolean; verbose: boolean }): Promise<number> {
   // The CLI speaks to people on stdout/stderr; the log only carries warnings (quarantine reasons etc.).
   const archive = await openArchive({ ...config, log: { level: config.log.level === 'info' ? 'warn' : config.log.level } });
-  const bar = options.progress && process.stderr.isTTY
+  // A progress bar redraws its line; per-file lines (--verbose) and it would garble each other.
+  const bar = options.progress && !options.verbose && process.stderr.isTTY
     ? new cliProgress.SingleBar({ format: 'importing [{bar}] {value}/{total} files | {stored} stored, {duplicates} duplicate, {quarantined} quarantined | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic)
     : null;
   const counts = { stored: 0, duplicates: 0, quarantined: 0 };
@@ -15,7 +16,14 @@ export async function importCommand(config: AtriumConfig, paths: string[], optio
       concurrency: options.concurrency,
       recordOutcomes: options.json,
       onDiscovered: (n) => bar?.start(n, 0, counts),
-      onFileDone: (_file, result) => {
+      onFileDone: (file, result) => {
+        // Printed only once the outcome is durable: a "stored" line is a promise the archive keeps.
+        if (options.verbose) {
+          const line = result instanceof Error ? `failed ${file}: ${result.message}`
+            : result.status === 'stored' || result.status === 'duplicate' ? `${result.status} ${file} ${result.sopInstanceUid}`
+            : `${result.status} ${file}: ${result.reasonCode}`;
+          process.stdout.write(`${line}\n`);
+        }
         if (!(result instanceof Error)) {
           if (result.status === 'stored') counts.stored++;
           else if (result.status === 'duplicate') counts.duplicates++;

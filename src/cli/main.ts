@@ -26,11 +26,12 @@ withConfig(program.command('import').description('import DICOM files and folders
   .argument('<paths...>', 'files or folders')
   .option('-j, --concurrency <n>', 'files imported at once (default: ingest.importConcurrency)')
   .option('--json', 'print the summary as JSON on stdout')
+  .option('-v, --verbose', 'print one line per file as soon as its outcome is known')
   .option('--no-progress', 'no progress bar')
   .action(async (paths: string[], options) => {
     const cfg = config(options);
     const concurrency = options.concurrency ? Number(options.concurrency) : cfg.ingest.importConcurrency;
-    process.exitCode = await importCommand(cfg, paths, { concurrency, json: !!options.json, progress: options.progress });
+    process.exitCode = await importCommand(cfg, paths, { concurrency, json: !!options.json, progress: options.progress, verbose: !!options.verbose });
   });
 
 withConfig(program.command('verify').description('re-read every stored object and check its size and SHA-256'))

@@ -191,6 +191,8 @@ function encodeJsonValues(tag: number, vr: string, values: DicomJsonValue[], cha
       const pn = v as DicomJsonPersonName;
       return [pn.Alphabetic ?? '', pn.Ideographic ?? '', pn.Phonetic ?? ''].join('=').replace(/=+$/, '');
     }).join('\\');
+  } else if (vr === 'DS' || vr === 'IS') {
+    text = values.map((v) => (v === null ? '' : typeof v === 'number' ? formatNumber(v) : String(v))).join('\\');
   } else {
     text = values.map((v) => (v === null ? '' : String(v))).join('\\');
   }
@@ -209,4 +211,14 @@ function encodeText(tag: number, vr: string, text: string, charset: string[] | u
     out[i] = c;
   }
   return out;
+}
+
+/** A JSON number as DS/IS text: at most 16 characters (PS3.5 Table 6.2-1), keeping the sign of -0. */
+function formatNumber(n: number): string {
+  if (Object.is(n, -0)) return '-0';
+  let text = String(n);
+  for (let precision = 15; text.length > 16 && precision > 0; precision--) {
+    text = n.toPrecision(precision).replace(/\.?0+(?=e|$)/, '');
+  }
+  return text;
 }

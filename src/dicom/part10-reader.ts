@@ -236,8 +236,7 @@ export class Part10Reader {
 
 /**
  * Encoding of a data set without file meta, guessed from its first element as DCMTK and pydicom do: a valid
- * VR at bytes 4-5 means Explicit VR, and the byte order is the one giving the smaller group number (data sets
- * start with low groups such as 0008).
+ * VR at bytes 4-5 means Explicit VR; Implicit VR Big Endian was retired and is not detected.
  */
 function detectEncoding(b: Uint8Array): { uid: string } | undefined {
   if (b.length < 8) return undefined;
@@ -246,7 +245,9 @@ function detectEncoding(b: Uint8Array): { uid: string } | undefined {
   const groupBE = dv.getUint16(0, false);
   const vr = String.fromCharCode(b[4], b[5]);
   const explicit = VALID_VRS.has(vr);
-  const le = explicit ? groupLE <= groupBE : true;
+  // Big endian data sets start with low groups (0008, 0010...), whose little endian reading has a zero low
+  // byte (0800, 1000...); anything else is read as little endian, by far the common case.
+  const le = !(explicit && (groupLE & 0xff) === 0 && groupBE < groupLE);
   const group = le ? groupLE : groupBE;
   if (group < 0x0002 || group > 0x7fe0) return undefined;
   if (explicit) {

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { Part10Reader } from './part10-reader.ts';
 import type { Part10Header, Part10ReaderOptions } from './part10-reader.ts';
 import type { DataSet } from './dataset.ts';
-import { swapBytes, swapUnit } from './vr.ts';
+import { paddingByte, swapBytes, swapUnit } from './vr.ts';
 
 export const TESTDATA = '/work/shared/testdata/dicom';
 
@@ -54,7 +54,9 @@ export function content(ds: DataSet, withVR: boolean): unknown {
   const le = ds.littleEndian ?? true;
   return ds.elements.map((e) => {
     const unit = swapUnit(e.vr);
-    const value = e.value && (le || unit === 1 ? e.value : swapBytes(e.value, unit));
+    let value = e.value && (le || unit === 1 ? e.value : swapBytes(e.value, unit));
+    // The writer pads odd (non-conformant) lengths, as PS3.5 7.1.1 requires.
+    if (value && value.length % 2 === 1) value = new Uint8Array([...value, paddingByte(e.vr)]);
     return {
       tag: e.tag.toString(16),
       ...(withVR ? { vr: e.items ? 'SQ' : e.vr } : {}),

@@ -33,7 +33,12 @@ export class SqlIndexStore implements IndexStore {
   }
 
   async migrate(): Promise<void> {
-    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind) });
+    // Kysely looks for its bookkeeping tables across every schema it can see; with several Atrium
+    // databases as schemas of one PostgreSQL database it would find another's. Pin it to ours.
+    const migrationTableSchema = this.kind === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(this.#db)).rows[0]?.schema
+      : undefined;
+    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind), migrationTableSchema });
     const { error, results } = await migrator.migrateToLatest();
     if (error) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';

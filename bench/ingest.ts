@@ -1,0 +1,266 @@
+/**
+ * Ingest benchmark: how fast does `atrium import` archive a folder of CT slices, compared with a plain
+ * durable file copy of the same folder on the same disk? A benchmark, not a test: nothing is asserted
+ * about time. See docs/benchmarks.md.
+ *
+ *   npm run bench:ingest -- [--count 1000] [--concurrency 4] [--engines sqlite,postgres]
+ *                           [--per-study 100] [--tmp <dir>] [--json]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { openArchive } from '../src/app.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { importPaths } from '../src/archive/import/folder-import.ts';
+import { Metrics } from '../src/observability/metrics.ts';
+import { createTestSchema } from '../test/support/postgres.ts';
+import { generateCorpus, listFiles, warmPageCache, type Corpus } from './support/corpus.ts';
+import { durableCopy } from './support/durable-copy.ts';
+
+const ENGINES = ['sqlite', 'postgres'] as const;
+type Engine = (typeof ENGINES)[number];
+
+interface RunResult {
+  name: string;
+  /** Files handed to the run, stored by it, and (Atrium) instances the index counts afterwards. */
+  files: number;
+  stored: number;
+  indexed: number | null;
+  bytes: number;
+  seconds: number;
+  instancesPerSecond: number;
+  mbPerSecond: number;
+  /** This run's rate over the baseline copy's rate (1 for the baseline itself). */
+  ratioToCopy: number;
+  /** CPU time of this process (user + system) over wall time; 100 = one core busy. */
+  cpuPercent: number;
+  duplicates?: number;
+  quarantined?: number;
+  failed?: number;
+  warnings: string[];
+}
+
+function usage(message?: string): never {
+  if (message) console.error(`bench:ingest: ${message}`);
+  console.error('usage: npm run bench:ingest -- [--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--tmp DIR] [--json]');
+  process.exit(2);
+}
+
+const { values: args } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        count: { type: 'string', default: '1000' },
+        concurrency: { type: 'string', short: 'j', default: '4' },
+        engines: { type: 'string' },
+        'per-study': { type: 'string', default: '100' },
+        tmp: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+    });
+  } catch (error) {
+    return usage((error as Error).message);
+  }
+})();
+if (args.help) usage();
+
+const positiveInt = (name: string, value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) usage(`--${name} must be a whole number of at least 1, got "${value}"`);
+  return n;
+};
+const count = positiveInt('count', args.count);
+const concurrency = positiveInt('concurrency', args.concurrency);
+const perStudy = positiveInt('per-study', args['per-study']);
+const enginesExplicit = args.engines !== undefined;
+const engines: Engine[] = (args.engines ?? ENGINES.join(',')).split(',').map((e) => e.trim().replace(/\+fs$/, '')).filter(Boolean).map((e) => {
+  if (!(ENGINES as readonly string[]).includes(e)) usage(`--engines takes ${ENGINES.join(', ')} (comma-separated), got "${e}"`);
+  return e as Engine;
+});
+if (engines.length === 0) usage('--engines is empty');
+
+/** Progress and notes go to stderr, so that --json leaves stdout to the result. */
+const note = (message: string) => console.error(`[bench] ${message}`);
+
+const cleanups: (() => Promise<void>)[] = [];
+async function cleanup(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) {
+    await fn().catch((error: unknown) => console.error(`[bench] cleanup failed: ${(error as Error).message}`));
+  }
+}
+process.once('SIGINT', () => {
+  note('interrupted: cleaning up');
+  void cleanup().finally(() => process.exit(130));
+});
+
+/** Flushes every file system's dirty data (Linux/macOS `sync`), so that no run pays for another's write-back. */
+function syncAll(): void {
+  try {
+    execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // No `sync` binary: the corpus and every run fsync their own files anyway.
+  }
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; cpuPercent: number }> {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const value = await fn();
+  const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  return { value, seconds, cpuPercent: ((used.user + used.system) / 1e6 / seconds) * 100 };
+}
+
+function rates(bytes: number, files: number, seconds: number) {
+  return { instancesPerSecond: files / seconds, mbPerSecond: bytes / 1e6 / seconds };
+}
+
+async function runBaseline(corpus: Corpus, tmpRoot: string): Promise<RunResult> {
+  const dest = await mkdtemp(join(tmpRoot, 'copy-'));
+  note(`baseline: durable copy of ${corpus.files.length} files, ${concurrency} at a time -> ${dest}`);
+  const { value: summary, seconds, cpuPercent } = await timed(() => durableCopy(corpus.root, corpus.files, dest, concurrency));
+  const onDisk = (await listFiles(dest)).filter((f) => !f.includes(`${join(dest, '.incoming')}`)).length;
+  const warnings: string[] = [];
+  if (summary.copied !== count || onDisk !== count) warnings.push(`baseline copied ${summary.copied} files (${onDisk} on disk), expected ${count}`);
+  await rm(dest, { recursive: true, force: true });
+  return {
+    name: 'baseline: fsync\'d copy', files: summary.files, stored: summary.copied, indexed: null, bytes: summary.bytes, seconds,
+    ...rates(summary.bytes, summary.copied, seconds), ratioToCopy: 1, cpuPercent, warnings,
+  };
+}
+
+async function runAtrium(engine: Engine, corpus: Corpus, tmpRoot: string): Promise<RunResult> {
+  const dataDir = await mkdtemp(join(tmpRoot, `atrium-${engine}-`));
+  // Only what is set here: ATRIUM_* variables of the calling shell do not leak into the benchmark.
+  const env: Record<string, string> = { ATRIUM_LOG_LEVEL: 'warn' };
+  if (engine === 'postgres') {
+    const schema = await createTestSchema();
+    cleanups.push(() => schema.drop());
+    Object.assign(env, { ATRIUM_INDEX_ENGINE: 'postgres', ATRIUM_POSTGRES_URL: schema.connectionString });
+    note(`${engine}+fs: PostgreSQL schema ${schema.schema}, blobs in ${dataDir}`);
+  } else {
+    note(`${engine}+fs: data folder ${dataDir}`);
+  }
+  const config = loadConfig({ dataDir, env });
+  // Opening (migrations included) is not timed; the import is what `atrium import` does after opening.
+  const archive = await openArchive(config, { log: pino({ level: 'warn' }, pino.destination(2)), metrics: new Metrics({ defaultMetrics: false }) });
+  let indexed: number;
+  let result;
+  try {
+    result = await timed(() => importPaths(archive.ingest, [corpus.root], { concurrency }));
+    indexed = (await archive.index.statistics()).instances;
+  } finally {
+    await archive.close();
+  }
+  const { value: summary, seconds, cpuPercent } = result;
+  const warnings: string[] = [];
+  if (summary.stored !== count) warnings.push(`${engine}+fs stored ${summary.stored} instances, expected ${count}`);
+  if (indexed !== count) warnings.push(`${engine}+fs index counts ${indexed} instances, expected ${count}`);
+  for (const q of summary.quarantined.slice(0, 3)) warnings.push(`quarantined ${q.file}: ${q.reasonCode}: ${q.reason}`);
+  for (const f of summary.failed.slice(0, 3)) warnings.push(`failed ${f.file}: ${f.error}`);
+  await rm(dataDir, { recursive: true, force: true });
+  return {
+    name: `atrium: ${engine}+fs`, files: summary.files, stored: summary.stored, indexed, bytes: summary.bytes, seconds,
+    ...rates(summary.bytes, summary.stored, seconds), ratioToCopy: 0, cpuPercent,
+    duplicates: summary.duplicates, quarantined: summary.quarantined.length, failed: summary.failed.length, warnings,
+  };
+}
+
+function table(rows: RunResult[]): string {
+  const header = ['run', 'stored', 'indexed', 'seconds', 'inst/s', 'MB/s', 'CPU%', 'vs copy'];
+  const cells = rows.map((r) => [
+    r.name, String(r.stored), r.indexed === null ? '-' : String(r.indexed), r.seconds.toFixed(2), r.instancesPerSecond.toFixed(1),
+    r.mbPerSecond.toFixed(1), `${r.cpuPercent.toFixed(0)}%`, r.ratioToCopy.toFixed(2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const tmpRoot = await mkdtemp(join(args.tmp ?? os.tmpdir(), 'atrium-bench-'));
+  cleanups.push(() => rm(tmpRoot, { recursive: true, force: true }));
+
+  // Fail early, before generating anything, when PostgreSQL was asked for and is not there.
+  const runEngines = [...engines];
+  const skipped: string[] = [];
+  if (runEngines.includes('postgres')) {
+    try {
+      const probe = await createTestSchema();
+      await probe.drop();
+    } catch (error) {
+      if (enginesExplicit) throw error;
+      runEngines.splice(runEngines.indexOf('postgres'), 1);
+      skipped.push(`postgres+fs skipped: ${(error as Error).message}`);
+      note(`WARNING: ${skipped.at(-1)}`);
+    }
+  }
+
+  note(`generating ${count} synthetic CT instances (512x512x16-bit) in studies of ${perStudy} under ${tmpRoot}`);
+  const genStart = performance.now();
+  const corpus = await generateCorpus(join(tmpRoot, 'corpus'), count, perStudy, (n) => { if (n % 250 === 0) note(`  ${n}/${count}`); });
+  note(`corpus: ${corpus.files.length} files, ${(corpus.bytes / 1e6).toFixed(1)} MB, ${corpus.studies} studies, made in ${((performance.now() - genStart) / 1000).toFixed(1)} s (not timed)`);
+  syncAll();
+  await warmPageCache(corpus.files);
+
+  const rows: RunResult[] = [];
+  const baseline = await runBaseline(corpus, tmpRoot);
+  rows.push(baseline);
+  for (const engine of runEngines) {
+    syncAll();
+    const row = await runAtrium(engine, corpus, tmpRoot);
+    row.ratioToCopy = row.instancesPerSecond / baseline.instancesPerSecond;
+    rows.push(row);
+  }
+
+  const cpus = os.cpus();
+  const machine = {
+    cores: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version, platform: `${process.platform} ${process.arch}`, tmp: tmpRoot,
+  };
+  const pageCache = 'corpus fsynced after generation, then read once in full (warm page cache) before any timed run; runs in order: baseline copy, then Atrium per engine, with a global `sync` before each Atrium run';
+  const warnings = [...skipped, ...rows.flatMap((r) => r.warnings)];
+
+  if (args.json) {
+    console.log(JSON.stringify({
+      date: new Date().toISOString(), machine, count, concurrency, perStudy, corpusBytes: corpus.bytes, studies: corpus.studies, pageCache,
+      baselineMethod: 'per file: stream into .incoming/<uuid>.tmp, fsync file, close, mkdir -p, rename into place, fsync destination folder (and any folder mkdir created)',
+      runs: rows, warnings,
+    }, null, 2));
+  } else {
+    console.log('');
+    console.log(`Atrium ingest benchmark: ${count} CT instances 512x512x16-bit (${(corpus.bytes / 1e6).toFixed(1)} MB, ${corpus.studies} studies), concurrency ${concurrency}`);
+    console.log(`Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Node ${machine.node}, ${machine.platform}`);
+    console.log(`Disk: temp folders under ${tmpRoot}`);
+    console.log(`Page cache: ${pageCache}.`);
+    console.log('Baseline: per file, stream into a temp file, fsync it, rename into place, fsync the folder (1 dir fsync per file).');
+    console.log('');
+    console.log(table(rows));
+    console.log('');
+    console.log('inst/s and MB/s (10^6 bytes) are over the timed import/copy only; "vs copy" = rate / baseline rate;');
+    console.log('CPU% = CPU time of this Node process / wall time (100% = one core; PostgreSQL server CPU not included).');
+    if (warnings.length) {
+      console.log('');
+      for (const w of warnings) console.log(`!!! WARNING: ${w}`);
+    }
+  }
+  if (rows.some((r) => r.stored !== count || (r.indexed !== null && r.indexed !== count))) {
+    console.error(`\n!!!!!!!! WARNING: NOT EVERY RUN STORED ${count} INSTANCES: the figures above are not comparable !!!!!!!!\n`);
+    process.exitCode = 1;
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(`bench:ingest: ${(error as Error).stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
