@@ -4,7 +4,7 @@
  * about time. See docs/benchmarks.md.
  *
  *   npm run bench:ingest -- [--count 1000] [--concurrency 4] [--engines sqlite,postgres]
- *                           [--per-study 100] [--tmp <dir>] [--json]
+ *                           [--per-study 100] [--repeat 3] [--tmp <dir>] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -38,6 +38,8 @@ interface RunResult {
   ratioToCopy: number;
   /** CPU time of this process (user + system) over wall time; 100 = one core busy. */
   cpuPercent: number;
+  /** With --repeat: the seconds of every repetition (the row shows the median one). */
+  secondsAll?: number[];
   duplicates?: number;
   quarantined?: number;
   failed?: number;
@@ -46,7 +48,7 @@ interface RunResult {
 
 function usage(message?: string): never {
   if (message) console.error(`bench:ingest: ${message}`);
-  console.error('usage: npm run bench:ingest -- [--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--tmp DIR] [--json]');
+  console.error('usage: npm run bench:ingest -- [--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--repeat N] [--tmp DIR] [--json]');
   process.exit(2);
 }
 
@@ -58,6 +60,7 @@ const { values: args } = (() => {
         concurrency: { type: 'string', short: 'j', default: '4' },
         engines: { type: 'string' },
         'per-study': { type: 'string', default: '100' },
+        repeat: { type: 'string', default: '3' },
         tmp: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -78,6 +81,7 @@ const positiveInt = (name: string, value: string): number => {
 const count = positiveInt('count', args.count);
 const concurrency = positiveInt('concurrency', args.concurrency);
 const perStudy = positiveInt('per-study', args['per-study']);
+const repeat = positiveInt('repeat', args.repeat);
 const enginesExplicit = args.engines !== undefined;
 const engines: Engine[] = (args.engines ?? ENGINES.join(',')).split(',').map((e) => e.trim().replace(/\+fs$/, '')).filter(Boolean).map((e) => {
   if (!(ENGINES as readonly string[]).includes(e)) usage(`--engines takes ${ENGINES.join(', ')} (comma-separated), got "${e}"`);
@@ -172,6 +176,12 @@ async function runAtrium(engine: Engine, corpus: Corpus, tmpRoot: string): Promi
   };
 }
 
+/** The repetition with the median time (the lower middle one for an even count), with every time kept. */
+function median(runs: RunResult[]): RunResult {
+  const sorted = [...runs].sort((a, b) => a.seconds - b.seconds);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)], secondsAll: runs.map((r) => r.seconds) };
+}
+
 function table(rows: RunResult[]): string {
   const header = ['run', 'stored', 'indexed', 'seconds', 'inst/s', 'MB/s', 'CPU%', 'vs copy'];
   const cells = rows.map((r) => [
@@ -209,33 +219,39 @@ async function main(): Promise<void> {
   syncAll();
   await warmPageCache(corpus.files);
 
-  const rows: RunResult[] = [];
-  const baseline = await runBaseline(corpus, tmpRoot);
-  rows.push(baseline);
-  for (const engine of runEngines) {
-    syncAll();
-    const row = await runAtrium(engine, corpus, tmpRoot);
-    row.ratioToCopy = row.instancesPerSecond / baseline.instancesPerSecond;
-    rows.push(row);
+  // Repetitions are interleaved (copy, engines, copy, engines...) so that a slow spell of a shared
+  // machine hits every run alike; each row then shows its median repetition.
+  const all: RunResult[][] = [];
+  for (let r = 0; r < repeat; r++) {
+    if (repeat > 1) note(`repetition ${r + 1}/${repeat}`);
+    const round = [await runBaseline(corpus, tmpRoot)];
+    for (const engine of runEngines) {
+      syncAll();
+      round.push(await runAtrium(engine, corpus, tmpRoot));
+    }
+    all.push(round);
   }
+  const rows = all[0].map((_, i) => median(all.map((round) => round[i])));
+  const baseline = rows[0];
+  for (const row of rows.slice(1)) row.ratioToCopy = row.instancesPerSecond / baseline.instancesPerSecond;
 
   const cpus = os.cpus();
   const machine = {
     cores: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
     node: process.version, platform: `${process.platform} ${process.arch}`, tmp: tmpRoot,
   };
-  const pageCache = 'corpus fsynced after generation, then read once in full (warm page cache) before any timed run; runs in order: baseline copy, then Atrium per engine, with a global `sync` before each Atrium run';
-  const warnings = [...skipped, ...rows.flatMap((r) => r.warnings)];
+  const pageCache = `corpus fsynced after generation, then read once in full (warm page cache) before any timed run; runs in order: baseline copy, then Atrium per engine, with a global \`sync\` before each Atrium run${repeat > 1 ? `; that sequence repeated ${repeat} times` : ''}`;
+  const warnings = [...skipped, ...new Set(all.flat().flatMap((r) => r.warnings))];
 
   if (args.json) {
     console.log(JSON.stringify({
-      date: new Date().toISOString(), machine, count, concurrency, perStudy, corpusBytes: corpus.bytes, studies: corpus.studies, pageCache,
+      date: new Date().toISOString(), machine, count, concurrency, perStudy, repeat, corpusBytes: corpus.bytes, studies: corpus.studies, pageCache,
       baselineMethod: 'per file: stream into .incoming/<uuid>.tmp, fsync file, close, mkdir -p, rename into place, fsync destination folder (and any folder mkdir created)',
       runs: rows, warnings,
     }, null, 2));
   } else {
     console.log('');
-    console.log(`Atrium ingest benchmark: ${count} CT instances 512x512x16-bit (${(corpus.bytes / 1e6).toFixed(1)} MB, ${corpus.studies} studies), concurrency ${concurrency}`);
+    console.log(`Atrium ingest benchmark: ${count} CT instances 512x512x16-bit (${(corpus.bytes / 1e6).toFixed(1)} MB, ${corpus.studies} studies), concurrency ${concurrency}, median of ${repeat}`);
     console.log(`Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Node ${machine.node}, ${machine.platform}`);
     console.log(`Disk: temp folders under ${tmpRoot}`);
     console.log(`Page cache: ${pageCache}.`);
@@ -243,6 +259,7 @@ async function main(): Promise<void> {
     console.log('');
     console.log(table(rows));
     console.log('');
+    if (repeat > 1) console.log(`seconds per repetition: ${rows.map((r) => `${r.name} ${r.secondsAll!.map((x) => x.toFixed(2)).join(' / ')}`).join('; ')}`);
     console.log('inst/s and MB/s (10^6 bytes) are over the timed import/copy only; "vs copy" = rate / baseline rate;');
     console.log('CPU% = CPU time of this Node process / wall time (100% = one core; PostgreSQL server CPU not included).');
     if (warnings.length) {
@@ -250,7 +267,7 @@ async function main(): Promise<void> {
       for (const w of warnings) console.log(`!!! WARNING: ${w}`);
     }
   }
-  if (rows.some((r) => r.stored !== count || (r.indexed !== null && r.indexed !== count))) {
+  if (all.flat().some((r) => r.stored !== count || (r.indexed !== null && r.indexed !== count))) {
     console.error(`\n!!!!!!!! WARNING: NOT EVERY RUN STORED ${count} INSTANCES: the figures above are not comparable !!!!!!!!\n`);
     process.exitCode = 1;
   }

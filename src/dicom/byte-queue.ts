@@ -1,6 +1,8 @@
 // A FIFO of pushed chunks that tracks the absolute stream position of its first byte. Bytes are copied only
 // when a caller asks for them; skipped bytes are dropped without being copied.
 
+const CONSUMED = new Uint8Array(0);
+
 export class ByteQueue {
   private chunks: Uint8Array[] = [];
   private first = 0; // index of the first live chunk (avoids O(n) shift() when fed tiny chunks)
@@ -44,6 +46,9 @@ export class ByteQueue {
       const first = this.chunks[this.first];
       const avail = first.length - this.head;
       if (avail <= left) {
+        // Drop the reference at once: a multi-GB bulk value streams through here chunk by chunk, and a
+        // consumed chunk must become garbage before the next arrives, not at the next compaction.
+        this.chunks[this.first] = CONSUMED;
         this.first++;
         this.head = 0;
         left -= avail;
@@ -54,7 +59,7 @@ export class ByteQueue {
     }
     this.length -= dropped;
     this.position += dropped;
-    if (this.first > 1024 && this.first * 2 > this.chunks.length) {
+    if (this.first > 64 && this.first * 2 > this.chunks.length) {
       this.chunks = this.chunks.slice(this.first);
       this.first = 0;
     }
