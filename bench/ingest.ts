@@ -41,6 +41,7 @@ interface RunResult {
   /** With --repeat: the seconds of every repetition (the row shows the median one). */
   secondsAll?: number[];
   duplicates?: number;
+  skipped?: number;
   quarantined?: number;
   failed?: number;
   warnings: string[];
@@ -166,13 +167,14 @@ async function runAtrium(engine: Engine, corpus: Corpus, tmpRoot: string): Promi
   const warnings: string[] = [];
   if (summary.stored !== count) warnings.push(`${engine}+fs stored ${summary.stored} instances, expected ${count}`);
   if (indexed !== count) warnings.push(`${engine}+fs index counts ${indexed} instances, expected ${count}`);
+  for (const k of summary.skipped.slice(0, 3)) warnings.push(`skipped (not DICOM) ${k.file}: ${k.reason}`);
   for (const q of summary.quarantined.slice(0, 3)) warnings.push(`quarantined ${q.file}: ${q.reasonCode}: ${q.reason}`);
   for (const f of summary.failed.slice(0, 3)) warnings.push(`failed ${f.file}: ${f.error}`);
   await rm(dataDir, { recursive: true, force: true });
   return {
     name: `atrium: ${engine}+fs`, files: summary.files, stored: summary.stored, indexed, bytes: summary.bytes, seconds,
     ...rates(summary.bytes, summary.stored, seconds), ratioToCopy: 0, cpuPercent,
-    duplicates: summary.duplicates, quarantined: summary.quarantined.length, failed: summary.failed.length, warnings,
+    duplicates: summary.duplicates, skipped: summary.skipped.length, quarantined: summary.quarantined.length, failed: summary.failed.length, warnings,
   };
 }
 

@@ -1,0 +1,123 @@
+/** The admin REST API over a real HTTP socket: listing, download, upload, delete, quarantine, errors, metrics. */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
+import { createHttpServer } from '../server.ts';
+import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
+import { generateUid } from '../../dicom/uid.ts';
+
+const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
+
+let t: TestArchive;
+let http: FastifyInstance;
+let base: string;
+
+before(async () => {
+  t = await createTestArchive('sqlite+fs');
+  http = await createHttpServer(t.archive);
+  base = await http.listen({ host: '127.0.0.1', port: 0 });
+});
+
+after(async () => {
+  await http?.close();
+  await t?.cleanup();
+});
+
+async function upload(bytes: Uint8Array, name?: string): Promise<Response> {
+  return await fetch(`${base}/api/instances`, {
+    method: 'POST', body: bytes, headers: { 'content-type': 'application/dicom', ...(name ? { 'x-file-name': name } : {}) },
+  });
+}
+
+test('upload, list at every level, and download byte-exact', async () => {
+  const ct = await readFile(new URL('CT_small.dcm', TESTDATA));
+  const stored = await upload(ct);
+  assert.equal(stored.status, 201);
+  const result = await stored.json();
+  assert.equal(result.status, 'stored');
+
+  const again = await upload(ct);
+  assert.equal(again.status, 200);
+  assert.equal((await again.json()).status, 'duplicate');
+
+  const studies = await (await fetch(`${base}/api/studies?patientName=compressed*`)).json();
+  assert.equal(studies.total, 1);
+  assert.equal(studies.items[0].studyInstanceUid, result.studyInstanceUid);
+  const series = await (await fetch(`${base}/api/studies/${result.studyInstanceUid}/series`)).json();
+  assert.equal(series.items[0].numberOfSeriesRelatedInstances, 1);
+  const instances = await (await fetch(`${base}/api/series/${series.items[0].seriesInstanceUid}/instances`)).json();
+  assert.equal(instances.items[0].sopInstanceUid, result.sopInstanceUid);
+  const patients = await (await fetch(`${base}/api/patients?patientId=1CT1`)).json();
+  assert.equal(patients.items[0].numberOfStudies, 1);
+
+  const one = await (await fetch(`${base}/api/instances/${result.sopInstanceUid}`)).json();
+  assert.equal(one.metadata['00080060'].Value[0], 'CT');
+  const file = await fetch(`${base}/api/instances/${result.sopInstanceUid}/file`);
+  assert.equal(file.headers.get('content-type'), 'application/dicom');
+  assert.equal(file.headers.get('etag'), `"${one.sha256}"`);
+  assert.ok(Buffer.from(await file.arrayBuffer()).equals(ct));
+});
+
+test('malformed uploads are quarantined with the reason and listed', async () => {
+  const broken = await readFile(new URL('rtplan_truncated.dcm', TESTDATA));
+  const response = await upload(broken, 'rtplan_truncated.dcm');
+  assert.equal(response.status, 422);
+  const body = await response.json();
+  assert.equal(body.reasonCode, 'truncated');
+  const list = await (await fetch(`${base}/api/quarantine`)).json();
+  const entry = list.items.find((q: { id: number }) => q.id === body.quarantineId);
+  assert.equal(entry.originalName, 'rtplan_truncated.dcm');
+  assert.match(entry.reason, /IsocenterPosition/);
+  const bytes = await fetch(`${base}/api/quarantine/${body.quarantineId}/file`);
+  assert.ok(Buffer.from(await bytes.arrayBuffer()).equals(broken));
+
+  const notDicom = await upload(new TextEncoder().encode('hello, this is not DICOM'));
+  assert.equal(notDicom.status, 422);
+  assert.equal((await notDicom.json()).reasonCode, 'not-dicom');
+});
+
+test('delete a study removes it and its files', async () => {
+  const studyInstanceUid = generateUid();
+  const bytes = Buffer.concat([...syntheticInstance({ rows: 8, columns: 8, studyInstanceUid })]);
+  const { sopInstanceUid } = await (await upload(bytes)).json();
+  const deleted = await fetch(`${base}/api/studies/${studyInstanceUid}`, { method: 'DELETE' });
+  assert.equal(deleted.status, 200);
+  assert.deepEqual(await deleted.json(), { deletedObjects: 1 });
+  assert.equal((await fetch(`${base}/api/studies/${studyInstanceUid}`)).status, 404);
+  assert.equal((await fetch(`${base}/api/instances/${sopInstanceUid}/file`)).status, 404);
+  assert.equal((await fetch(`${base}/api/studies/${studyInstanceUid}`, { method: 'DELETE' })).status, 404);
+});
+
+test('errors are problem+json with a clear detail', async () => {
+  const missing = await fetch(`${base}/api/studies/1.2.3.4`);
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+  const problem = await missing.json();
+  assert.equal(problem.status, 404);
+  assert.match(problem.detail, /1\.2\.3\.4/);
+
+  const badPage = await fetch(`${base}/api/studies?limit=100000`);
+  assert.equal(badPage.status, 400);
+  assert.match((await badPage.json()).detail, /limit/);
+
+  const noRoute = await fetch(`${base}/api/nothing`);
+  assert.equal(noRoute.status, 404);
+  assert.equal((await noRoute.json()).title, 'Not Found');
+});
+
+test('health, statistics, metrics and the UI page', async () => {
+  assert.deepEqual(await (await fetch(`${base}/api/health`)).json(), { status: 'ok', index: 'sqlite', blobs: 'fs' });
+  const stats = await (await fetch(`${base}/api/statistics`)).json();
+  assert.ok(stats.instances >= 1 && stats.quarantined >= 1);
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /atrium_ingest_total\{source="rest",outcome="stored"\} [1-9]/);
+  assert.match(metrics, /atrium_ingest_total\{source="rest",outcome="duplicate"\} 1/);
+  assert.match(metrics, /atrium_ingest_total\{source="rest",outcome="quarantined"\} 2/);
+  assert.match(metrics, /atrium_outbox_pending_events \d+/);
+  const page = await fetch(`${base}/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<title>Atrium<\/title>/);
+  assert.equal((await fetch(`${base}/ui/app.js`)).status, 200);
+});
