@@ -62,6 +62,7 @@ for (const combination of ENGINE_COMBINATIONS) {
       assert.equal(study.numberOfStudyRelatedInstances, 1);
       assert.equal(study.numberOfStudyRelatedSeries, 1);
       assert.deepEqual(study.modalitiesInStudy, ['CT']);
+      assert.deepEqual(study.sopClassesInStudy, ['1.2.840.10008.5.1.4.1.1.2']);
       const metadata = (await archive.index.instanceMetadata(result.sopInstanceUid)) as Record<string, any>;
       assert.deepEqual(metadata['00100010'].Value, [{ Alphabetic: 'CompressedSamples^CT1' }]);
       assert.match(metadata['7FE00010'].BulkDataURI, /^bulkdata\//);

@@ -1,5 +1,5 @@
 import type { Part10Header } from '../dicom/part10-reader.ts';
-import { stringValue, stringValues, numberValue, type DataSet } from '../dicom/dataset.ts';
+import { findElement, stringValue, stringValues, numberValue, type DataSet } from '../dicom/dataset.ts';
 import * as Tag from '../dicom/tags.ts';
 import type { InstanceAttributes, PatientAttributes, SeriesAttributes, StudyAttributes } from '../ports/index-store.ts';
 
@@ -61,6 +61,11 @@ export function indexedAttributes(header: Part10Header): IndexedAttributes | Rej
     return reject('inconsistent-file-meta', `MediaStorageSOPClassUID (0002,0002) "${metaClass}" differs from SOPClassUID "${sopClassUid}"`, Tag.MediaStorageSOPClassUID);
   }
 
+  const decimal = (tag: number) => {
+    const n = numberValue(ds, tag);
+    return n === undefined || n === null || !Number.isFinite(n) ? null : n;
+  };
+  const request = findElement(ds, Tag.RequestAttributesSequence)?.items?.[0];
   const int = (tag: number) => {
     const n = numberValue(ds, tag);
     return n === undefined || n === null || !Number.isFinite(n) ? null : Math.trunc(n);
@@ -83,6 +88,10 @@ export function indexedAttributes(header: Part10Header): IndexedAttributes | Rej
       studyDescription: text(Tag.StudyDescription),
       referringPhysicianName: text(Tag.ReferringPhysicianName),
       studyId: text(Tag.StudyID),
+      timezoneOffsetFromUtc: text(Tag.TimezoneOffsetFromUTC),
+      patientAge: text(Tag.PatientAge),
+      patientSize: decimal(Tag.PatientSize),
+      patientWeight: decimal(Tag.PatientWeight),
     },
     series: {
       seriesInstanceUid: text(Tag.SeriesInstanceUID)!,
@@ -97,6 +106,9 @@ export function indexedAttributes(header: Part10Header): IndexedAttributes | Rej
       institutionName: text(Tag.InstitutionName),
       stationName: text(Tag.StationName),
       manufacturer: text(Tag.Manufacturer),
+      laterality: text(Tag.Laterality),
+      requestedProcedureId: request ? emptyToNull(stringValue(request, Tag.RequestedProcedureID, characterSet)) : null,
+      scheduledProcedureStepId: request ? emptyToNull(stringValue(request, Tag.ScheduledProcedureStepID, characterSet)) : null,
     },
     instance: {
       sopInstanceUid,

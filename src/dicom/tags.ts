@@ -40,6 +40,14 @@ export const PatientID = 0x00100020;
 export const IssuerOfPatientID = 0x00100021;
 export const PatientBirthDate = 0x00100030;
 export const PatientSex = 0x00100040;
+export const PatientAge = 0x00101010;
+export const PatientSize = 0x00101020;
+export const PatientWeight = 0x00101030;
+export const TimezoneOffsetFromUTC = 0x00080201;
+export const Laterality = 0x00200060;
+export const ScheduledProcedureStepID = 0x00400009;
+export const RequestedProcedureID = 0x00401001;
+export const RequestAttributesSequence = 0x00400275;
 
 export const BodyPartExamined = 0x00180015;
 

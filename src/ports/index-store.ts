@@ -19,6 +19,11 @@ export interface StudyAttributes {
   studyDescription: string | null;
   referringPhysicianName: string | null;
   studyId: string | null;
+  timezoneOffsetFromUtc: string | null;
+  /** Patient's Age, Size and Weight are study-level keys in the Study Root (PS3.4 C.6.2.1.2). */
+  patientAge: string | null;
+  patientSize: number | null;
+  patientWeight: number | null;
 }
 
 export interface SeriesAttributes {
@@ -34,6 +39,10 @@ export interface SeriesAttributes {
   institutionName: string | null;
   stationName: string | null;
   manufacturer: string | null;
+  laterality: string | null;
+  /** From the first item of Request Attributes Sequence (0040,0275): QIDO-RS matches on them (PS3.18 10.6.1.2). */
+  requestedProcedureId: string | null;
+  scheduledProcedureStepId: string | null;
 }
 
 export interface InstanceAttributes {
@@ -129,6 +138,7 @@ export interface StudyRecord extends StudyAttributes {
   pk: number;
   patient: PatientAttributes;
   modalitiesInStudy: string[];
+  sopClassesInStudy: string[];
   numberOfStudyRelatedSeries: number;
   numberOfStudyRelatedInstances: number;
   sizeBytes: number;

@@ -23,8 +23,13 @@ export interface StudyTable {
   study_description: string | null;
   referring_physician_name: string | null;
   study_id: string | null;
+  timezone_offset_from_utc: string | null;
+  patient_age: string | null;
+  patient_size: number | null;
+  patient_weight: number | null;
   /** Backslash-separated, as the DICOM multi-value it is served as. */
   modalities_in_study: Generated<string>;
+  sop_classes_in_study: Generated<string>;
   number_of_series: Generated<number>;
   number_of_instances: Generated<number>;
   size_bytes: Generated<number>;
@@ -47,6 +52,9 @@ export interface SeriesTable {
   institution_name: string | null;
   station_name: string | null;
   manufacturer: string | null;
+  laterality: string | null;
+  requested_procedure_id: string | null;
+  scheduled_procedure_step_id: string | null;
   number_of_instances: Generated<number>;
   size_bytes: Generated<number>;
   created_at: string;

@@ -78,6 +78,10 @@ export class SqlIndexStore implements IndexStore {
         study_description: input.study.studyDescription,
         referring_physician_name: input.study.referringPhysicianName,
         study_id: input.study.studyId,
+        timezone_offset_from_utc: input.study.timezoneOffsetFromUtc,
+        patient_age: input.study.patientAge,
+        patient_size: input.study.patientSize,
+        patient_weight: input.study.patientWeight,
         created_at: now,
         updated_at: now,
       })
@@ -102,6 +106,9 @@ export class SqlIndexStore implements IndexStore {
         institution_name: input.series.institutionName,
         station_name: input.series.stationName,
         manufacturer: input.series.manufacturer,
+        laterality: input.series.laterality,
+        requested_procedure_id: input.series.requestedProcedureId,
+        scheduled_procedure_step_id: input.series.scheduledProcedureStepId,
         created_at: now,
         updated_at: now,
       })
@@ -193,11 +200,14 @@ export class SqlIndexStore implements IndexStore {
       const modalities = await tx.selectFrom('series').select('modality').distinct()
         .where('study_pk', '=', pk).where('modality', 'is not', null).where('number_of_instances', '>', 0)
         .orderBy('modality').execute();
+      const sopClasses = await tx.selectFrom('instance').innerJoin('series', 'series.pk', 'instance.series_pk')
+        .select('instance.sop_class_uid').distinct().where('series.study_pk', '=', pk).orderBy('instance.sop_class_uid').execute();
       await tx.updateTable('study').set({
         number_of_series: (eb) => eb.selectFrom('series').select((e) => e.fn.countAll<number>().as('n')).where('study_pk', '=', pk).where('number_of_instances', '>', 0),
         number_of_instances: (eb) => eb.selectFrom('series').select((e) => e.fn.coalesce(e.fn.sum<number>('number_of_instances'), sql<number>`0`).as('n')).where('study_pk', '=', pk),
         size_bytes: (eb) => eb.selectFrom('series').select((e) => e.fn.coalesce(e.fn.sum<number>('size_bytes'), sql<number>`0`).as('s')).where('study_pk', '=', pk),
         modalities_in_study: modalities.map((m) => m.modality).join('\\'),
+        sop_classes_in_study: sopClasses.map((c) => c.sop_class_uid).join('\\'),
         updated_at: now,
       }).where('pk', '=', pk).execute();
     }
@@ -513,9 +523,11 @@ function toStudyRecord(r: any): StudyRecord {
   return {
     pk: Number(r.pk), studyInstanceUid: r.study_instance_uid, studyDate: r.study_date, studyTime: r.study_time,
     accessionNumber: r.accession_number, studyDescription: r.study_description, referringPhysicianName: r.referring_physician_name,
-    studyId: r.study_id,
+    studyId: r.study_id, timezoneOffsetFromUtc: r.timezone_offset_from_utc, patientAge: r.patient_age,
+    patientSize: r.patient_size, patientWeight: r.patient_weight,
     patient: { patientId: r.patient_id, issuerOfPatientId: r.issuer_of_patient_id, patientName: r.patient_name, patientBirthDate: r.patient_birth_date, patientSex: r.patient_sex },
     modalitiesInStudy: r.modalities_in_study ? String(r.modalities_in_study).split('\\') : [],
+    sopClassesInStudy: r.sop_classes_in_study ? String(r.sop_classes_in_study).split('\\') : [],
     numberOfStudyRelatedSeries: Number(r.number_of_series), numberOfStudyRelatedInstances: Number(r.number_of_instances),
     sizeBytes: Number(r.size_bytes), createdAt: r.created_at, updatedAt: r.updated_at,
   };
@@ -527,7 +539,9 @@ function toSeriesRecord(r: any): SeriesRecord {
     seriesNumber: r.series_number, seriesDescription: r.series_description, bodyPartExamined: r.body_part_examined,
     seriesDate: r.series_date, seriesTime: r.series_time, performedProcedureStepStartDate: r.performed_procedure_step_start_date,
     performedProcedureStepStartTime: r.performed_procedure_step_start_time, institutionName: r.institution_name,
-    stationName: r.station_name, manufacturer: r.manufacturer, numberOfSeriesRelatedInstances: Number(r.number_of_instances),
+    stationName: r.station_name, manufacturer: r.manufacturer, laterality: r.laterality,
+    requestedProcedureId: r.requested_procedure_id, scheduledProcedureStepId: r.scheduled_procedure_step_id,
+    numberOfSeriesRelatedInstances: Number(r.number_of_instances),
     sizeBytes: Number(r.size_bytes),
   };
 }

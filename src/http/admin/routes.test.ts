@@ -25,6 +25,11 @@ after(async () => {
   await t?.cleanup();
 });
 
+/** Response bodies are whatever the server said: typed loosely on purpose, asserted field by field. */
+async function json(response: Response | Promise<Response>): Promise<any> {
+  return await (await response).json();
+}
+
 async function upload(bytes: Uint8Array, name?: string): Promise<Response> {
   return await fetch(`${base}/api/instances`, {
     method: 'POST', body: bytes, headers: { 'content-type': 'application/dicom', ...(name ? { 'x-file-name': name } : {}) },
@@ -35,24 +40,24 @@ test('upload, list at every level, and download byte-exact', async () => {
   const ct = await readFile(new URL('CT_small.dcm', TESTDATA));
   const stored = await upload(ct);
   assert.equal(stored.status, 201);
-  const result = await stored.json();
+  const result = await json(stored);
   assert.equal(result.status, 'stored');
 
   const again = await upload(ct);
   assert.equal(again.status, 200);
-  assert.equal((await again.json()).status, 'duplicate');
+  assert.equal((await json(again)).status, 'duplicate');
 
-  const studies = await (await fetch(`${base}/api/studies?patientName=compressed*`)).json();
+  const studies = await json(fetch(`${base}/api/studies?patientName=compressed*`));
   assert.equal(studies.total, 1);
   assert.equal(studies.items[0].studyInstanceUid, result.studyInstanceUid);
-  const series = await (await fetch(`${base}/api/studies/${result.studyInstanceUid}/series`)).json();
+  const series = await json(fetch(`${base}/api/studies/${result.studyInstanceUid}/series`));
   assert.equal(series.items[0].numberOfSeriesRelatedInstances, 1);
-  const instances = await (await fetch(`${base}/api/series/${series.items[0].seriesInstanceUid}/instances`)).json();
+  const instances = await json(fetch(`${base}/api/series/${series.items[0].seriesInstanceUid}/instances`));
   assert.equal(instances.items[0].sopInstanceUid, result.sopInstanceUid);
-  const patients = await (await fetch(`${base}/api/patients?patientId=1CT1`)).json();
+  const patients = await json(fetch(`${base}/api/patients?patientId=1CT1`));
   assert.equal(patients.items[0].numberOfStudies, 1);
 
-  const one = await (await fetch(`${base}/api/instances/${result.sopInstanceUid}`)).json();
+  const one = await json(fetch(`${base}/api/instances/${result.sopInstanceUid}`));
   assert.equal(one.metadata['00080060'].Value[0], 'CT');
   const file = await fetch(`${base}/api/instances/${result.sopInstanceUid}/file`);
   assert.equal(file.headers.get('content-type'), 'application/dicom');
@@ -64,9 +69,9 @@ test('malformed uploads are quarantined with the reason and listed', async () =>
   const broken = await readFile(new URL('rtplan_truncated.dcm', TESTDATA));
   const response = await upload(broken, 'rtplan_truncated.dcm');
   assert.equal(response.status, 422);
-  const body = await response.json();
+  const body = await json(response);
   assert.equal(body.reasonCode, 'truncated');
-  const list = await (await fetch(`${base}/api/quarantine`)).json();
+  const list = await json(fetch(`${base}/api/quarantine`));
   const entry = list.items.find((q: { id: number }) => q.id === body.quarantineId);
   assert.equal(entry.originalName, 'rtplan_truncated.dcm');
   assert.match(entry.reason, /IsocenterPosition/);
@@ -75,16 +80,16 @@ test('malformed uploads are quarantined with the reason and listed', async () =>
 
   const notDicom = await upload(new TextEncoder().encode('hello, this is not DICOM'));
   assert.equal(notDicom.status, 422);
-  assert.equal((await notDicom.json()).reasonCode, 'not-dicom');
+  assert.equal((await json(notDicom)).reasonCode, 'not-dicom');
 });
 
 test('delete a study removes it and its files', async () => {
   const studyInstanceUid = generateUid();
   const bytes = Buffer.concat([...syntheticInstance({ rows: 8, columns: 8, studyInstanceUid })]);
-  const { sopInstanceUid } = await (await upload(bytes)).json();
+  const { sopInstanceUid } = await json(upload(bytes));
   const deleted = await fetch(`${base}/api/studies/${studyInstanceUid}`, { method: 'DELETE' });
   assert.equal(deleted.status, 200);
-  assert.deepEqual(await deleted.json(), { deletedObjects: 1 });
+  assert.deepEqual(await json(deleted), { deletedObjects: 1 });
   assert.equal((await fetch(`${base}/api/studies/${studyInstanceUid}`)).status, 404);
   assert.equal((await fetch(`${base}/api/instances/${sopInstanceUid}/file`)).status, 404);
   assert.equal((await fetch(`${base}/api/studies/${studyInstanceUid}`, { method: 'DELETE' })).status, 404);
@@ -94,22 +99,22 @@ test('errors are problem+json with a clear detail', async () => {
   const missing = await fetch(`${base}/api/studies/1.2.3.4`);
   assert.equal(missing.status, 404);
   assert.equal(missing.headers.get('content-type'), 'application/problem+json; charset=utf-8');
-  const problem = await missing.json();
+  const problem = await json(missing);
   assert.equal(problem.status, 404);
   assert.match(problem.detail, /1\.2\.3\.4/);
 
   const badPage = await fetch(`${base}/api/studies?limit=100000`);
   assert.equal(badPage.status, 400);
-  assert.match((await badPage.json()).detail, /limit/);
+  assert.match((await json(badPage)).detail, /limit/);
 
   const noRoute = await fetch(`${base}/api/nothing`);
   assert.equal(noRoute.status, 404);
-  assert.equal((await noRoute.json()).title, 'Not Found');
+  assert.equal((await json(noRoute)).title, 'Not Found');
 });
 
 test('health, statistics, metrics and the UI page', async () => {
-  assert.deepEqual(await (await fetch(`${base}/api/health`)).json(), { status: 'ok', index: 'sqlite', blobs: 'fs' });
-  const stats = await (await fetch(`${base}/api/statistics`)).json();
+  assert.deepEqual(await json(fetch(`${base}/api/health`)), { status: 'ok', index: 'sqlite', blobs: 'fs' });
+  const stats = await json(fetch(`${base}/api/statistics`));
   assert.ok(stats.instances >= 1 && stats.quarantined >= 1);
   const metrics = await (await fetch(`${base}/metrics`)).text();
   assert.match(metrics, /atrium_ingest_total\{source="rest",outcome="stored"\} [1-9]/);
