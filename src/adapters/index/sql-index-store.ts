@@ -399,28 +399,16 @@ export class SqlIndexStore implements IndexStore {
   }
 
   async *storedObjects() {
-    // Keyset pagination: bounded memory whatever the archive size, and no long-held cursor on PostgreSQL.
-    const batch = 1000;
-    for (let after = 0; ;) {
-      const rows = await this.#db.selectFrom('instance').select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
-        .where('pk', '>', after).orderBy('pk').limit(batch).execute();
-      for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where: 'instance' as const };
-      if (rows.length < batch) break;
-      after = Number(rows[rows.length - 1].pk);
-    }
-    for (let after = 0; ;) {
-      const rows = await this.#db.selectFrom('instance_version').select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
-        .where('pk', '>', after).orderBy('pk').limit(batch).execute();
-      for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where: 'version' as const };
-      if (rows.length < batch) break;
-      after = Number(rows[rows.length - 1].pk);
-    }
-    for (let after = 0; ;) {
-      const rows = await this.#db.selectFrom('quarantine').select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
-        .where('pk', '>', after).orderBy('pk').limit(batch).execute();
-      for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where: 'quarantine' as const };
-      if (rows.length < batch) break;
-      after = Number(rows[rows.length - 1].pk);
+    const sources = [['instance', 'instance'], ['instance_version', 'version'], ['quarantine', 'quarantine']] as const;
+    for (const [table, where] of sources) {
+      // Keyset pagination: bounded memory whatever the archive size, and no long-held cursor on PostgreSQL.
+      for (let after = 0; ;) {
+        const rows = await this.#db.selectFrom(table).select(['pk', 'blob_key', 'size_bytes', 'sha256', 'sop_instance_uid'])
+          .where('pk', '>', after).orderBy('pk').limit(1000).execute();
+        for (const r of rows) yield { blobKey: r.blob_key, sizeBytes: Number(r.size_bytes), sha256: r.sha256, sopInstanceUid: r.sop_instance_uid, where };
+        if (rows.length < 1000) break;
+        after = Number(rows[rows.length - 1].pk);
+      }
     }
   }
 
