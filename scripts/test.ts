@@ -9,7 +9,10 @@ import net from 'node:net';
 
 const root = new URL('..', import.meta.url).pathname;
 /** Debian packages the tests drive as real peers (command -> package). */
-const DEBIAN_TOOLS: Record<string, string> = {};
+const DEBIAN_TOOLS: Record<string, string> = {
+  echoscu: 'dcmtk', storescu: 'dcmtk', findscu: 'dcmtk', movescu: 'dcmtk', getscu: 'dcmtk', storescp: 'dcmtk',
+  dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl',
+};
 
 function fail(message: string): never {
   console.error(`\nnpm test: ${message}\n`);
