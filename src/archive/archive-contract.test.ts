@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createTestArchive, ENGINE_COMBINATIONS, type TestArchive } from '../../test/support/archive.ts';
 import { syntheticInstance, syntheticSeries } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
+import { Part10Reader } from '../dicom/part10-reader.ts';
 import type { Archive } from '../app.ts';
 
 const TESTDATA = new URL('../../../shared/testdata/dicom/', import.meta.url);
@@ -55,6 +56,11 @@ for (const combination of ENGINE_COMBINATIONS) {
       assert.equal(instance.sizeBytes, ct.length);
       const { bytes } = await archive.retrieve.openInstance(result.sopInstanceUid);
       assert.deepEqual(await readAll(bytes), ct);
+      // The bare data set, as DIMSE sends it: everything after the File Meta Information.
+      const reader = new Part10Reader();
+      reader.push(ct);
+      const { dataset } = await archive.retrieve.openDataset(result.sopInstanceUid);
+      assert.deepEqual(await readAll(dataset), ct.subarray(reader.end().datasetOffset));
 
       const study = await archive.index.getStudy(result.studyInstanceUid);
       assert.ok(study);

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore } from '../ports/blob-store.ts';
 import type { IndexStore, InstanceRecord } from '../ports/index-store.ts';
 import { AtriumError } from '../errors.ts';
@@ -19,9 +20,44 @@ export class RetrieveService {
     return { instance, bytes: await this.#blobs.read(instance.blobKey) };
   }
 
+  /**
+   * The data set of a stored instance without its File Meta Information, as DIMSE sends it (PS3.7 6.3.1:
+   * a C-STORE carries the bare data set in the presentation context's transfer syntax). The meta's own
+   * group length tells where the data set starts, so nothing but the first bytes is parsed.
+   */
+  async openDataset(sopInstanceUid: string): Promise<{ instance: InstanceRecord; dataset: AsyncIterable<Uint8Array> }> {
+    const { instance, bytes } = await this.openInstance(sopInstanceUid);
+    return { instance, dataset: skipFileMeta(bytes) };
+  }
+
   async openQuarantined(id: number): Promise<Readable> {
     const entry = await this.#index.getQuarantined(id);
     if (!entry) throw new AtriumError('not-found', `no quarantined object ${id}`);
     return await this.#blobs.read(entry.blobKey);
+  }
+}
+
+async function* skipFileMeta(bytes: AsyncIterable<unknown>): AsyncIterable<Uint8Array> {
+  let head = new Uint8Array(0);
+  let skip: number | undefined;
+  for await (const raw of bytes) {
+    let chunk = raw as Uint8Array;
+    if (skip === undefined) {
+      const joined = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      skip = fileMetaLength(joined);
+      if (skip === undefined) {
+        head = joined;
+        continue;
+      }
+      chunk = joined;
+    }
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    yield skip > 0 ? chunk.subarray(skip) : chunk;
+    skip = 0;
   }
 }

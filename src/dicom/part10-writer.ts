@@ -181,3 +181,26 @@ export function encodeFileMeta(opts: FileMetaOptions): Uint8Array {
   preamble.set(ascii('DICM'), 128);
   return concat([preamble, el(FileMetaInformationGroupLength, 'UL', groupLength), body]);
 }
+
+/**
+ * Length of preamble + "DICM" + File Meta Information at the start of a Part-10 object, found by walking
+ * the group 0002 elements (always Explicit VR LE, PS3.10 7.1) rather than trusting (0002,0000), which some
+ * writers omit. Undefined until enough bytes are there to see the first element after the meta.
+ */
+export function fileMetaLength(head: Uint8Array): number | undefined {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (head.length < 132) return undefined;
+  if (view.getUint32(128) !== 0x4449434d) throw new DicomEncodeError('not a Part-10 object: no "DICM" at offset 128');
+  let offset = 132;
+  for (;;) {
+    if (head.length < offset + 8) return undefined;
+    if (view.getUint16(offset, true) !== 0x0002) return offset;
+    const vr = String.fromCharCode(head[offset + 4], head[offset + 5]);
+    if (LONG_HEADER_VRS.has(vr)) {
+      if (head.length < offset + 12) return undefined;
+      offset += 12 + view.getUint32(offset + 8, true);
+    } else {
+      offset += 8 + view.getUint16(offset + 6, true);
+    }
+  }
+}
