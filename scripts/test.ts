@@ -11,7 +11,7 @@ const root = new URL('..', import.meta.url).pathname;
 /** Debian packages the tests drive as real peers (command -> package). */
 const DEBIAN_TOOLS: Record<string, string> = {
   echoscu: 'dcmtk', storescu: 'dcmtk', findscu: 'dcmtk', movescu: 'dcmtk', getscu: 'dcmtk', storescp: 'dcmtk',
-  dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl',
+  dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl', chromium: 'chromium',
 };
 
 function fail(message: string): never {

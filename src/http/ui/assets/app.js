@@ -43,10 +43,10 @@ async function studies(params) {
     </form>
     <p class="muted">${list.total} studies</p>
     ${table([
-      { title: 'Patient', value: (s) => s.patient.patientName },
+      { title: 'Patient', html: (s) => `<a href="#/study/${esc(s.studyInstanceUid)}">${esc(s.patient.patientName || '(no name)')}</a>` },
       { title: 'Patient ID', value: (s) => s.patient.patientId },
       { title: 'Date', value: (s) => formatDate(s.studyDate) },
-      { title: 'Description', html: (s) => `<a href="#/study/${esc(s.studyInstanceUid)}">${esc(s.studyDescription || '(no description)')}</a>` },
+      { title: 'Description', value: (s) => s.studyDescription },
       { title: 'Accession', value: (s) => s.accessionNumber },
       { title: 'Modalities', value: (s) => s.modalitiesInStudy.join(', ') },
       { title: 'Series', value: (s) => s.numberOfStudyRelatedSeries },
