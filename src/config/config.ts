@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import type { DuplicatePolicy } from '../ports/index-store.ts';
+import { aeTitleProblem, peerProblems, DICOM_OPERATIONS, type DicomOperation, type DicomPeerInput } from '../ports/peer-registry.ts';
 
 /** Every option Atrium reads; docs/configuration.md lists them with their defaults and variables. */
 export interface AtriumConfig {
@@ -14,6 +15,28 @@ export interface AtriumConfig {
         secretAccessKey: string | null; forcePathStyle: boolean; partSizeMiB: number };
   ingest: { duplicatePolicy: DuplicatePolicy; importConcurrency: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  dicom: DicomConfig;
+}
+
+/** The DICOM (DIMSE) service: our application entity, its limits, TLS and the known peers. */
+export interface DicomConfig {
+  aeTitle: string;
+  host: string;
+  port: number;
+  maxAssociations: number;
+  maxPduLength: number;
+  /** Association request/release timer (ARTIM). */
+  artimTimeoutMs: number;
+  /** An association with no PDU for this long is aborted. 0: never. */
+  idleTimeoutMs: number;
+  /** What callers that are not known peers may do. */
+  unknownCallers: DicomOperation[];
+  acceptUnknownSopClasses: boolean;
+  caseInsensitivePersonNames: boolean;
+  /** A second, TLS listener (PS3.15 B.1), or null. Paths to PEM files. */
+  tls: null | { port: number; cert: string; key: string; ca: string | null; requireClientCert: boolean };
+  /** Known peers, synced into the peer registry (source=config) at start. */
+  peers: Array<Required<Omit<DicomPeerInput, 'description'>> & { description: string | null }>;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +68,14 @@ export const ENVIRONMENT: Record<string, string> = {
   ATRIUM_DUPLICATE_POLICY: 'ingest.duplicatePolicy',
   ATRIUM_IMPORT_CONCURRENCY: 'ingest.importConcurrency',
   ATRIUM_LOG_LEVEL: 'log.level',
+  ATRIUM_DICOM_AE_TITLE: 'dicom.aeTitle',
+  ATRIUM_DICOM_HOST: 'dicom.host',
+  ATRIUM_DICOM_PORT: 'dicom.port',
+  ATRIUM_DICOM_MAX_ASSOCIATIONS: 'dicom.maxAssociations',
+  ATRIUM_DICOM_TLS_PORT: 'dicom.tls.port',
+  ATRIUM_DICOM_TLS_CERT: 'dicom.tls.cert',
+  ATRIUM_DICOM_TLS_KEY: 'dicom.tls.key',
+  ATRIUM_DICOM_TLS_CA: 'dicom.tls.ca',
 };
 
 type Raw = Record<string, any>;
@@ -73,7 +104,7 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
   }
   if (options.dataDir) raw.dataDir = options.dataDir;
 
-  const known = new Set(['dataDir', 'http', 'index', 'blobs', 'ingest', 'log']);
+  const known = new Set(['dataDir', 'http', 'index', 'blobs', 'ingest', 'log', 'dicom']);
   for (const key of Object.keys(raw)) if (!known.has(key)) problems.push(`unknown option "${key}"`);
 
   const str = (path: string, fallback: string) => {
@@ -136,9 +167,107 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
       importConcurrency: int('ingest.importConcurrency', 4, 1, 64),
     },
     log: { level: oneOf('log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
+    dicom: loadDicom(raw, problems, { str, optStr, int, bool }),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+interface Readers {
+  str(path: string, fallback: string): string;
+  optStr(path: string): string | null;
+  int(path: string, fallback: number, min: number, max: number): number;
+  bool(path: string, fallback: boolean): boolean;
+}
+
+const DICOM_KEYS = ['aeTitle', 'host', 'port', 'maxAssociations', 'maxPduLength', 'artimTimeoutMs', 'idleTimeoutMs', 'unknownCallers',
+  'acceptUnknownSopClasses', 'caseInsensitivePersonNames', 'tls', 'peers'];
+const TLS_KEYS = ['port', 'cert', 'key', 'ca', 'requireClientCert'];
+const PEER_KEYS = ['aeTitle', 'host', 'port', 'tls', 'operations', 'description'];
+
+function loadDicom(raw: Raw, problems: string[], { str, optStr, int, bool }: Readers): DicomConfig {
+  const section = getPath(raw, 'dicom');
+  if (section !== undefined && (section === null || typeof section !== 'object' || Array.isArray(section))) {
+    problems.push('dicom must be an object');
+  } else if (section) {
+    for (const key of Object.keys(section)) if (!DICOM_KEYS.includes(key)) problems.push(`unknown option "dicom.${key}"`);
+  }
+
+  const aeTitle = getPath(raw, 'dicom.aeTitle') ?? 'ATRIUM';
+  const aeProblem = aeTitleProblem(aeTitle);
+  if (aeProblem) problems.push(`dicom.aeTitle (ATRIUM_DICOM_AE_TITLE) ${aeProblem}`);
+
+  const operations = (path: string, fallback: DicomOperation[]): DicomOperation[] => {
+    const v = getPath(raw, path);
+    if (v === undefined) return fallback;
+    if (!Array.isArray(v)) { problems.push(`${path} must be a list of ${DICOM_OPERATIONS.join(', ')}`); return fallback; }
+    const bad = v.filter((op) => !DICOM_OPERATIONS.includes(op));
+    if (bad.length) { problems.push(`${path}: ${bad.map((b) => `"${b}"`).join(', ')} not one of ${DICOM_OPERATIONS.join(', ')}`); return fallback; }
+    return DICOM_OPERATIONS.filter((op) => v.includes(op));
+  };
+
+  let tls: DicomConfig['tls'] = null;
+  const rawTls = getPath(raw, 'dicom.tls');
+  if (rawTls !== undefined && rawTls !== null) {
+    if (typeof rawTls !== 'object' || Array.isArray(rawTls)) {
+      problems.push('dicom.tls must be an object or null');
+    } else {
+      for (const key of Object.keys(rawTls)) if (!TLS_KEYS.includes(key)) problems.push(`unknown option "dicom.tls.${key}"`);
+      const file = (key: string, variable: string, required: boolean): string | null => {
+        const value = optStr(`dicom.tls.${key}`);
+        if (!value) {
+          if (required) problems.push(`dicom.tls.${key} (${variable}) is required when DICOM TLS is enabled: the path of a PEM file`);
+          return null;
+        }
+        if (!existsSync(value)) problems.push(`dicom.tls.${key} (${variable}): no file at ${value}`);
+        return value;
+      };
+      const requireClientCert = bool('dicom.tls.requireClientCert', true);
+      tls = {
+        port: int('dicom.tls.port', 2762, 0, 65535),
+        cert: file('cert', 'ATRIUM_DICOM_TLS_CERT', true) ?? '',
+        key: file('key', 'ATRIUM_DICOM_TLS_KEY', true) ?? '',
+        ca: file('ca', 'ATRIUM_DICOM_TLS_CA', requireClientCert),
+        requireClientCert,
+      };
+    }
+  }
+
+  const peers: DicomConfig['peers'] = [];
+  const rawPeers = getPath(raw, 'dicom.peers');
+  if (rawPeers !== undefined && !Array.isArray(rawPeers)) problems.push('dicom.peers must be a list');
+  else for (const [i, p] of (rawPeers ?? []).entries()) {
+    const where = `dicom.peers[${i}]`;
+    if (p && typeof p === 'object') {
+      for (const key of Object.keys(p)) if (!PEER_KEYS.includes(key)) problems.push(`unknown option "${where}.${key}"`);
+    }
+    // A configured peer without operations is trusted with all of them: listing it is the decision.
+    const peer = p && typeof p === 'object' && p.operations === undefined ? { ...p, operations: [...DICOM_OPERATIONS] } : p;
+    const peerProblemList = peerProblems(peer, where);
+    problems.push(...peerProblemList);
+    if (peerProblemList.length) continue;
+    const aeTitle = String(peer.aeTitle).trim();
+    if (peers.some((q) => q.aeTitle === aeTitle)) { problems.push(`${where}.aeTitle "${aeTitle}" is listed twice`); continue; }
+    peers.push({
+      aeTitle, host: String(peer.host).trim(), port: peer.port, tls: peer.tls ?? false,
+      operations: DICOM_OPERATIONS.filter((op) => peer.operations.includes(op)), description: peer.description ?? null,
+    });
+  }
+
+  return {
+    aeTitle: typeof aeTitle === 'string' ? aeTitle.trim() : 'ATRIUM',
+    host: str('dicom.host', '127.0.0.1'),
+    port: int('dicom.port', 11112, 0, 65535),
+    maxAssociations: int('dicom.maxAssociations', 50, 1, 10_000),
+    maxPduLength: int('dicom.maxPduLength', 262_144, 4_096, 16_777_216),
+    artimTimeoutMs: int('dicom.artimTimeoutMs', 30_000, 1_000, 600_000),
+    idleTimeoutMs: int('dicom.idleTimeoutMs', 300_000, 0, 86_400_000),
+    unknownCallers: operations('dicom.unknownCallers', ['echo', 'store']),
+    acceptUnknownSopClasses: bool('dicom.acceptUnknownSopClasses', false),
+    caseInsensitivePersonNames: bool('dicom.caseInsensitivePersonNames', true),
+    tls,
+    peers,
+  };
 }
 
 /** The configuration as it is safe to show: secrets masked. */

@@ -119,6 +119,43 @@ export interface OutboxTable {
   dispatched_at: Generated<string | null>;
 }
 
+/** The durable job queue (src/adapters/index/sql-job-queue.ts). JSON columns are text. */
+export interface JobTable {
+  pk: Generated<number>;
+  type: string;
+  payload: string;
+  /** queued | running | succeeded | failed | cancelled */
+  state: string;
+  attempts: Generated<number>;
+  max_attempts: number;
+  run_at: string;
+  dedupe_key: string | null;
+  last_error: string | null;
+  progress: string | null;
+  result: string | null;
+  locked_by: string | null;
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Known DICOM application entities (src/adapters/index/sql-peer-registry.ts). */
+export interface AePeerTable {
+  pk: Generated<number>;
+  ae_title: string;
+  host: string;
+  port: number;
+  /** 0 or 1 (SQLite has no boolean). */
+  tls: Generated<number>;
+  /** JSON array of DicomOperation. */
+  operations: string;
+  description: string | null;
+  /** config | api */
+  source: string;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface AtriumDatabase {
   patient: PatientTable;
   study: StudyTable;
@@ -127,4 +164,6 @@ export interface AtriumDatabase {
   instance_version: InstanceVersionTable;
   quarantine: QuarantineTable;
   outbox: OutboxTable;
+  job: JobTable;
+  ae_peer: AePeerTable;
 }
