@@ -11,6 +11,11 @@ import { Metrics } from './observability/metrics.ts';
 import { IngestService } from './archive/ingest.ts';
 import { RetrieveService } from './archive/retrieve.ts';
 import { DeletionService } from './archive/deletion.ts';
+import type { JobQueue } from './ports/job-queue.ts';
+import type { PeerRegistry } from './ports/peer-registry.ts';
+import { SqlJobQueue } from './adapters/index/sql-job-queue.ts';
+import { SqlPeerRegistry } from './adapters/index/sql-peer-registry.ts';
+import { ApplicationEntities } from './dicom-access/application-entities.ts';
 
 /** The archive with its adapters and services, before any transport is attached. */
 export interface Archive {
@@ -22,6 +27,9 @@ export interface Archive {
   ingest: IngestService;
   retrieve: RetrieveService;
   deletion: DeletionService;
+  jobs: JobQueue;
+  peers: PeerRegistry;
+  applicationEntities: ApplicationEntities;
   close(): Promise<void>;
 }
 
@@ -64,9 +72,15 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy } });
   const retrieve = new RetrieveService({ index, blobs });
   const deletion = new DeletionService({ index, blobs, log });
+  // The job queue and the AE registry live in the index database: one engine to run and back up.
+  const jobs = new SqlJobQueue(index.db, index.kind);
+  const peers = new SqlPeerRegistry(index.db);
+  const synced = await peers.syncFromConfig(config.dicom.peers);
+  if (synced.created + synced.updated + synced.deleted > 0) log.info(synced, 'DICOM peers synchronized from the configuration');
+  const applicationEntities = new ApplicationEntities({ peers, config: config.dicom });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   return {
-    config, log, metrics, index, blobs, ingest, retrieve, deletion,
+    config, log, metrics, index, blobs, ingest, retrieve, deletion, jobs, peers, applicationEntities,
     async close() {
       await index.close();
       await blobs.close();

@@ -53,7 +53,7 @@ export class IngestService {
     this.#options = deps.options;
   }
 
-  async ingest(bytes: AsyncIterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
+  async ingest(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
     const stopTimer = this.#metrics.ingestSeconds.startTimer({ source: sourceLabel(from.source) });
     this.#metrics.ingestsInFlight.inc();
     try {
@@ -69,7 +69,7 @@ export class IngestService {
     }
   }
 
-  async #ingest(bytes: AsyncIterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
+  async #ingest(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
     const blobKey = newBlobKey();
     const writer = await this.#blobs.createWriter(blobKey);
     let header: Part10Header | undefined;

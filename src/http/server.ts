@@ -2,6 +2,8 @@ import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
 import type { Archive } from '../app.ts';
 import { sendProblem } from './problem.ts';
 import { adminRoutes } from './admin/routes.ts';
+import { jobRoutes } from './admin/jobs-routes.ts';
+import { dicomRoutes } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
@@ -25,6 +27,8 @@ export async function createHttpServer(archive: Archive): Promise<FastifyInstanc
     return reply.type(archive.metrics.registry.contentType).send(await archive.metrics.registry.metrics());
   });
   await adminRoutes(app, archive);
+  await jobRoutes(app, archive);
+  await dicomRoutes(app, archive);
   await uiRoutes(app);
   return app;
 }

@@ -126,3 +126,30 @@ test('health, statistics, metrics and the UI page', async () => {
   assert.match(await page.text(), /<title>Atrium<\/title>/);
   assert.equal((await fetch(`${base}/ui/app.js`)).status, 200);
 });
+
+test('DICOM peers: create, read, replace, delete; invalid ones refused', async () => {
+  const put = (ae: string, body: unknown) => fetch(`${base}/api/dicom/peers/${ae}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const created = await put('WORKSTATION1', { host: '127.0.0.1', port: 11113, operations: ['echo', 'find', 'move'] });
+  assert.equal(created.status, 200);
+  assert.equal((await json(created)).source, 'api');
+  assert.deepEqual((await json(fetch(`${base}/api/dicom/peers/WORKSTATION1`))).operations, ['echo', 'find', 'move']);
+  assert.equal((await json(put('WORKSTATION1', { host: '127.0.0.1', port: 104, operations: ['echo'] }))).port, 104);
+  const bad = await put('WORKSTATION2', { host: '127.0.0.1', port: 70000, operations: ['fly'] });
+  assert.equal(bad.status, 400);
+  assert.match((await json(bad)).detail, /port|operations/);
+  const tooLong = await put('A_TITLE_LONGER_THAN_16', { host: 'h', port: 104, operations: [] });
+  assert.equal(tooLong.status, 400);
+  assert.equal((await fetch(`${base}/api/dicom/peers/WORKSTATION1`, { method: 'DELETE' })).status, 204);
+  assert.equal((await fetch(`${base}/api/dicom/peers/WORKSTATION1`)).status, 404);
+  assert.equal((await json(fetch(`${base}/api/dicom`))).aeTitle, 'ATRIUM');
+});
+
+test('jobs are listed and can be cancelled', async () => {
+  const job = await t.archive.jobs.enqueue('test-noop', { hello: 'world' });
+  const list = await json(fetch(`${base}/api/jobs?state=queued`));
+  assert.ok(list.items.some((j: { id: number }) => j.id === job.id));
+  const cancelled = await json(fetch(`${base}/api/jobs/${job.id}/cancel`, { method: 'POST' }));
+  assert.equal(cancelled.state, 'cancelled');
+  assert.equal((await fetch(`${base}/api/jobs?state=sleeping`)).status, 400);
+  assert.equal((await fetch(`${base}/api/jobs/999999`)).status, 404);
+});

@@ -1,25 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
-import { AtriumError } from '../../errors.ts';
-import type { Page } from '../../ports/index-store.ts';
-
-const MAX_PAGE = 1000;
-
-function page(query: Record<string, string | undefined>): Page {
-  const limit = query.limit === undefined ? 100 : Number(query.limit);
-  const offset = query.offset === undefined ? 0 : Number(query.offset);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new AtriumError('invalid-input', `limit must be a whole number from 1 to ${MAX_PAGE}`);
-  if (!Number.isInteger(offset) || offset < 0) throw new AtriumError('invalid-input', 'offset must be a whole number from 0');
-  return { limit, offset };
-}
-
-function found<T>(value: T | null, what: string): T {
-  if (value === null) throw new AtriumError('not-found', `no ${what}`);
-  return value;
-}
-
-type Query = Record<string, string | undefined>;
-type Params = Record<string, string>;
+import { found, page, type Params, type Query } from './paging.ts';
 
 /** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
 export async function adminRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
