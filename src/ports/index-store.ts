@@ -1,3 +1,5 @@
+import type { IndexQuery, QueryResults } from '../archive/query/model.ts';
+
 /**
  * The index: what the archive knows about every stored object, answered without opening blobs.
  * One contract, two engines (SQLite embedded, PostgreSQL scale-out), see adapters/index.
@@ -207,6 +209,12 @@ export interface IndexStore {
   deleteStudy(studyInstanceUid: string): Promise<string[] | null>;
   deleteSeries(seriesInstanceUid: string): Promise<string[] | null>;
   deleteInstance(sopInstanceUid: string): Promise<string[] | null>;
+
+  /**
+   * C-FIND / QIDO-RS matching (archive/query): the matches as DICOM JSON data sets, streamed in batches;
+   * `total()` counts them ignoring limit/offset. Throws AtriumError('invalid-input') for an invalid query.
+   */
+  find(query: IndexQuery): QueryResults;
 
   statistics(): Promise<ArchiveStatistics>;
   /** Every object the index points at (instances, versions, quarantine), for verify and GC. */

@@ -24,6 +24,15 @@ export interface SyntheticInstanceOptions {
   frames?: number;
   /** Varies the pixel content so that instances differ byte for byte. */
   seed?: number;
+  studyTime?: string;
+  studyDescription?: string;
+  referringPhysicianName?: string;
+  seriesNumber?: number;
+  seriesDescription?: string;
+  /** Image Type (0008,0008), backslash-separated (default ORIGINAL\\PRIMARY\\AXIAL). */
+  imageType?: string;
+  /** Items of Request Attributes Sequence (0040,0275); absent when not given. */
+  requestAttributes?: { requestedProcedureId?: string; scheduledProcedureStepId?: string }[];
 }
 
 const CTImageStorage = '1.2.840.10008.5.1.4.1.1.2';
@@ -40,6 +49,18 @@ function us(tag: number, value: number): DataElement {
   const bytes = new Uint8Array(2);
   new DataView(bytes.buffer).setUint16(0, value, true);
   return { tag, vr: 'US', length: 2, offset: 0, value: bytes };
+}
+
+function requestAttributesSequence(items: NonNullable<SyntheticInstanceOptions['requestAttributes']>): DataElement {
+  return {
+    tag: Tag.RequestAttributesSequence, vr: 'SQ', length: 0, offset: 0,
+    items: items.map((item) => ({
+      elements: [
+        ...(item.scheduledProcedureStepId !== undefined ? [str(Tag.ScheduledProcedureStepID, 'SH', item.scheduledProcedureStepId)] : []),
+        ...(item.requestedProcedureId !== undefined ? [str(Tag.RequestedProcedureID, 'SH', item.requestedProcedureId)] : []),
+      ],
+    })),
+  };
 }
 
 /** Size in bytes of the pixel data of these options. */
@@ -59,16 +80,16 @@ export function* syntheticInstance(options: SyntheticInstanceOptions = {}): Gene
   const instanceNumber = options.instanceNumber ?? 1;
   const elements: DataElement[] = [
     str(Tag.SpecificCharacterSet, 'CS', 'ISO_IR 192'),
-    str(Tag.ImageType, 'CS', 'ORIGINAL\\PRIMARY\\AXIAL'),
+    str(Tag.ImageType, 'CS', options.imageType ?? 'ORIGINAL\\PRIMARY\\AXIAL'),
     str(Tag.SOPClassUID, 'UI', sopClassUid),
     str(Tag.SOPInstanceUID, 'UI', sopInstanceUid),
     str(Tag.StudyDate, 'DA', options.studyDate ?? '20260101'),
-    str(Tag.StudyTime, 'TM', '120000'),
+    str(Tag.StudyTime, 'TM', options.studyTime ?? '120000'),
     str(Tag.AccessionNumber, 'SH', options.accessionNumber ?? 'ACC0001'),
     str(Tag.Modality, 'CS', options.modality ?? (multiFrame ? 'OT' : 'CT')),
-    str(Tag.ReferringPhysicianName, 'PN', ''),
-    str(Tag.StudyDescription, 'LO', 'Synthetic study'),
-    str(Tag.SeriesDescription, 'LO', 'Synthetic series'),
+    str(Tag.ReferringPhysicianName, 'PN', options.referringPhysicianName ?? ''),
+    str(Tag.StudyDescription, 'LO', options.studyDescription ?? 'Synthetic study'),
+    str(Tag.SeriesDescription, 'LO', options.seriesDescription ?? 'Synthetic series'),
     str(Tag.PatientName, 'PN', options.patientName ?? 'SYNTHETIC^PATIENT'),
     str(Tag.PatientID, 'LO', options.patientId ?? 'SYN0001'),
     str(Tag.PatientBirthDate, 'DA', '19700101'),
@@ -76,7 +97,7 @@ export function* syntheticInstance(options: SyntheticInstanceOptions = {}): Gene
     str(Tag.StudyInstanceUID, 'UI', options.studyInstanceUid ?? generateUid()),
     str(Tag.SeriesInstanceUID, 'UI', options.seriesInstanceUid ?? generateUid()),
     str(Tag.StudyID, 'SH', '1'),
-    str(Tag.SeriesNumber, 'IS', '1'),
+    str(Tag.SeriesNumber, 'IS', String(options.seriesNumber ?? 1)),
     str(Tag.InstanceNumber, 'IS', String(instanceNumber)),
     ...(multiFrame ? [str(Tag.NumberOfFrames, 'IS', String(frames))] : []),
     us(Tag.SamplesPerPixel, 1),
@@ -87,6 +108,7 @@ export function* syntheticInstance(options: SyntheticInstanceOptions = {}): Gene
     us(Tag.BitsStored, 12),
     us(Tag.HighBit, 11),
     us(Tag.PixelRepresentation, 0),
+    ...(options.requestAttributes ? [requestAttributesSequence(options.requestAttributes)] : []),
   ].sort((a, b) => a.tag - b.tag);
 
   yield encodeFileMeta({ mediaStorageSOPClassUID: sopClassUid, mediaStorageSOPInstanceUID: sopInstanceUid, transferSyntaxUID: ExplicitVRLittleEndian });

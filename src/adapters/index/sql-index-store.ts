@@ -7,6 +7,8 @@ import type {
 import type { AtriumDatabase } from './schema.ts';
 import { migrationProvider, type SqlEngine } from './migrations.ts';
 import { dateRangeBounds, likePattern, searchableName } from './matching.ts';
+import type { IndexQuery, QueryResults } from '../../archive/query/model.ts';
+import { findMatches } from './query/find.ts';
 
 type Db = Kysely<AtriumDatabase>;
 type Tx = Transaction<AtriumDatabase>;
@@ -396,6 +398,10 @@ export class SqlIndexStore implements IndexStore {
       await emit(tx, 'InstanceDeleted', { sopInstanceUid }, new Date().toISOString());
       return keys;
     });
+  }
+
+  find(query: IndexQuery): QueryResults {
+    return findMatches(this.#db, this.kind, query);
   }
 
   async statistics(): Promise<ArchiveStatistics> {
