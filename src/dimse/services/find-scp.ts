@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { Association, IncomingRequest } from '../association.ts';
+import { CommandField } from '../command.ts';
+import { Status, describeStatus } from '../status.ts';
+import { AtriumError } from '../../errors.ts';
+import { queryFromIdentifier } from '../../archive/query/identifier.ts';
+import type { IndexStore } from '../../ports/index-store.ts';
+import { readIdentifier, encodeJsonDataset } from './identifier.ts';
+import { queryRoot } from './sop-classes.ts';
+
+export interface FindDeps {
+  index: IndexStore;
+  log: Logger;
+  aeTitle: string;
+  caseInsensitivePersonNames: boolean;
+}
+
+/**
+ * C-FIND SCP (PS3.4 C.4.1): the identifier becomes one IndexQuery (the model QIDO-RS shares), answered
+ * from the index alone; one pending response per match, then the final one. A C-CANCEL stops the stream
+ * with status Cancel.
+ */
+export async function handleFind(request: IncomingRequest, association: Association, deps: FindDeps, signal: AbortSignal): Promise<void> {
+  const sopClass = request.presentationContext.abstractSyntax;
+  const context = { association: association.id, callingAE: association.callingAETitle, messageId: request.command.MessageID };
+  const final = (status: number, extra: Record<string, unknown> = {}) =>
+    association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: status, ...extra });
+  let query;
+  try {
+    const identifier = await readIdentifier(request);
+    const relational = (association.acceptedExtendedNegotiation.get(sopClass)?.[0] ?? 0) === 1;
+    query = queryFromIdentifier(identifier, undefined, {
+      root: queryRoot(sopClass) ?? 'STUDY', relational, caseInsensitivePersonNames: deps.caseInsensitivePersonNames,
+    });
+  } catch (error) {
+    const detail = (error as Error).message;
+    const tag = error instanceof AtriumError ? Number.parseInt(String(error.details?.tag ?? ''), 16) : NaN;
+    deps.log.warn({ ...context, reason: detail }, `C-FIND refused: ${describeStatus(Status.IdentifierDoesNotMatchSOPClass)}`);
+    await final(Status.IdentifierDoesNotMatchSOPClass, { ErrorComment: detail.slice(0, 64), ...(Number.isFinite(tag) ? { OffendingElement: [tag] } : {}) });
+    return;
+  }
+  let matches = 0;
+  try {
+    for await (const match of deps.index.find(query)) {
+      if (signal.aborted) break;
+      // Where the matches can be retrieved from (PS3.4 C.4.1.1.3.2): this AE.
+      match['00080054'] = { vr: 'AE', Value: [deps.aeTitle] };
+      await association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: Status.Pending },
+        encodeJsonDataset(match, request.presentationContext.transferSyntax));
+      matches++;
+    }
+  } catch (error) {
+    if (!association.isOpen) return;
+    deps.log.error({ ...context, err: error }, `C-FIND failed: ${describeStatus(Status.UnableToProcess)}`);
+    await final(Status.UnableToProcess, { ErrorComment: 'the archive could not answer the query' });
+    return;
+  }
+  deps.log.info({ ...context, level: query.level, keys: query.keys.filter((k) => k.value !== '').length, matches, cancelled: signal.aborted }, 'C-FIND done');
+  await final(signal.aborted ? Status.Cancel : Status.Success);
+}

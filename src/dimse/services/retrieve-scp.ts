@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import type { Association, IncomingRequest } from '../association.ts';
+import { requestAssociation } from '../requestor.ts';
+import { CommandField } from '../command.ts';
+import { Status, describeStatus } from '../status.ts';
+import { queryFromIdentifier } from '../../archive/query/identifier.ts';
+import type { RetrieveService } from '../../archive/retrieve.ts';
+import type { IndexStore } from '../../ports/index-store.ts';
+import type { ApplicationEntities } from '../../dicom-access/application-entities.ts';
+import { readIdentifier, encodeJsonDataset } from './identifier.ts';
+import { queryRoot } from './sop-classes.ts';
+import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
+
+export interface RetrieveDeps {
+  index: IndexStore;
+  retrieve: RetrieveService;
+  applicationEntities: ApplicationEntities;
+  log: Logger;
+  aeTitle: string;
+  /** Options for the association C-MOVE opens to its destination. */
+  outbound: { maxPduLength: number; tls?: import('node:tls').ConnectionOptions };
+}
+
+const UNIQUE_KEYS = ['0020000D', '0020000E', '00080018', '00100020'];
+
+/**
+ * C-MOVE and C-GET SCP (PS3.4 C.4.2, C.4.3): the identifier's unique keys select instances, which are sent
+ * by C-STORE sub-operations: to the Move Destination on a new association (C-MOVE), or back on this very
+ * association, where the requester plays the storage SCP (C-GET). Pending responses carry the counts;
+ * the final one lists the failed SOP instances. C-CANCEL stops between two sub-operations.
+ */
+export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequest, association: Association, deps: RetrieveDeps, signal: AbortSignal): Promise<void> {
+  const rspField = kind === 'move' ? CommandField.C_MOVE_RSP : CommandField.C_GET_RSP;
+  const context = { association: association.id, callingAE: association.callingAETitle, messageId: request.command.MessageID, destination: request.command.MoveDestination };
+  const respond = (status: number, counts?: SubOperationCounts, extra: Record<string, unknown> = {}) => {
+    const final = status !== Status.Pending;
+    const numbers = counts ? {
+      // Remaining is not sent in final responses (PS3.4 C.4.2.1.6).
+      ...(final ? {} : { NumberOfRemainingSuboperations: counts.remaining }),
+      NumberOfCompletedSuboperations: counts.completed, NumberOfFailedSuboperations: counts.failed, NumberOfWarningSuboperations: counts.warning,
+    } : {};
+    const identifier = final && counts && counts.failedSopInstanceUids.length
+      ? encodeJsonDataset({ '00080058': { vr: 'UI', Value: counts.failedSopInstanceUids } }, request.presentationContext.transferSyntax)
+      : undefined;
+    return association.respond(request, { CommandField: rspField, Status: status, ...numbers, ...extra }, identifier);
+  };
+
+  let uids: string[];
+  try {
+    const identifier = await readIdentifier(request);
+    const query = queryFromIdentifier(identifier, undefined, { root: queryRoot(request.presentationContext.abstractSyntax) ?? 'STUDY', relational: true });
+    const selective = query.keys.some((k) => UNIQUE_KEYS.includes(k.tag.toString(16).toUpperCase().padStart(8, '0')) && k.value !== '');
+    if (!selective) throw new Error('no unique key (PatientID, StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID) has a value');
+    uids = [];
+    for await (const match of deps.index.find({ ...query, level: 'IMAGE', keys: [...query.keys, { tag: 0x00080018, vr: 'UI', value: '' }] })) {
+      const uid = (match['00080018']?.Value?.[0] as string | undefined);
+      if (uid) uids.push(uid);
+    }
+  } catch (error) {
+    deps.log.warn({ ...context, reason: (error as Error).message }, `C-${kind.toUpperCase()} refused: identifier does not match SOP class`);
+    await respond(Status.IdentifierDoesNotMatchSOPClass, undefined, { ErrorComment: (error as Error).message.slice(0, 64) });
+    return;
+  }
+
+  let target = association;
+  if (kind === 'move') {
+    const destinationAE = request.command.MoveDestination ?? '';
+    const destination = await deps.applicationEntities.destination(destinationAE);
+    if (!destination) {
+      deps.log.warn(context, `C-MOVE refused: ${describeStatus(Status.MoveDestinationUnknown)} "${destinationAE}"`);
+      await respond(Status.MoveDestinationUnknown, undefined, { ErrorComment: `unknown move destination ${destinationAE}`.slice(0, 64) });
+      return;
+    }
+    const instances = (await Promise.all(uids.map((u) => deps.index.findInstance(u)))).filter((i) => i !== null);
+    if (instances.length === 0) {
+      await respond(Status.Success, { remaining: 0, completed: 0, failed: 0, warning: 0, failedSopInstanceUids: [] });
+      return;
+    }
+    try {
+      target = await requestAssociation({
+        host: destination.host, port: destination.port, callingAETitle: deps.aeTitle, calledAETitle: destination.aeTitle,
+        contexts: storageContexts(instances), maxPduLength: deps.outbound.maxPduLength,
+        ...(destination.tls ? { tls: deps.outbound.tls ?? {} } : {}), logger: deps.log,
+      });
+    } catch (error) {
+      deps.log.warn({ ...context, err: error }, `C-MOVE failed: cannot associate with ${destination.aeTitle} at ${destination.host}:${destination.port}`);
+      await respond(Status.OutOfResourcesUnableToPerformSubOperations, undefined, { ErrorComment: `cannot reach ${destination.aeTitle}`.slice(0, 64) });
+      return;
+    }
+  }
+
+  let counts: SubOperationCounts;
+  try {
+    counts = await storeInstances(target, uids, deps, {
+      signal,
+      moveOriginator: kind === 'move' ? { aeTitle: association.callingAETitle, messageId: request.command.MessageID ?? 0 } : undefined,
+      onProgress: async (c) => {
+        if (c.remaining > 0 && association.isOpen) await respond(Status.Pending, c);
+      },
+    });
+  } finally {
+    if (target !== association) await target.release().catch(() => target.abort());
+  }
+  if (!association.isOpen) return;
+  const status = signal.aborted ? Status.Cancel
+    : counts.failed === 0 && counts.warning === 0 ? Status.Success
+    : counts.completed === 0 && counts.warning === 0 ? Status.OutOfResourcesUnableToPerformSubOperations
+    : Status.SubOperationsCompleteWithFailures;
+  deps.log.info({ ...context, completed: counts.completed, failed: counts.failed, warning: counts.warning, cancelled: signal.aborted }, `C-${kind.toUpperCase()} done: ${describeStatus(status)}`);
+  await respond(status, counts);
+}

@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { Association, IncomingRequest } from '../association.ts';
+import { CommandField } from '../command.ts';
+import { Status, describeStatus } from '../status.ts';
+import { encodeFileMeta } from '../../dicom/part10-writer.ts';
+import type { IngestResult, IngestService } from '../../archive/ingest.ts';
+
+/**
+ * C-STORE SCP (PS3.4 B.2): the data set streams from the association into the one ingest pipeline, with
+ * a File Meta Information built from the command and the presentation context in front (PS3.10 7.1), so
+ * the stored object is a Part-10 file. The response is sent only after ingest returns, that is after the
+ * object is durable and indexed.
+ */
+export async function handleStore(request: IncomingRequest, association: Association, deps: { ingest: IngestService; log: Logger }): Promise<void> {
+  const { command, presentationContext } = request;
+  const sopClassUid = command.AffectedSOPClassUID ?? '';
+  const sopInstanceUid = command.AffectedSOPInstanceUID ?? '';
+  const respond = (status: number, errorComment?: string) => association.respond(request, {
+    CommandField: CommandField.C_STORE_RSP, Status: status, AffectedSOPInstanceUID: sopInstanceUid,
+    ...(errorComment ? { ErrorComment: errorComment.slice(0, 64) } : {}),
+  });
+  const context = { association: association.id, callingAE: association.callingAETitle, sopInstanceUid, sopClassUid };
+
+  if (!request.dataset) {
+    await respond(Status.CannotUnderstand, 'C-STORE-RQ without a data set');
+    return;
+  }
+  if (sopClassUid !== presentationContext.abstractSyntax) {
+    await request.dataset.discard();
+    deps.log.warn({ ...context, contextSopClass: presentationContext.abstractSyntax }, 'C-STORE refused: SOP class differs from the presentation context');
+    await respond(Status.SOPClassNotSupported, 'SOP class differs from the presentation context');
+    return;
+  }
+  const meta = encodeFileMeta({
+    mediaStorageSOPClassUID: sopClassUid,
+    mediaStorageSOPInstanceUID: sopInstanceUid,
+    transferSyntaxUID: presentationContext.transferSyntax,
+    sourceApplicationEntityTitle: association.callingAETitle,
+  });
+  const dataset = request.dataset;
+  async function* part10(): AsyncIterable<Uint8Array> {
+    yield meta;
+    yield* dataset;
+  }
+
+  let result: IngestResult;
+  try {
+    result = await deps.ingest.ingest(part10(), { source: `dimse:${association.callingAETitle}`, originalName: `${association.callingAETitle}/${sopInstanceUid}` });
+  } catch (error) {
+    if (!association.isOpen) {
+      // The peer went away mid-object: ingest dropped the partial bytes, and there is nobody to answer.
+      deps.log.warn({ ...context, err: error }, 'C-STORE interrupted: association ended before the data set was complete; nothing stored');
+      return;
+    }
+    await dataset.discard().catch(() => {});
+    deps.log.error({ ...context, err: error }, `C-STORE failed: ${describeStatus(Status.OutOfResources)}`);
+    await respond(Status.OutOfResources, 'the archive could not store the object');
+    return;
+  }
+  const status = storeStatus(result);
+  if (status !== Status.Success) {
+    deps.log.warn({ ...context, status: `0x${status.toString(16).padStart(4, '0')}`, reason: 'reason' in result ? result.reason : undefined }, `C-STORE ${describeStatus(status)}`);
+  }
+  await respond(status, 'reason' in result ? result.reason : undefined);
+}
+
+/** How an ingest outcome is told to a C-STORE SCU (PS3.4 Table B.2-1, PS3.7 Annex C). */
+export function storeStatus(result: IngestResult): number {
+  switch (result.status) {
+    case 'stored':
+    case 'duplicate':
+      // An identical copy is already archived: for the sender the object is safely stored.
+      return Status.Success;
+    case 'skipped':
+      return Status.CannotUnderstand;
+    case 'quarantined':
+      switch (result.reasonCode) {
+        case 'duplicate-conflict': return Status.DuplicateSOPInstance;
+        case 'inconsistent-file-meta': return Status.DataSetDoesNotMatchSOPClass;
+        case 'not-storable': return Status.DataSetDoesNotMatchSOPClass;
+        default: return Status.CannotUnderstand;
+      }
+  }
+}

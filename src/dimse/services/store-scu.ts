@@ -1,0 +1,90 @@
+import type { Logger } from 'pino';
+import type { Association } from '../association.ts';
+import type { RequestedContext } from '../requestor.ts';
+import { CommandField, Priority } from '../command.ts';
+import { Status, describeStatus, statusCategory } from '../status.ts';
+import type { RetrieveService } from '../../archive/retrieve.ts';
+import type { IndexStore, InstanceRecord } from '../../ports/index-store.ts';
+
+export interface SubOperationCounts {
+  remaining: number;
+  completed: number;
+  failed: number;
+  warning: number;
+  failedSopInstanceUids: string[];
+}
+
+/**
+ * The presentation contexts to propose for sending these instances: one per (SOP class, transfer syntax)
+ * pair, each in the syntax the object is stored in. Atrium sends what it stored, unchanged; a peer that
+ * does not take that syntax gets a failed sub-operation rather than silently altered pixel data.
+ */
+export function storageContexts(instances: Pick<InstanceRecord, 'sopClassUid' | 'transferSyntaxUid'>[], options: { scpRole?: boolean } = {}): RequestedContext[] {
+  const pairs = new Map<string, RequestedContext>();
+  for (const i of instances) {
+    const key = `${i.sopClassUid}|${i.transferSyntaxUid}`;
+    if (!pairs.has(key)) pairs.set(key, { abstractSyntax: i.sopClassUid, transferSyntaxes: [i.transferSyntaxUid], ...(options.scpRole ? { scuRole: false, scpRole: true } : {}) });
+  }
+  // PS3.8 allows 128 presentation contexts per association.
+  return [...pairs.values()].slice(0, 128);
+}
+
+/**
+ * C-STORE sub-operations (or a plain send) of stored instances over an open association, streaming each
+ * data set from the blob store. Counts are reported after each instance; a cancelled signal stops before
+ * the next one.
+ */
+export async function storeInstances(
+  association: Association,
+  sopInstanceUids: string[],
+  deps: { index: IndexStore; retrieve: RetrieveService; log: Logger },
+  options: { signal?: AbortSignal; moveOriginator?: { aeTitle: string; messageId: number }; onProgress?: (counts: SubOperationCounts) => Promise<void> | void } = {},
+): Promise<SubOperationCounts> {
+  const counts: SubOperationCounts = { remaining: sopInstanceUids.length, completed: 0, failed: 0, warning: 0, failedSopInstanceUids: [] };
+  for (const uid of sopInstanceUids) {
+    if (options.signal?.aborted || !association.isOpen) break;
+    counts.remaining--;
+    const outcome = await storeOne(association, uid, deps, options.moveOriginator);
+    if (outcome === 'success') counts.completed++;
+    else if (outcome === 'warning') counts.warning++;
+    else {
+      counts.failed++;
+      counts.failedSopInstanceUids.push(uid);
+    }
+    await options.onProgress?.(counts);
+  }
+  return counts;
+}
+
+async function storeOne(association: Association, uid: string, deps: { index: IndexStore; retrieve: RetrieveService; log: Logger },
+  moveOriginator?: { aeTitle: string; messageId: number }): Promise<'success' | 'warning' | 'failure'> {
+  const context = { association: association.id, peer: association.calledAETitle, sopInstanceUid: uid };
+  const instance = await deps.index.findInstance(uid);
+  if (!instance) {
+    deps.log.warn(context, 'C-STORE sub-operation failed: the instance is no longer in the archive');
+    return 'failure';
+  }
+  const pc = association.findContext(instance.sopClassUid, [instance.transferSyntaxUid]);
+  if (!pc) {
+    deps.log.warn({ ...context, sopClassUid: instance.sopClassUid, transferSyntaxUid: instance.transferSyntaxUid },
+      'C-STORE sub-operation failed: the peer accepted no presentation context for this SOP class in its stored transfer syntax');
+    return 'failure';
+  }
+  try {
+    const { dataset } = await deps.retrieve.openDataset(uid);
+    let status: number | undefined;
+    for await (const rsp of association.request(pc.id, {
+      CommandField: CommandField.C_STORE_RQ, AffectedSOPClassUID: instance.sopClassUid, AffectedSOPInstanceUID: uid, Priority: Priority.Medium,
+      ...(moveOriginator ? { MoveOriginatorApplicationEntityTitle: moveOriginator.aeTitle, MoveOriginatorMessageID: moveOriginator.messageId } : {}),
+    }, dataset)) {
+      status = rsp.command.Status;
+    }
+    const category = statusCategory(status ?? Status.ProcessingFailure);
+    if (category === 'success') return 'success';
+    deps.log.warn({ ...context, status: describeStatus(status ?? Status.ProcessingFailure) }, `C-STORE sub-operation ${category}`);
+    return category === 'warning' ? 'warning' : 'failure';
+  } catch (error) {
+    deps.log.warn({ ...context, err: error }, 'C-STORE sub-operation failed');
+    return 'failure';
+  }
+}
