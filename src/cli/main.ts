@@ -3,6 +3,16 @@ import { loadConfig, redactedConfig, ConfigError, type AtriumConfig } from '../c
 import { serveCommand } from './serve.ts';
 import { importCommand } from './import.ts';
 import { verifyCommand } from './verify.ts';
+import { echoCommand, jobCommand, queryCommand } from './dicom.ts';
+import { RETRIEVE_JOB, SEND_JOB } from '../dimse/services/dicom-jobs.ts';
+import type { QueryLevelName } from '../dimse/services/scu.ts';
+
+/** `-k Keyword=value` options, as DCMTK's findscu takes them. */
+function collectKey(value: string, keys: Record<string, string>): Record<string, string> {
+  const i = value.indexOf('=');
+  keys[i < 0 ? value : value.slice(0, i)] = i < 0 ? '' : value.slice(i + 1);
+  return keys;
+}
 
 /** `atrium <verb>`: every verb takes --data and --config and reads one validated configuration. */
 const program = new Command('atrium')
@@ -39,6 +49,41 @@ withConfig(program.command('verify').description('re-read every stored object an
   .option('--json', 'print the report as JSON on stdout')
   .action(async (options) => {
     process.exitCode = await verifyCommand(config(options), { repair: !!options.repair, json: !!options.json });
+  });
+
+withConfig(program.command('echo').description('C-ECHO a known DICOM peer'))
+  .argument('<ae>', 'AE title of the peer')
+  .action(async (ae: string, options) => { process.exitCode = await echoCommand(config(options), ae); });
+
+withConfig(program.command('query').description('C-FIND on a known DICOM peer'))
+  .argument('<ae>', 'AE title of the peer')
+  .option('-l, --level <level>', 'PATIENT, STUDY, SERIES or IMAGE', 'STUDY')
+  .option('-k, --key <key=value>', 'matching or return key, repeatable (e.g. -k PatientName=DOE* -k StudyDate)', collectKey, {})
+  .option('--json', 'print DICOM JSON')
+  .action(async (ae: string, options) => {
+    process.exitCode = await queryCommand(config(options), ae, String(options.level).toUpperCase() as QueryLevelName, options.key, !!options.json);
+  });
+
+withConfig(program.command('send').description('send a study, series or instances to a known DICOM peer (a durable job)'))
+  .argument('<ae>', 'AE title of the destination')
+  .option('--study <uid>', 'Study Instance UID')
+  .option('--series <uid>', 'Series Instance UID')
+  .option('--instance <uid...>', 'SOP Instance UIDs')
+  .action(async (ae: string, options) => {
+    process.exitCode = await jobCommand(config(options), SEND_JOB, {
+      destination: ae, studyInstanceUid: options.study, seriesInstanceUid: options.series, sopInstanceUids: options.instance,
+    });
+  });
+
+withConfig(program.command('retrieve').description('retrieve from a known DICOM peer into Atrium by C-MOVE or C-GET (a durable job)'))
+  .argument('<ae>', 'AE title of the source')
+  .option('-l, --level <level>', 'PATIENT, STUDY, SERIES or IMAGE', 'STUDY')
+  .option('-k, --key <key=value>', 'unique keys, repeatable (e.g. -k StudyInstanceUID=1.2.3)', collectKey, {})
+  .option('--get', 'C-GET on the same association instead of C-MOVE to ourselves')
+  .action(async (ae: string, options) => {
+    process.exitCode = await jobCommand(config(options), RETRIEVE_JOB, {
+      source: ae, level: String(options.level).toUpperCase() as QueryLevelName, keys: options.key, method: options.get ? 'get' : 'move',
+    });
   });
 
 withConfig(program.command('config').description('print the effective configuration (secrets masked)'))

@@ -2,11 +2,19 @@ import type { AtriumConfig } from '../config/config.ts';
 import { openArchive } from '../app.ts';
 import { createHttpServer } from '../http/server.ts';
 import { startDicomService } from '../dimse/services/dicom-service.ts';
+import { DicomClient } from '../dimse/services/scu.ts';
+import { registerDicomJobs } from '../dimse/services/dicom-jobs.ts';
+import { JobRunner } from '../jobs/job-runner.ts';
+import { outboundTls } from '../dimse/services/tls.ts';
 
 export async function serveCommand(config: AtriumConfig): Promise<void> {
   const archive = await openArchive(config);
-  const http = await createHttpServer(archive);
+  const client = new DicomClient(archive, { tls: outboundTls(config) });
+  const runner = new JobRunner({ queue: archive.jobs, log: archive.log.child({ component: 'jobs' }) });
+  registerDicomJobs(runner, archive, client);
+  const http = await createHttpServer(archive, { client, onJobQueued: () => runner.wake() });
   const dicom = await startDicomService(archive);
+  runner.start();
   const address = await http.listen({ host: config.http.host, port: config.http.port });
   archive.log.info({ address, dicomPort: dicom.port, dicomTlsPort: dicom.tlsPort, aeTitle: config.dicom.aeTitle, index: archive.index.kind, blobs: archive.blobs.kind, dataDir: config.dataDir },
     `Atrium is ready: ${address}`);
@@ -17,8 +25,9 @@ export async function serveCommand(config: AtriumConfig): Promise<void> {
     stopping = true;
     archive.log.info({ signal }, 'stopping');
     // Reverse order of start: stop taking requests, let those under way finish, then close storage.
-    await dicom.close();
     await http.close();
+    await runner.stop();
+    await dicom.close();
     await archive.close();
     process.exit(0);
   };

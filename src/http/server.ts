@@ -3,11 +3,11 @@ import type { Archive } from '../app.ts';
 import { sendProblem } from './problem.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { jobRoutes } from './admin/jobs-routes.ts';
-import { dicomRoutes } from './admin/dicom-routes.ts';
+import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
-export async function createHttpServer(archive: Archive): Promise<FastifyInstance> {
+export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: archive.log.child({ transport: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: false,
@@ -28,7 +28,7 @@ export async function createHttpServer(archive: Archive): Promise<FastifyInstanc
   });
   await adminRoutes(app, archive);
   await jobRoutes(app, archive);
-  await dicomRoutes(app, archive);
+  await dicomRoutes(app, archive, options);
   await uiRoutes(app);
   return app;
 }

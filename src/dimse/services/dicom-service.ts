@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Archive } from '../../app.ts';
 import { startDicomServer, type AssociateDecision, type AssociateRequestInfo, type ContextDecision, type DicomServer } from '../acceptor.ts';
 import { Rejection } from '../acceptor.ts';
@@ -12,6 +11,7 @@ import { handleStore } from './store-scp.ts';
 import { handleFind } from './find-scp.ts';
 import { handleRetrieve, type RetrieveDeps } from './retrieve-scp.ts';
 import { handleCommitment } from './commitment-scp.ts';
+import { outboundTls } from './tls.ts';
 import { isStorageSopClass, operationOf, queryRoot, storableTransferSyntax, StorageCommitmentPushModel, UNCOMPRESSED } from './sop-classes.ts';
 
 export interface DicomService {
@@ -28,13 +28,11 @@ export interface DicomService {
 export async function startDicomService(archive: Archive, options: { port?: number; tlsPort?: number } = {}): Promise<DicomService> {
   const config = archive.config.dicom;
   const log = archive.log.child({ transport: 'dimse' });
-  const tlsFiles = config.tls ? {
-    cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), ...(config.tls.ca ? { ca: readFileSync(config.tls.ca) } : {}),
-  } : undefined;
+  const tlsFiles = outboundTls(archive.config);
   const retrieveDeps: RetrieveDeps = {
     index: archive.index, retrieve: archive.retrieve, applicationEntities: archive.applicationEntities, log, aeTitle: config.aeTitle,
     // Outbound TLS (C-MOVE destinations marked tls) presents our certificate and trusts the configured CA.
-    outbound: { maxPduLength: config.maxPduLength, ...(tlsFiles ? { tls: { ...tlsFiles, minVersion: 'TLSv1.2' as const } } : {}) },
+    outbound: { maxPduLength: config.maxPduLength, ...(tlsFiles ? { tls: tlsFiles } : {}) },
   };
 
   const negotiate = async (rq: AssociateRequestInfo): Promise<AssociateDecision> => {
@@ -122,7 +120,7 @@ export async function startDicomService(archive: Archive, options: { port?: numb
     servers.push(await startDicomServer({
       ...common, port: options.tlsPort ?? config.tls.port,
       // BCP 195 (PS3.15 B.9): TLS 1.2 or later only.
-      tls: { ...tlsFiles, minVersion: 'TLSv1.2', requestCert: config.tls.requireClientCert },
+      tls: { ...tlsFiles, requestCert: config.tls.requireClientCert },
     }));
   }
   log.info({ aeTitle: config.aeTitle, port: servers[0].port, tlsPort: servers[1]?.port ?? null }, `DICOM ${config.aeTitle} listening on port ${servers[0].port}`);

@@ -3,9 +3,20 @@ import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import type { DicomPeerInput } from '../../ports/peer-registry.ts';
 import { found, type Params } from './paging.ts';
+import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
+import { RETRIEVE_JOB, SEND_JOB, type RetrievePayload, type SendPayload } from '../../dimse/services/dicom-jobs.ts';
+
+export interface DicomRouteOptions {
+  /** Atrium as an SCU; without it (tests of the REST alone) the peer operations answer 503. */
+  client?: DicomClient;
+  /** Called after a job is queued, so a runner in this process starts it at once. */
+  onJobQueued?: () => void;
+}
+
+const LEVELS: QueryLevelName[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
 
 /** Our application entity and the known DICOM peers (config-defined ones are read-only here). */
-export async function dicomRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+export async function dicomRoutes(app: FastifyInstance, archive: Archive, options: DicomRouteOptions = {}): Promise<void> {
   const { peers } = archive;
   const dicom = archive.config.dicom;
 
@@ -25,5 +36,44 @@ export async function dicomRoutes(app: FastifyInstance, archive: Archive): Promi
   app.delete<{ Params: Params }>('/api/dicom/peers/:ae', async (req, reply) => {
     if (!(await peers.delete(req.params.ae))) throw new AtriumError('not-found', `no DICOM peer ${req.params.ae}`);
     return reply.status(204).send();
+  });
+
+  const client = () => {
+    if (!options.client) throw new AtriumError('unavailable', 'the DICOM client is not running in this process');
+    return options.client;
+  };
+  const level = (value: unknown): QueryLevelName => {
+    const l = String(value ?? 'STUDY').toUpperCase() as QueryLevelName;
+    if (!LEVELS.includes(l)) throw new AtriumError('invalid-input', `level must be one of ${LEVELS.join(', ')}`);
+    return l;
+  };
+  const keys = (value: unknown): Record<string, string> => {
+    if (value === undefined) return {};
+    if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) {
+      throw new AtriumError('invalid-input', 'keys must be an object of attribute keyword (or tag) to string value');
+    }
+    return value as Record<string, string>;
+  };
+
+  app.post<{ Params: Params }>('/api/dicom/peers/:ae/echo', async (req) => await client().echo(req.params.ae));
+  app.post<{ Params: Params; Body: { level?: string; keys?: Record<string, string> } }>('/api/dicom/peers/:ae/find', async (req) =>
+    ({ items: await client().find(req.params.ae, level(req.body?.level), keys(req.body?.keys)) }));
+  app.post<{ Params: Params; Body: Omit<SendPayload, 'destination'> }>('/api/dicom/peers/:ae/send', async (req, reply) => {
+    found(await peers.get(req.params.ae), `DICOM peer ${req.params.ae}`);
+    const body = req.body ?? {};
+    if (!body.studyInstanceUid && !body.seriesInstanceUid && !body.sopInstanceUids?.length) {
+      throw new AtriumError('invalid-input', 'say what to send: studyInstanceUid, seriesInstanceUid or sopInstanceUids');
+    }
+    const job = await archive.jobs.enqueue<SendPayload>(SEND_JOB, { ...body, destination: req.params.ae });
+    options.onJobQueued?.();
+    return reply.status(202).header('location', `/api/jobs/${job.id}`).send(job);
+  });
+  app.post<{ Params: Params; Body: { level?: string; keys?: Record<string, string>; method?: string } }>('/api/dicom/peers/:ae/retrieve', async (req, reply) => {
+    found(await peers.get(req.params.ae), `DICOM peer ${req.params.ae}`);
+    const method = req.body?.method ?? 'move';
+    if (method !== 'move' && method !== 'get') throw new AtriumError('invalid-input', 'method must be move or get');
+    const job = await archive.jobs.enqueue<RetrievePayload>(RETRIEVE_JOB, { source: req.params.ae, level: level(req.body?.level), keys: keys(req.body?.keys), method });
+    options.onJobQueued?.();
+    return reply.status(202).header('location', `/api/jobs/${job.id}`).send(job);
   });
 }
