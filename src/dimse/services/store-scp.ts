@@ -19,7 +19,9 @@ export async function handleStore(request: IncomingRequest, association: Associa
     CommandField: CommandField.C_STORE_RSP, Status: status, AffectedSOPInstanceUID: sopInstanceUid,
     ...(errorComment ? { ErrorComment: errorComment.slice(0, 64) } : {}),
   });
-  const context = { association: association.id, callingAE: association.callingAETitle, sopInstanceUid, sopClassUid };
+  // The sender: the caller on associations it opened, the called AE when C-GET brings objects back on ours.
+  const senderAE = association.role === 'acceptor' ? association.callingAETitle : association.calledAETitle;
+  const context = { association: association.id, senderAE, sopInstanceUid, sopClassUid };
 
   if (!request.dataset) {
     await respond(Status.CannotUnderstand, 'C-STORE-RQ without a data set');
@@ -35,7 +37,7 @@ export async function handleStore(request: IncomingRequest, association: Associa
     mediaStorageSOPClassUID: sopClassUid,
     mediaStorageSOPInstanceUID: sopInstanceUid,
     transferSyntaxUID: presentationContext.transferSyntax,
-    sourceApplicationEntityTitle: association.callingAETitle,
+    sourceApplicationEntityTitle: senderAE,
   });
   const dataset = request.dataset;
   async function* part10(): AsyncIterable<Uint8Array> {
@@ -45,7 +47,7 @@ export async function handleStore(request: IncomingRequest, association: Associa
 
   let result: IngestResult;
   try {
-    result = await deps.ingest.ingest(part10(), { source: `dimse:${association.callingAETitle}`, originalName: `${association.callingAETitle}/${sopInstanceUid}` });
+    result = await deps.ingest.ingest(part10(), { source: `dimse:${senderAE}`, originalName: `${senderAE}/${sopInstanceUid}` });
   } catch (error) {
     if (!association.isOpen) {
       // The peer went away mid-object: ingest dropped the partial bytes, and there is nobody to answer.
