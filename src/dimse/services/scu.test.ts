@@ -14,6 +14,7 @@ import { startDicomService, type DicomService } from './dicom-service.ts';
 import { DicomClient } from './scu.ts';
 import { registerDicomJobs, SEND_JOB } from './dicom-jobs.ts';
 import { JobRunner } from '../../jobs/job-runner.ts';
+import type { Job } from '../../ports/job-queue.ts';
 import { syntheticSeries } from '../../synthetic/synthetic-instance.ts';
 import { generateUid } from '../../dicom/uid.ts';
 
@@ -85,7 +86,7 @@ test('a send to an unreachable peer is retried, not lost', async () => {
   const study = (await t.archive.index.listStudies({}, { limit: 1, offset: 0 })).items[0];
   const job = await t.archive.jobs.enqueue(SEND_JOB, { destination: 'NOWHERE', studyInstanceUid: study.studyInstanceUid });
   runner.start();
-  let current = job;
+  let current: Job = job;
   while (current.attempts === 0 || current.state === 'running') {
     await new Promise((r) => setTimeout(r, 50));
     current = (await t.archive.jobs.get(job.id))!;
