@@ -34,7 +34,10 @@ export interface ByteRange {
 }
 
 export interface BlobWriter {
-  /** Appends bytes; resolves when the store can take more (backpressure). */
+  /**
+   * Appends bytes; resolves when the store can take more (backpressure). The store may hold on to the chunk
+   * until commit (to gather small chunks into large writes): the caller must not modify it afterwards.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Makes the object durable (fsync / completed upload) and then visible under its key. */
   commit(): Promise<void>;
