@@ -109,7 +109,9 @@ export class IngestService {
       return await this.#quarantine(writer, stored, from, attributes, null, null);
     }
 
-    await writer.commit();
+    // The metadata is built while the blob is being made durable (the fsyncs wait on the disk, not the CPU).
+    const committed = writer.commit();
+    committed.catch(() => {}); // awaited below; this only keeps an early throw from leaving it unhandled
     const { sopInstanceUid, sopClassUid, transferSyntaxUid } = attributes.instance;
     const metadataJson = JSON.stringify(toDicomJson(header.dataset, {
       characterSet: attributes.characterSet,
@@ -118,6 +120,7 @@ export class IngestService {
       inlineBinaryMax: 0,
       bulkDataUri: (tagPath: number[]) => `bulkdata/${tagPath.map((t: number) => t.toString(16).toUpperCase().padStart(8, '0')).join('/')}`,
     }));
+    await committed;
     let outcome;
     try {
       outcome = await this.#index.storeInstance({

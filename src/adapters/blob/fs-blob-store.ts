@@ -257,10 +257,9 @@ class FsBlobWriter implements BlobWriter {
       // fdatasync: the data and the size, not the timestamps; the rename below is made durable separately.
       if (this.#fsync) await handle.datasync();
       this.#handle = undefined;
-      await handle.close();
       const parent = path.dirname(this.#finalPath);
       const firstCreated = this.#createdParent ?? (await mkdir(parent, { recursive: true }));
-      await rename(this.#tempPath, this.#finalPath);
+      await Promise.all([handle.close(), rename(this.#tempPath, this.#finalPath)]);
       if (this.#fsync) {
         // Make the rename durable, and the entries of any folders mkdir just created.
         const stop = firstCreated === undefined ? parent : path.dirname(firstCreated);
@@ -318,13 +317,41 @@ function remainderOf(buffers: Uint8Array[], written: number): Uint8Array[] {
   return out;
 }
 
+/**
+ * Folders recently fsynced stay open: objects received together land in the same day's folders, and an
+ * open handle makes each further fsync one system call instead of open, fsync and close. A handle let go
+ * while an fsync is still using it is closed when that fsync ends.
+ */
+interface OpenFolder { handle: Promise<FileHandle>; users: number; evicted: boolean }
+const openFolders = new Map<string, OpenFolder>();
+// A day's 256 fan-out folders, and the previous day's around midnight.
+const MAX_OPEN_FOLDERS = 320;
+
 async function fsyncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return; // directories cannot be opened for fsync there
-  const handle = await open(dir, 'r');
+  let folder = openFolders.get(dir);
+  if (folder) {
+    openFolders.delete(dir); // re-inserted below: most recently used last
+  } else {
+    folder = { handle: open(dir, 'r'), users: 0, evicted: false };
+    if (openFolders.size >= MAX_OPEN_FOLDERS) {
+      const [oldest, entry] = openFolders.entries().next().value!;
+      openFolders.delete(oldest);
+      entry.evicted = true;
+      if (entry.users === 0) entry.handle.then((h) => h.close()).catch(() => {});
+    }
+  }
+  openFolders.set(dir, folder);
+  folder.users++;
   try {
-    await handle.sync();
+    await (await folder.handle).sync();
+  } catch (err) {
+    openFolders.delete(dir);
+    folder.evicted = true;
+    throw err;
   } finally {
-    await handle.close();
+    folder.users--;
+    if (folder.evicted && folder.users === 0) folder.handle.then((h) => h.close()).catch(() => {});
   }
 }
 
