@@ -10,6 +10,7 @@ import { createTestArchive, ENGINE_COMBINATIONS, type TestArchive } from '../../
 import { syntheticInstance, syntheticSeries } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
+import { encodeFileMeta } from '../dicom/part10-writer.ts';
 import type { Archive } from '../app.ts';
 
 const TESTDATA = new URL('../../../shared/testdata/dicom/', import.meta.url);
@@ -82,6 +83,18 @@ for (const combination of ENGINE_COMBINATIONS) {
       const again = await archive.ingest.ingest(source(bytes), { source: 'test' });
       assert.equal(first.status, 'stored');
       assert.equal(again.status, 'duplicate');
+      assert.equal(await blobCount(archive), blobsBefore);
+
+      // The same data set behind another File Meta Information (as C-STORE rebuilds it) is the same object.
+      const reader = new Part10Reader();
+      reader.push(bytes);
+      const header = reader.end();
+      const otherMeta = encodeFileMeta({
+        mediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.2', mediaStorageSOPInstanceUID: (first as { sopInstanceUid: string }).sopInstanceUid,
+        transferSyntaxUID: header.transferSyntaxUID, sourceApplicationEntityTitle: 'ANOTHER_AE',
+      });
+      const viaNetwork = await archive.ingest.ingest(source(Buffer.concat([otherMeta, bytes.subarray(header.datasetOffset)])), { source: 'test' });
+      assert.equal(viaNetwork.status, 'duplicate');
       assert.equal(await blobCount(archive), blobsBefore);
     });
 

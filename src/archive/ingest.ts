@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Part10Reader, DicomParseError, type Part10Header } from '../dicom/part10-reader.ts';
 import { toDicomJson } from '../dicom/dicom-json.ts';
+import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
 import type { DuplicatePolicy, IndexStore, StoredObject } from '../ports/index-store.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -75,17 +76,21 @@ export class IngestService {
     let header: Part10Header | undefined;
     let parseError: DicomParseError | undefined;
     let sha256: string;
+    let datasetSha256: string;
     try {
       const hash = createHash('sha256');
+      const datasetHash = new DatasetHash();
       const reader = new Part10Reader({ bulkThreshold: this.#options.bulkThreshold });
       for await (const chunk of bytes) {
         hash.update(chunk);
+        datasetHash.update(chunk);
         // After a parse error the rest is still written, so that quarantine keeps the object whole.
         if (!parseError) parseError = feed(() => reader.push(chunk));
         await writer.write(chunk);
       }
       if (!parseError) parseError = feed(() => { header = reader.end(); });
       sha256 = hash.digest('hex');
+      datasetSha256 = datasetHash.digest();
       this.#metrics.ingestedBytes.inc({ source: sourceLabel(from.source) }, writer.bytesWritten);
     } catch (error) {
       // The sender or the disk failed mid-object: nothing was acknowledged, nothing is kept.
@@ -124,7 +129,7 @@ export class IngestService {
     let outcome;
     try {
       outcome = await this.#index.storeInstance({
-        ...attributes, ...stored, metadataJson, source: from.source, receivedAt: new Date().toISOString(),
+        ...attributes, ...stored, datasetSha256, metadataJson, source: from.source, receivedAt: new Date().toISOString(),
       }, this.#options.duplicatePolicy);
     } catch (error) {
       await this.#blobs.delete(blobKey).catch(() => {});
@@ -169,6 +174,49 @@ export class IngestService {
     this.#log.warn({ quarantineId, source: from.source, file: from.originalName, reasonCode: rejection.reasonCode, element: rejection.element, byteOffset: rejection.byteOffset },
       `quarantined: ${rejection.reason}`);
     return { status: 'quarantined', quarantineId, sopInstanceUid, sopClassUid, ...rejection };
+  }
+}
+
+/**
+ * SHA-256 of what follows the File Meta Information, found from the first bytes as they stream by. Objects
+ * without a (parsable) meta are quarantined anyway; their data set hash is that of the whole stream.
+ */
+class DatasetHash {
+  readonly #hash = createHash('sha256');
+  #head: Uint8Array | undefined = new Uint8Array(0);
+  #skip = 0;
+
+  update(chunk: Uint8Array): void {
+    if (this.#head) {
+      const joined = Buffer.concat([this.#head, chunk]);
+      let length: number | undefined;
+      try {
+        length = fileMetaLength(joined);
+      } catch {
+        length = 0;
+      }
+      if (length === undefined && joined.length < 64 * 1024) {
+        this.#head = joined;
+        return;
+      }
+      this.#head = undefined;
+      this.#skip = length ?? 0;
+      chunk = joined;
+    }
+    if (this.#skip >= chunk.length) {
+      this.#skip -= chunk.length;
+      return;
+    }
+    this.#hash.update(this.#skip > 0 ? chunk.subarray(this.#skip) : chunk);
+    this.#skip = 0;
+  }
+
+  digest(): string {
+    if (this.#head) {
+      this.#hash.update(this.#head);
+      this.#head = undefined;
+    }
+    return this.#hash.digest('hex');
   }
 }
 

@@ -67,6 +67,11 @@ export interface StoredObject {
 }
 
 export interface NewInstance extends StoredObject {
+  /**
+   * SHA-256 of the data set alone (the bytes after the File Meta Information). Duplicates are told by it:
+   * the same object imported from a file and sent by C-STORE differs only in its meta.
+   */
+  datasetSha256: string;
   patient: PatientAttributes;
   study: StudyAttributes;
   series: SeriesAttributes;
@@ -83,7 +88,7 @@ export type DuplicatePolicy = 'reject' | 'version' | 'overwrite';
 
 export type StoreOutcome =
   | { kind: 'stored'; instancePk: number }
-  /** Same SOP Instance UID, same bytes: nothing to do, the caller drops its copy. */
+  /** Same SOP Instance UID, same data set: nothing to do, the caller drops its copy. */
   | { kind: 'identical'; existing: StoredObject }
   /** Same SOP Instance UID, other bytes, policy reject: the caller keeps its copy out of the archive. */
   | { kind: 'conflict'; existing: StoredObject }

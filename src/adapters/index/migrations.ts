@@ -92,6 +92,7 @@ function initialSchema(engine: SqlEngine): Migration {
         .addColumn('blob_key', 'text', (c) => c.notNull())
         .addColumn('size_bytes', 'bigint', (c) => c.notNull())
         .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('dataset_sha256', 'text', (c) => c.notNull())
         .addColumn('metadata', 'text', (c) => c.notNull())
         .addColumn('source', 'text', (c) => c.notNull())
         .addColumn('received_at', 'text', (c) => c.notNull())

@@ -78,6 +78,7 @@ export interface InstanceTable {
   blob_key: string;
   size_bytes: number;
   sha256: string;
+  dataset_sha256: string;
   metadata: string;
   source: string;
   received_at: string;

@@ -122,7 +122,7 @@ export class SqlIndexStore implements IndexStore {
     const existing = await tx
       .selectFrom('instance')
       .innerJoin('series', 'series.pk', 'instance.series_pk')
-      .select(['instance.pk', 'instance.blob_key', 'instance.size_bytes', 'instance.sha256', 'instance.transfer_syntax_uid',
+      .select(['instance.pk', 'instance.blob_key', 'instance.size_bytes', 'instance.sha256', 'instance.dataset_sha256', 'instance.transfer_syntax_uid',
         'instance.metadata', 'instance.source', 'instance.received_at', 'instance.series_pk', 'series.study_pk'])
       .where('instance.sop_instance_uid', '=', input.instance.sopInstanceUid)
       .executeTakeFirst();
@@ -147,7 +147,7 @@ export class SqlIndexStore implements IndexStore {
     }
 
     const previous: StoredObject = { blobKey: existing.blob_key, sizeBytes: Number(existing.size_bytes), sha256: existing.sha256 };
-    if (previous.sha256 === input.sha256 && previous.sizeBytes === input.sizeBytes) {
+    if (existing.dataset_sha256 === input.datasetSha256) {
       return { kind: 'identical', existing: previous };
     }
     if (policy === 'reject') return { kind: 'conflict', existing: previous };
@@ -457,6 +457,7 @@ function instanceRow(input: NewInstance, seriesPk: number) {
     blob_key: input.blobKey,
     size_bytes: input.sizeBytes,
     sha256: input.sha256,
+    dataset_sha256: input.datasetSha256,
     metadata: input.metadataJson,
     source: input.source,
     received_at: input.receivedAt,

@@ -37,6 +37,8 @@ export async function handleStore(request: IncomingRequest, association: Associa
     mediaStorageSOPClassUID: sopClassUid,
     mediaStorageSOPInstanceUID: sopInstanceUid,
     transferSyntaxUID: presentationContext.transferSyntax,
+    // Provenance (PS3.10 7.1). Duplicates are told by the data set's hash, so this meta (or any other)
+    // never makes the same object sent by two AEs, or imported and sent, a conflicting duplicate.
     sourceApplicationEntityTitle: senderAE,
   });
   const dataset = request.dataset;
