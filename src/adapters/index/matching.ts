@@ -1,3 +1,5 @@
+import { foldName } from '../../archive/query/matching.ts';
+
 /**
  * Small pieces of DICOM attribute matching (PS3.4 C.2.2.2) that the SQL adapters share. The full query
  * model (sequence matching, fuzzy names, UID lists at every level) grows from here with C-FIND and QIDO.
@@ -24,16 +26,9 @@ export function dateRangeBounds(value: string): { from?: string; to?: string } {
 }
 
 /**
- * The form a person name is searched in: upper case, accents removed, `^` and `=` groups flattened to
- * spaces, so "Müller^Jürgen" is found by "MULLER*" and by "müller*".
+ * The form a person name is stored and searched in (patient_name_search): the query model's folding, so
+ * "Müller^Jürgen" is found by "MULLER*" and by "müller*" alike on both engines.
  */
 export function searchableName(name: string | null | undefined): string | null {
-  if (name === null || name === undefined) return null;
-  return name
-    .normalize('NFKD')
-    .replace(/\p{M}/gu, '')
-    .replace(/[\^=]+/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim()
-    .toUpperCase();
+  return name === null || name === undefined ? null : foldName(name);
 }
