@@ -60,7 +60,11 @@ export async function startDicomService(archive: Archive, options: { port?: numb
       if (pc.abstractSyntax === StorageCommitmentPushModel && pc.scuRole !== undefined) roles.set(pc.abstractSyntax, { scuRole: true, scpRole: true });
     }
     if (!contexts.some((c) => 'transferSyntax' in c)) {
-      return { ...Rejection.CallingAETitleNotRecognized, detail: `"${rq.callingAETitle}" may not use any of the ${rq.contexts.length} proposed contexts` };
+      // Refused by permission: the caller is not one we serve for this. Otherwise nothing proposed is supported.
+      const refused = contexts.some((c) => 'result' in c && c.result === PresentationContextResult.UserRejection);
+      return refused
+        ? { ...Rejection.CallingAETitleNotRecognized, detail: `"${rq.callingAETitle}" may not use any of the ${rq.contexts.length} proposed contexts` }
+        : { ...Rejection.NoReasonGiven, detail: `none of the ${rq.contexts.length} proposed presentation contexts is supported` };
     }
     // Extended negotiation (PS3.4 C.5.1.1.1, C.5.2.1.1): relational queries and retrieval, combined date-time
     // matching; not fuzzy semantic matching nor timezone adjustment.

@@ -53,7 +53,30 @@ export async function storeInstances(
     }
     await options.onProgress?.(counts);
   }
+  // The association ended under us (the peer aborted): the sub-operations never attempted failed too, so that
+  // completed + failed + warning add up to what matched, and the originator learns which.
+  // A cancel, in contrast, leaves them remaining.
+  if (!options.signal?.aborted && counts.remaining > 0) {
+    const notAttempted = sopInstanceUids.slice(sopInstanceUids.length - counts.remaining);
+    counts.failed += notAttempted.length;
+    counts.failedSopInstanceUids.push(...notAttempted);
+    counts.remaining = 0;
+  }
   return counts;
+}
+
+/**
+ * A data set of odd length (a Deflated Explicit VR LE stream is one, legitimately, PS3.5 A.5) cannot be sent as
+ * is: PDV fragments have even lengths (DCMTK aborts with "Odd Fragment Length"). It gets one trailing NUL byte,
+ * which an inflater ignores after the end of the deflate stream.
+ */
+async function* evenLength(dataset: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  let length = 0;
+  for await (const chunk of dataset) {
+    length += chunk.length;
+    yield chunk;
+  }
+  if (length % 2 === 1) yield new Uint8Array(1);
 }
 
 async function storeOne(association: Association, uid: string, deps: { index: IndexStore; retrieve: RetrieveService; log: Logger },
@@ -76,7 +99,7 @@ async function storeOne(association: Association, uid: string, deps: { index: In
     for await (const rsp of association.request(pc.id, {
       CommandField: CommandField.C_STORE_RQ, AffectedSOPClassUID: instance.sopClassUid, AffectedSOPInstanceUID: uid, Priority: Priority.Medium,
       ...(moveOriginator ? { MoveOriginatorApplicationEntityTitle: moveOriginator.aeTitle, MoveOriginatorMessageID: moveOriginator.messageId } : {}),
-    }, dataset)) {
+    }, evenLength(dataset))) {
       status = rsp.command.Status;
     }
     const category = statusCategory(status ?? Status.ProcessingFailure);
