@@ -30,6 +30,7 @@ export class FsBlobStore implements BlobStore {
   readonly incomingDir: string;
   readonly #fsync: boolean;
   #ready: Promise<void> | undefined;
+  readonly #knownFolders = new Set<string>();
 
   constructor(root: string, options: FsBlobStoreOptions = {}) {
     this.root = path.resolve(root);
@@ -44,11 +45,15 @@ export class FsBlobStore implements BlobStore {
     // live process (an `atrium import` beside `atrium serve`) is still writing.
     const tempPath = path.join(this.incomingDir, `${process.pid}-${randomUUID()}.tmp`);
     const finalPath = this.#pathOf(key);
+    const parent = path.dirname(finalPath);
     const [handle, createdParent] = await Promise.all([
       open(tempPath, 'wx', 0o644),
-      // The fan-out folder is made while the object arrives, not on the acknowledgement's critical path.
-      mkdir(path.dirname(finalPath), { recursive: true }),
+      // The fan-out folder is made while the object arrives, not on the acknowledgement's critical path,
+      // and only once per process (commit makes it again should someone have removed it since).
+      this.#knownFolders.has(parent) ? undefined : mkdir(parent, { recursive: true }),
     ]);
+    if (this.#knownFolders.size > 10_000) this.#knownFolders.clear();
+    this.#knownFolders.add(parent);
     return new FsBlobWriter(handle, tempPath, finalPath, this.root, this.#fsync, createdParent);
   }
 
@@ -258,8 +263,16 @@ class FsBlobWriter implements BlobWriter {
       if (this.#fsync) await handle.datasync();
       this.#handle = undefined;
       const parent = path.dirname(this.#finalPath);
-      const firstCreated = this.#createdParent ?? (await mkdir(parent, { recursive: true }));
-      await Promise.all([handle.close(), rename(this.#tempPath, this.#finalPath)]);
+      let firstCreated = this.#createdParent;
+      const closed = handle.close();
+      try {
+        await rename(this.#tempPath, this.#finalPath);
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        firstCreated = await mkdir(parent, { recursive: true });
+        await rename(this.#tempPath, this.#finalPath);
+      }
+      await closed;
       if (this.#fsync) {
         // Make the rename durable, and the entries of any folders mkdir just created.
         const stop = firstCreated === undefined ? parent : path.dirname(firstCreated);
