@@ -62,7 +62,12 @@ for (const combination of ENGINE_COMBINATIONS) {
       reader.push(ct);
       const { dataset } = await archive.retrieve.openDataset(result.sopInstanceUid);
       assert.deepEqual(await readAll(dataset), ct.subarray(reader.end().datasetOffset));
-
+      // Frames are served by ranged reads at the recorded pixel data position.
+      const layout = await archive.index.pixelDataLayout(result.sopInstanceUid);
+      assert.ok(layout);
+      assert.equal(layout.length, 128 * 128 * 2);
+      assert.deepEqual(await readAll(await archive.blobs.read(result.blobKey, { start: layout.offset, end: layout.offset + layout.length })),
+        ct.subarray(layout.offset, layout.offset + layout.length));
       const study = await archive.index.getStudy(result.studyInstanceUid);
       assert.ok(study);
       assert.equal(study.patient.patientName, 'CompressedSamples^CT1');
@@ -74,6 +79,16 @@ for (const combination of ENGINE_COMBINATIONS) {
       assert.deepEqual(metadata['00100010'].Value, [{ Alphabetic: 'CompressedSamples^CT1' }]);
       assert.match(metadata['7FE00010'].BulkDataURI, /^bulkdata\//);
       assert.equal(metadata['7FE00010'].InlineBinary, undefined);
+    });
+
+    test('records where encapsulated pixel data fragments lie', async () => {
+      const jpeg = await readFile(new URL('SC_rgb_jpeg_dcmtk.dcm', TESTDATA));
+      const result = await archive.ingest.ingest(source(jpeg), { source: 'test' });
+      assert.ok(result.status === 'stored' || result.status === 'duplicate', JSON.stringify(result));
+      const layout = await archive.index.pixelDataLayout(result.sopInstanceUid);
+      assert.ok(layout?.fragments?.length);
+      const [offset] = layout.fragments[0];
+      assert.deepEqual([...jpeg.subarray(offset, offset + 2)], [0xff, 0xd8], 'the first fragment starts a JPEG stream');
     });
 
     test('an identical duplicate succeeds without a second copy', async () => {

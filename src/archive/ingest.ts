@@ -4,7 +4,8 @@ import { Part10Reader, DicomParseError, type Part10Header } from '../dicom/part1
 import { toDicomJson } from '../dicom/dicom-json.ts';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
-import type { DuplicatePolicy, IndexStore, StoredObject } from '../ports/index-store.ts';
+import type { DuplicatePolicy, IndexStore, PixelDataLayout, StoredObject } from '../ports/index-store.ts';
+import { transferSyntaxInfo } from '../dicom/transfer-syntax.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { newBlobKey } from './blob-keys.ts';
 import { indexedAttributes, isRejection, tagName, type Rejection } from './instance-attributes.ts';
@@ -129,7 +130,7 @@ export class IngestService {
     let outcome;
     try {
       outcome = await this.#index.storeInstance({
-        ...attributes, ...stored, datasetSha256, metadataJson, source: from.source, receivedAt: new Date().toISOString(),
+        ...attributes, ...stored, datasetSha256, metadataJson, pixelData: pixelDataLayout(header), source: from.source, receivedAt: new Date().toISOString(),
       }, this.#options.duplicatePolicy);
     } catch (error) {
       await this.#blobs.delete(blobKey).catch(() => {});
@@ -218,6 +219,24 @@ class DatasetHash {
     }
     return this.#hash.digest('hex');
   }
+}
+
+const PIXEL_DATA_TAGS = new Set([0x7fe00010, 0x7fe00008, 0x7fe00009]); // Pixel Data, Float, Double Float
+
+function pixelDataLayout(header: Part10Header): PixelDataLayout | null {
+  if (transferSyntaxInfo(header.transferSyntaxUID).deflated) return null;
+  const el = header.dataset.elements.find((e) => PIXEL_DATA_TAGS.has(e.tag));
+  if (!el) return null;
+  const layout: PixelDataLayout = { tag: el.tag, vr: el.vr, offset: el.offset, length: el.length };
+  if (el.encapsulated) {
+    layout.fragments = el.encapsulated.fragments.map((f) => [f.offset, f.length]);
+    const table = el.encapsulated.basicOffsetTable;
+    if (table.length >= 4) {
+      const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
+      layout.basicOffsetTable = Array.from({ length: table.length >> 2 }, (_, i) => view.getUint32(i * 4, true));
+    }
+  }
+  return layout;
 }
 
 function feed(step: () => void): DicomParseError | undefined {

@@ -66,7 +66,23 @@ export interface StoredObject {
   sha256: string;
 }
 
+/**
+ * Where the pixel data lies in the stored object, so that a frame is served with a ranged read instead of
+ * parsing the object again: the value's offset and length, and for encapsulated pixel data (PS3.5 A.4)
+ * each fragment's [offset, length] after the Basic Offset Table. Absent for deflated objects, whose
+ * offsets refer to the inflated stream.
+ */
+export interface PixelDataLayout {
+  tag: number;
+  vr: string;
+  offset: number;
+  length: number;
+  fragments?: [number, number][];
+  basicOffsetTable?: number[];
+}
+
 export interface NewInstance extends StoredObject {
+  pixelData: PixelDataLayout | null;
   /**
    * SHA-256 of the data set alone (the bytes after the File Meta Information). Duplicates are told by it:
    * the same object imported from a file and sent by C-STORE differs only in its meta.
@@ -195,6 +211,7 @@ export interface IndexStore {
   storeInstance(instance: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome>;
   findInstance(sopInstanceUid: string): Promise<InstanceRecord | null>;
   instanceMetadata(sopInstanceUid: string): Promise<unknown | null>;
+  pixelDataLayout(sopInstanceUid: string): Promise<PixelDataLayout | null>;
 
   quarantine(entry: QuarantineEntry): Promise<number>;
   listQuarantine(page: Page): Promise<Paged<QuarantineRecord>>;

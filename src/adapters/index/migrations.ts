@@ -93,6 +93,7 @@ function initialSchema(engine: SqlEngine): Migration {
         .addColumn('size_bytes', 'bigint', (c) => c.notNull())
         .addColumn('sha256', 'text', (c) => c.notNull())
         .addColumn('dataset_sha256', 'text', (c) => c.notNull())
+        .addColumn('pixel_data', 'text')
         .addColumn('metadata', 'text', (c) => c.notNull())
         .addColumn('source', 'text', (c) => c.notNull())
         .addColumn('received_at', 'text', (c) => c.notNull())

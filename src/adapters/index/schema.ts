@@ -79,6 +79,8 @@ export interface InstanceTable {
   size_bytes: number;
   sha256: string;
   dataset_sha256: string;
+  /** PixelDataLayout as JSON, or null. */
+  pixel_data: string | null;
   metadata: string;
   source: string;
   received_at: string;

@@ -1,7 +1,7 @@
 import { Kysely, Migrator, sql, type Transaction, type SelectQueryBuilder, type Expression, type SqlBool } from 'kysely';
 import type {
   ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, NewInstance, OutboxEvent, Page, Paged,
-  PatientRecord, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
+  PatientRecord, PixelDataLayout, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
   StudyRecord,
 } from '../../ports/index-store.ts';
 import type { AtriumDatabase } from './schema.ts';
@@ -236,6 +236,11 @@ export class SqlIndexStore implements IndexStore {
     return row ? JSON.parse(row.metadata) : null;
   }
 
+  async pixelDataLayout(sopInstanceUid: string): Promise<PixelDataLayout | null> {
+    const row = await this.#db.selectFrom('instance').select('pixel_data').where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+    return row?.pixel_data ? JSON.parse(row.pixel_data) : null;
+  }
+
   async quarantine(entry: QuarantineEntry): Promise<number> {
     return await this.#db.transaction().execute(async (tx) => {
       const row = await tx.insertInto('quarantine').values({
@@ -458,6 +463,7 @@ function instanceRow(input: NewInstance, seriesPk: number) {
     size_bytes: input.sizeBytes,
     sha256: input.sha256,
     dataset_sha256: input.datasetSha256,
+    pixel_data: input.pixelData ? JSON.stringify(input.pixelData) : null,
     metadata: input.metadataJson,
     source: input.source,
     received_at: input.receivedAt,
