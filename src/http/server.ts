@@ -5,6 +5,7 @@ import { adminRoutes } from './admin/routes.ts';
 import { jobRoutes } from './admin/jobs-routes.ts';
 import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
+import { viewerRoutes } from './viewer/routes.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
 export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
@@ -30,5 +31,6 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await jobRoutes(app, archive);
   await dicomRoutes(app, archive, options);
   await uiRoutes(app);
+  await viewerRoutes(app);
   return app;
 }

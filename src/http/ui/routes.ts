@@ -3,10 +3,10 @@ import type { FastifyInstance } from 'fastify';
 
 const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url));
 
-/** The built-in web UI: static pages over the admin REST (the OHIF viewer arrives with DICOMweb). */
+/** Atrium's own pages at /admin: static pages over the admin REST (the OHIF viewer is at /). */
 export async function uiRoutes(app: FastifyInstance): Promise<void> {
   const files: Record<string, [string, Buffer]> = {
-    '/': ['text/html; charset=utf-8', asset('index.html')],
+    '/admin': ['text/html; charset=utf-8', asset('index.html')],
     '/ui/app.js': ['text/javascript; charset=utf-8', asset('app.js')],
     '/ui/style.css': ['text/css; charset=utf-8', asset('style.css')],
   };

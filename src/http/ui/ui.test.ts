@@ -35,7 +35,7 @@ test('studies, a study and the quarantine in the browser', async () => {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(base);
+  await page.goto(`${base}/admin`);
   await page.getByText('CompressedSamples^CT1').waitFor();
   assert.match(await page.locator('#stats').innerText(), /1 studies · 1 instances/);
 
