@@ -74,6 +74,11 @@ if (!existsSync(join(root, '../shared/testdata/dicom'))) fail('../shared/testdat
 
 ensureDebianTools();
 await ensurePostgres();
+if (!existsSync(join(root, 'vendor/ohif/index.html'))) {
+  // npm install --ignore-scripts skips it; the viewer tests need it.
+  spawnSync(process.execPath, [join(root, 'scripts/install-viewer.ts')], { stdio: 'inherit' });
+  if (!existsSync(join(root, 'vendor/ohif/index.html'))) fail('the OHIF viewer could not be installed (scripts/install-viewer.ts)');
+}
 
 console.log('type-checking...');
 const tsc = spawnSync(join(root, 'node_modules/.bin/tsc'), ['-p', root], { stdio: 'inherit' });
