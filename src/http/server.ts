@@ -6,6 +6,7 @@ import { jobRoutes } from './admin/jobs-routes.ts';
 import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 import { viewerRoutes } from './viewer/routes.ts';
+import { stowRoutes } from '../dicomweb/stow.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
 export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
@@ -30,6 +31,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await adminRoutes(app, archive);
   await jobRoutes(app, archive);
   await dicomRoutes(app, archive, options);
+  await stowRoutes(app, archive);
   await uiRoutes(app);
   await viewerRoutes(app);
   return app;

@@ -1,0 +1,342 @@
+/**
+ * STOW-RS, the Studies Store Transaction of PS3.18 10.5: `POST /dicom-web/studies[/{StudyInstanceUID}]`
+ * with a `multipart/related; type="application/dicom"` body. Each part is a Part-10 object streamed from the
+ * request straight into the one ingest pipeline (source "stow"): nothing is buffered beyond a chunk, the
+ * request is read only as fast as the blob store takes the bytes, and a part is acknowledged only once
+ * ingest has made it durable.
+ *
+ * The answer is the Store Instances Response Module (PS3.18 Annex I) as application/dicom+json, or
+ * application/dicom+xml (PS3.19 Native DICOM Model) when asked:
+ * - 200 every instance stored (identical duplicates count as stored); 202 some stored, some failed;
+ *   409 none stored; 400 a body that is not valid multipart; 415 any other media type (including the
+ *   metadata + bulk data form of application/dicom+json / +xml, not supported yet).
+ * - Failure Reason (0008,1197) values (PS3.18 I.2.2): A900 the object lacks what its SOP Class requires
+ *   (UIDs, consistent file meta); C000 cannot understand (malformed Part 10); 0122 SOP Class not supported
+ *   (DICOMDIR); 0111 duplicate SOP Instance UID with different content ("reject" policy); A700 out of
+ *   resources (disk full); 0110 processing failure; C409 Study Instance UID mismatch with the request URL
+ *   (the standard leaves it implementation-specific; C409 is the value dcm4chee uses). The human-readable
+ *   reason of each failure is sent in a `Warning: 299` header field, since the module has no text attribute.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Archive } from '../app.ts';
+import type { IngestResult } from '../archive/ingest.ts';
+import { Part10Reader, type Part10Header } from '../dicom/part10-reader.ts';
+import { stringValue } from '../dicom/dataset.ts';
+import * as Tag from '../dicom/tags.ts';
+import { boundaryOf, MultipartError, parseMediaType, readMultipart, type MultipartPart } from './multipart-reader.ts';
+
+export const FailureReason = {
+  ProcessingFailure: 0x0110,
+  DuplicateSopInstance: 0x0111,
+  SopClassNotSupported: 0x0122,
+  OutOfResources: 0xa700,
+  DataSetDoesNotMatchSopClass: 0xa900,
+  CannotUnderstand: 0xc000,
+  StudyInstanceUidMismatch: 0xc409,
+} as const;
+
+const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
+
+/** The outcome of one part of the request. */
+export interface StowOutcome {
+  part: number;
+  stored: boolean;
+  sopClassUid: string | null;
+  sopInstanceUid: string | null;
+  studyInstanceUid: string | null;
+  seriesInstanceUid: string | null;
+  /** Set on failure. */
+  failureReason?: number;
+  reason?: string;
+  /** What ingest said, when it got that far. */
+  ingest?: IngestResult['status'];
+  quarantineId?: number;
+}
+
+/** Registers the STOW-RS routes in their own Fastify scope (their body handling touches no other route). */
+export async function stowRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+  await app.register(async (scope) => {
+    // The body is read by the route from the raw request, as it arrives: no parser may consume it.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    const log = archive.log.child({ transport: 'stow-rs' });
+
+    const handler = async (req: FastifyRequest<{ Params: { study?: string } }>, reply: FastifyReply) => {
+      const study = req.params.study;
+      const format = responseFormat(req.headers.accept);
+      if (!format) {
+        return problem(reply, req, 406, 'Not Acceptable', 'the Store Instances Response is available as application/dicom+json or application/dicom+xml');
+      }
+      if (study !== undefined && (study.length > 64 || !UID_PATTERN.test(study))) {
+        return problem(reply, req, 400, 'Bad Request', `"${study}" is not a valid Study Instance UID`);
+      }
+      const media = parseMediaType(req.headers['content-type']);
+      if (!media || media.type !== 'multipart/related') {
+        return problem(reply, req, 415, 'Unsupported Media Type',
+          `STOW-RS takes multipart/related; type="application/dicom" (got ${req.headers['content-type'] ?? 'no content type'})`);
+      }
+      const rootType = media.params.type?.toLowerCase();
+      if (rootType !== undefined && rootType !== 'application/dicom') {
+        return problem(reply, req, 415, 'Unsupported Media Type',
+          `multipart/related parts of type ${rootType} are not supported; send Part-10 objects as type="application/dicom"`);
+      }
+      let boundary: string;
+      try {
+        boundary = boundaryOf(req.headers['content-type']);
+      } catch (error) {
+        return problem(reply, req, 400, 'Bad Request', (error as Error).message);
+      }
+
+      const outcomes: StowOutcome[] = [];
+      try {
+        let part = 0;
+        for await (const p of readMultipart(req.raw, boundary)) {
+          outcomes.push(await storePart(archive, p, ++part, study));
+        }
+      } catch (error) {
+        if (error instanceof MultipartError) {
+          const stored = outcomes.filter((o) => o.stored);
+          log.warn({ err: error, stored: stored.length }, 'STOW-RS request with a malformed multipart body');
+          // Instances of complete parts before the error are durable (sending them again is harmless:
+          // identical duplicates are a success); the truncated part was discarded by ingest.
+          return problem(reply, req, 400, 'Bad Request', `malformed multipart/related body: ${error.message}`, {
+            stored: stored.map((o) => ({ sopInstanceUid: o.sopInstanceUid, studyInstanceUid: o.studyInstanceUid })),
+          });
+        }
+        if (req.raw.destroyed || req.raw.readableAborted || (error as NodeJS.ErrnoException).code === 'ECONNRESET') {
+          // The client went away mid-upload: the part being received was discarded, there is no one to answer.
+          log.warn({ stored: outcomes.filter((o) => o.stored).length, err: error }, 'STOW-RS client aborted the upload');
+          reply.hijack();
+          req.raw.destroy();
+          return;
+        }
+        throw error;
+      }
+      if (outcomes.length === 0) return problem(reply, req, 400, 'Bad Request', 'the multipart body contains no instance');
+
+      const base = `${req.protocol}://${req.host}/dicom-web`;
+      const body = storeInstancesResponse(outcomes, base, study);
+      const storedCount = outcomes.filter((o) => o.stored).length;
+      const status = storedCount === outcomes.length ? 200 : storedCount > 0 ? 202 : 409;
+      const warnings = outcomes.filter((o) => !o.stored).slice(0, 50)
+        .map((o) => `299 atrium "part ${o.part}${o.sopInstanceUid ? ` (${o.sopInstanceUid})` : ''}: ${headerSafe(o.reason ?? 'failed')}"`);
+      if (warnings.length > 0) reply.header('warning', warnings);
+      log.info({ parts: outcomes.length, stored: storedCount, failed: outcomes.length - storedCount, status }, 'STOW-RS request');
+      // Buffers, so that no charset parameter is added: both media types are UTF-8 by definition.
+      if (format === 'xml') return reply.status(status).type('application/dicom+xml').send(Buffer.from(toNativeDicomXml(body)));
+      return reply.status(status).type('application/dicom+json').send(Buffer.from(JSON.stringify(body)));
+    };
+    scope.post('/dicom-web/studies', handler);
+    scope.post('/dicom-web/studies/:study', handler);
+  });
+}
+
+class StudyMismatch extends Error {}
+
+/** Wraps an error of the request stream so that it is told apart from an error of the archive. */
+class SourceFailure extends Error {}
+
+async function storePart(archive: Archive, part: MultipartPart, index: number, expectedStudy: string | undefined): Promise<StowOutcome> {
+  const partType = parseMediaType(part.headers['content-type']);
+  if (part.headers['content-type'] !== undefined && partType?.type !== 'application/dicom') {
+    for await (const _ of part.body); // skipped
+    return failure(index, null, FailureReason.CannotUnderstand, `part content type ${part.headers['content-type']} is not application/dicom`);
+  }
+  // A second, header-only parse beside ingest's: it tells the UIDs of objects ingest rejects or finds
+  // duplicate, and the study of the object before its last bytes are handed over, so that an instance of
+  // another study is abandoned by ingest (nothing stored, nothing quarantined) rather than stored.
+  const reader = new Part10Reader();
+  let readerFailed = false;
+  let header: Part10Header | undefined;
+  let mismatch: string | undefined;
+  async function* checked(): AsyncGenerator<Uint8Array> {
+    let pending: Uint8Array | undefined;
+    try {
+      for await (const chunk of part.body) {
+        if (!readerFailed) {
+          try {
+            reader.push(chunk);
+          } catch {
+            readerFailed = true;
+          }
+        }
+        if (pending) yield pending;
+        pending = chunk;
+      }
+    } catch (error) {
+      throw new SourceFailure('the request body failed', { cause: error });
+    }
+    if (!readerFailed) {
+      try {
+        header = reader.end();
+      } catch {
+        readerFailed = true;
+      }
+    }
+    if (header && expectedStudy !== undefined) {
+      const study = uid(header, Tag.StudyInstanceUID);
+      if (study && study !== expectedStudy) {
+        mismatch = study;
+        throw new StudyMismatch();
+      }
+    }
+    if (pending) yield pending;
+  }
+
+  let result: IngestResult;
+  try {
+    result = await archive.ingest.ingest(checked(), { source: 'stow', originalName: part.headers['content-location'] || undefined });
+  } catch (error) {
+    if (error instanceof SourceFailure) throw error.cause;
+    if (error instanceof StudyMismatch) {
+      return failure(index, header, FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${mismatch} differs from the ${expectedStudy} of the request URL; not stored`);
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    archive.log.error({ err: error, part: index }, 'STOW-RS part failed in ingest');
+    const outOfResources = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EMFILE';
+    return failure(index, header, outOfResources ? FailureReason.OutOfResources : FailureReason.ProcessingFailure,
+      outOfResources ? `out of resources (${code})` : 'processing failure; see the server log');
+  }
+
+  switch (result.status) {
+    case 'stored':
+      return { part: index, stored: true, sopClassUid: result.sopClassUid, sopInstanceUid: result.sopInstanceUid, studyInstanceUid: result.studyInstanceUid,
+        seriesInstanceUid: result.seriesInstanceUid, ingest: 'stored' };
+    case 'duplicate': {
+      let series = header ? uid(header, Tag.SeriesInstanceUID) : null;
+      series ??= (await archive.index.findInstance(result.sopInstanceUid))?.seriesInstanceUid ?? null;
+      return { part: index, stored: true, sopClassUid: result.sopClassUid, sopInstanceUid: result.sopInstanceUid, studyInstanceUid: result.studyInstanceUid,
+        seriesInstanceUid: series, ingest: 'duplicate' };
+    }
+    case 'quarantined':
+      return {
+        ...failure(index, header, failureReasonOf(result.reasonCode), `${result.reason} (quarantined as #${result.quarantineId})`),
+        sopClassUid: result.sopClassUid ?? (header ? uid(header, Tag.SOPClassUID) : null),
+        sopInstanceUid: result.sopInstanceUid ?? (header ? uid(header, Tag.SOPInstanceUID) : null),
+        ingest: 'quarantined', quarantineId: result.quarantineId,
+      };
+    case 'skipped':
+      return { ...failure(index, header, FailureReason.CannotUnderstand, result.reason), ingest: 'skipped' };
+  }
+}
+
+function failure(part: number, header: Part10Header | undefined | null, failureReason: number, reason: string): StowOutcome {
+  return {
+    part, stored: false, failureReason, reason,
+    sopClassUid: header ? uid(header, Tag.SOPClassUID) : null,
+    sopInstanceUid: header ? uid(header, Tag.SOPInstanceUID) : null,
+    studyInstanceUid: header ? uid(header, Tag.StudyInstanceUID) : null,
+    seriesInstanceUid: header ? uid(header, Tag.SeriesInstanceUID) : null,
+  };
+}
+
+function uid(header: Part10Header, tag: number): string | null {
+  try {
+    const value = stringValue(header.dataset, tag)?.replace(/[\0 ]+$/, '');
+    return value || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Quarantine reason codes of the ingest pipeline to Failure Reason (0008,1197) values. */
+export function failureReasonOf(reasonCode: string): number {
+  switch (reasonCode) {
+    case 'duplicate-conflict':
+      return FailureReason.DuplicateSopInstance;
+    case 'not-storable':
+      return FailureReason.SopClassNotSupported;
+    case 'missing-uid':
+    case 'invalid-uid':
+    case 'inconsistent-file-meta':
+    case 'missing-file-meta':
+      return FailureReason.DataSetDoesNotMatchSopClass;
+    default:
+      // Parse errors: not-dicom, truncated, invalid-vr, absurd-length, delimiter-mismatch, deflate-error...
+      return FailureReason.CannotUnderstand;
+  }
+}
+
+type JsonAttribute = { vr: string; Value?: unknown[] };
+type JsonDataset = Record<string, JsonAttribute>;
+
+/** The Store Instances Response Module (PS3.18 Table I.1-1) in the DICOM JSON model. */
+export function storeInstancesResponse(outcomes: StowOutcome[], base: string, study: string | undefined): JsonDataset {
+  const ok = outcomes.filter((o) => o.stored);
+  const failed = outcomes.filter((o) => !o.stored);
+  const studies = new Set(ok.map((o) => o.studyInstanceUid));
+  const studyUid = study ?? (studies.size === 1 ? [...studies][0] : undefined);
+  const ui = (value: string | null): JsonAttribute => (value ? { vr: 'UI', Value: [value] } : { vr: 'UI' });
+  const response: JsonDataset = {
+    // Type 2: empty when the instances stored belong to more than one study (or none was stored).
+    '00081190': studyUid && (ok.length > 0 || study) ? { vr: 'UR', Value: [`${base}/studies/${studyUid}`] } : { vr: 'UR' },
+  };
+  if (failed.length > 0) {
+    response['00081198'] = {
+      vr: 'SQ',
+      Value: failed.map((o) => ({ '00081150': ui(o.sopClassUid), '00081155': ui(o.sopInstanceUid), '00081197': { vr: 'US', Value: [o.failureReason ?? FailureReason.ProcessingFailure] } })),
+    };
+  }
+  if (ok.length > 0) {
+    response['00081199'] = {
+      vr: 'SQ',
+      Value: ok.map((o) => ({
+        '00081150': ui(o.sopClassUid),
+        '00081155': ui(o.sopInstanceUid),
+        '00081190': o.seriesInstanceUid
+          ? { vr: 'UR', Value: [`${base}/studies/${o.studyInstanceUid}/series/${o.seriesInstanceUid}/instances/${o.sopInstanceUid}`] }
+          : { vr: 'UR' },
+      })),
+    };
+  }
+  return response;
+}
+
+const KEYWORDS: Record<string, string> = {
+  '00081150': 'ReferencedSOPClassUID', '00081155': 'ReferencedSOPInstanceUID', '00081190': 'RetrieveURL', '00081196': 'WarningReason',
+  '00081197': 'FailureReason', '00081198': 'FailedSOPSequence', '00081199': 'ReferencedSOPSequence',
+};
+
+/** The same data set in the Native DICOM Model (PS3.19 A.1), for clients that ask for application/dicom+xml. */
+export function toNativeDicomXml(dataset: JsonDataset): string {
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  const encode = (ds: JsonDataset): string => Object.keys(ds).sort().map((tag) => {
+    const { vr, Value } = ds[tag];
+    const keyword = KEYWORDS[tag] ? ` keyword="${KEYWORDS[tag]}"` : '';
+    const inner = (Value ?? []).map((v, i) => vr === 'SQ'
+      ? `<Item number="${i + 1}">${encode(v as JsonDataset)}</Item>`
+      : `<Value number="${i + 1}">${escape(String(v))}</Value>`).join('');
+    return `<DicomAttribute tag="${tag}" vr="${vr}"${keyword}>${inner}</DicomAttribute>`;
+  }).join('');
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<NativeDicomModel xmlns="http://dicom.nema.org/PS3.19/models/NativeDICOM">${encode(dataset)}</NativeDicomModel>\n`;
+}
+
+/** 'json', 'xml', or undefined when the Accept header allows neither. */
+function responseFormat(accept: string | undefined): 'json' | 'xml' | undefined {
+  if (!accept || !accept.trim()) return 'json';
+  const ranges = accept.split(',').map((range, order) => {
+    const media = parseMediaType(range.trim());
+    const q = media?.params.q === undefined ? 1 : Number(media.params.q);
+    return { media, q: Number.isFinite(q) ? q : 0, order };
+  }).filter((r) => r.media && r.q > 0).sort((a, b) => b.q - a.q || a.order - b.order);
+  for (const { media } of ranges) {
+    const type = media!.type;
+    if (type === 'application/dicom+json' || type === 'application/json' || type === 'application/*' || type === '*/*') return 'json';
+    if (type === 'application/dicom+xml') return 'xml';
+    if (type === 'multipart/related') {
+      const inner = media!.params.type?.toLowerCase();
+      if (inner === 'application/dicom+xml') return 'xml';
+      if (inner === 'application/dicom+json') return 'json';
+    }
+  }
+  return undefined;
+}
+
+/** HTTP header field values are visible ASCII: anything else becomes "?" and quotes are escaped. */
+function headerSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, '\\$&').slice(0, 300);
+}
+
+function problem(reply: FastifyReply, req: FastifyRequest, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): FastifyReply {
+  return reply.status(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail, instance: req.url, ...extra });
+}
