@@ -16,7 +16,7 @@ import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
 import type { Archive } from '../app.ts';
 import type { IngestResult } from '../archive/ingest.ts';
-import { failureReasonOf, FailureReason, stowRoutes } from './stow.ts';
+import { failureReasonOf, FailureReason } from './stow.ts';
 
 const CORPUS = '/work/shared/testdata/dicom';
 const BOUNDARY = 'stow-test-boundary-7d3f';
@@ -46,8 +46,7 @@ interface Server {
 
 async function startServer(): Promise<Server> {
   const t = await createTestArchive('sqlite+fs');
-  const app = await createHttpServer(t.archive);
-  await stowRoutes(app, t.archive);
+  const app = await createHttpServer(t.archive); // STOW-RS is part of Atrium's HTTP server
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { t, archive: t.archive, app, url };
 }
