@@ -7,6 +7,9 @@ import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 import { viewerRoutes } from './viewer/routes.ts';
 import { stowRoutes } from '../dicomweb/stow.ts';
+import { dicomwebRoutes } from '../dicomweb/routes.ts';
+import { renderedRoutes } from '../dicomweb/rendered.ts';
+import { renderInstance } from '../imaging/index.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
 export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
@@ -31,7 +34,9 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await adminRoutes(app, archive);
   await jobRoutes(app, archive);
   await dicomRoutes(app, archive, options);
+  await dicomwebRoutes(app, archive, { render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params) });
   await stowRoutes(app, archive);
+  await renderedRoutes(app, archive);
   await uiRoutes(app);
   await viewerRoutes(app);
   return app;

@@ -35,7 +35,7 @@ const APP_CONFIG = `window.config = {
     configuration: {
       friendlyName: 'Atrium',
       name: 'atrium',
-      wadoUriRoot: window.location.origin + '/wado',
+      wadoUriRoot: window.location.origin + '/dicom-web/wado',
       qidoRoot: window.location.origin + '/dicom-web',
       wadoRoot: window.location.origin + '/dicom-web',
       qidoSupportsIncludeField: true,

@@ -1,0 +1,101 @@
+/**
+ * The DICOMweb transport under /dicom-web: QIDO-RS, WADO-RS and WADO-URI. Thin: each handler decodes the
+ * request, calls the archive's index and blob store, and encodes the answer. Registered as an encapsulated
+ * Fastify scope so that its hooks (CORS, access) apply to DICOMweb only; errors go through the app's
+ * problem+json handler.
+ */
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Archive } from '../app.ts';
+import { searchHandler } from './qido.ts';
+import { bulkdataHandler, framesHandler, metadataHandler, retrieveHandler } from './wado.ts';
+import { wadoUriHandler } from './wado-uri.ts';
+
+/** Renders an instance or one frame (image/jpeg, image/png...): the rendering service plugs in here. */
+export type RenderFunction = (sopInstanceUid: string, frame: number | undefined, params: Record<string, string>) =>
+  Promise<{ contentType: string; body: Uint8Array | Readable }>;
+
+export interface DicomwebOptions {
+  /** Public base URL of the service (e.g. "https://pacs.example.org/dicom-web"); default: from the request's Host. */
+  baseUrl?: string;
+  /** Origins allowed by CORS; default ["*"] (any), since viewers such as OHIF are often served elsewhere. */
+  corsOrigins?: string[];
+  /** WADO-URI rendering (contentType=image/jpeg...); without it such requests answer 406. */
+  render?: RenderFunction;
+  /** QIDO-RS: results when the client gives no limit (default 100), and the largest limit honoured (default 1000). */
+  defaultLimit?: number;
+  maxLimit?: number;
+  /** Where access control plugs in: called before every DICOMweb handler; throw to refuse. */
+  authorize?: (request: FastifyRequest) => Promise<void> | void;
+}
+
+export interface DicomwebContext {
+  archive: Archive;
+  options: DicomwebOptions;
+  /** The absolute URL of the service root, for RetrieveURL, BulkDataURI and Content-Location. */
+  baseUrl(request: FastifyRequest): string;
+}
+
+export const DICOMWEB_PREFIX = '/dicom-web';
+
+const EXPOSED_HEADERS = 'Content-Type, Content-Length, Content-Location, Content-Encoding, ETag, Warning, Location';
+
+export async function dicomwebRoutes(app: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
+  const ctx: DicomwebContext = {
+    archive,
+    options,
+    baseUrl(request) {
+      if (options.baseUrl) return options.baseUrl.replace(/\/+$/, '');
+      return `${request.protocol}://${request.host}${DICOMWEB_PREFIX}`;
+    },
+  };
+  const origins = options.corsOrigins ?? ['*'];
+
+  await app.register(async (scope) => {
+    // CORS (Fetch standard): simple GETs get Access-Control-Allow-Origin; preflights are answered below.
+    scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+      const origin = request.headers.origin;
+      if (!origin) return;
+      if (origins.includes('*')) reply.header('access-control-allow-origin', '*');
+      else if (origins.includes(origin)) reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
+      else return;
+      reply.header('access-control-expose-headers', EXPOSED_HEADERS);
+    });
+    scope.options('/*', async (request, reply) => {
+      const origin = request.headers.origin;
+      if (origin && (origins.includes('*') || origins.includes(origin))) {
+        reply.header('access-control-allow-methods', 'GET, HEAD, POST, OPTIONS')
+          .header('access-control-allow-headers', String(request.headers['access-control-request-headers'] ?? 'Accept, Authorization, Content-Type'))
+          .header('access-control-max-age', '600');
+      }
+      return reply.status(204).send();
+    });
+
+    // Access control: the one place where authentication and authorization will plug in.
+    scope.addHook('preHandler', async (request: FastifyRequest) => {
+      if (request.method === 'OPTIONS') return;
+      await options.authorize?.(request);
+    });
+
+    // QIDO-RS
+    scope.get('/studies', searchHandler(ctx, 'STUDY'));
+    scope.get('/series', searchHandler(ctx, 'SERIES'));
+    scope.get('/instances', searchHandler(ctx, 'IMAGE'));
+    scope.get('/studies/:study/series', searchHandler(ctx, 'SERIES'));
+    scope.get('/studies/:study/instances', searchHandler(ctx, 'IMAGE'));
+    scope.get('/studies/:study/series/:series/instances', searchHandler(ctx, 'IMAGE'));
+
+    // WADO-RS
+    scope.get('/studies/:study', retrieveHandler(ctx));
+    scope.get('/studies/:study/series/:series', retrieveHandler(ctx));
+    scope.get('/studies/:study/series/:series/instances/:sop', retrieveHandler(ctx));
+    scope.get('/studies/:study/metadata', metadataHandler(ctx));
+    scope.get('/studies/:study/series/:series/metadata', metadataHandler(ctx));
+    scope.get('/studies/:study/series/:series/instances/:sop/metadata', metadataHandler(ctx));
+    scope.get('/studies/:study/series/:series/instances/:sop/frames/:frames', framesHandler(ctx));
+    scope.get('/studies/:study/series/:series/instances/:sop/bulkdata/*', bulkdataHandler(ctx));
+
+    // WADO-URI
+    scope.get('/wado', wadoUriHandler(ctx));
+  }, { prefix: DICOMWEB_PREFIX });
+}

@@ -1,0 +1,141 @@
+/**
+ * A single 2 GiB multi-frame instance retrieved through WADO-RS (the instance as multipart/related, and frames
+ * from its end) with the server's peak RSS under 300 MB: the bytes stream from the blob store, never held.
+ * Memory is the kernel's high-water mark (VmHWM) of the server process. The server is `atrium serve` once it
+ * registers the DICOMweb routes; until then the fixture test/support/dicomweb.ts serves the same archive.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { syntheticInstance, pixelDataLength } from '../synthetic/synthetic-instance.ts';
+import { generateUid } from '../dicom/uid.ts';
+
+const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../test/support/dicomweb.ts', import.meta.url));
+const PEAK_RSS_LIMIT = 300 * 1024 * 1024;
+const FRAMES = 4096; // 4096 x 512 x 512 x 2 bytes = 2 GiB of pixel data
+const FRAME_BYTES = 512 * 512 * 2;
+
+let dir: string;
+let file: string;
+let sha256: string;
+let size = 0;
+const ids = { study: generateUid(), series: generateUid(), sop: generateUid() };
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-wado-large-'));
+  file = path.join(dir, 'large.dcm');
+  const hash = createHash('sha256');
+  const out = createWriteStream(file);
+  for (const chunk of syntheticInstance({ frames: FRAMES, studyInstanceUid: ids.study, seriesInstanceUid: ids.series, sopInstanceUid: ids.sop })) {
+    hash.update(chunk);
+    size += chunk.length;
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  sha256 = hash.digest('hex');
+  assert.ok(pixelDataLength({ frames: FRAMES }) >= 2 * 1024 ** 3);
+});
+
+after(async () => await rm(dir, { recursive: true, force: true }));
+
+function watchPeakRss(child: ChildProcess): () => number {
+  let peak = 0;
+  const sample = async () => {
+    try {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024);
+    } catch {
+      // exited between two samples
+    }
+  };
+  const timer = setInterval(sample, 25);
+  child.once('exit', () => clearInterval(timer));
+  return () => peak;
+}
+
+/** Reads a multipart/related body as it streams: hashes the first part's bytes, never holding the whole. */
+async function streamFirstPart(body: ReadableStream<Uint8Array>, boundary: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let head = Buffer.alloc(0);
+  let inBody = false;
+  let bytes = 0;
+  const tail = Buffer.from(`\r\n--${boundary}`);
+  let pending = Buffer.alloc(0); // last bytes held back in case they start the closing delimiter
+  for await (const chunk of body) {
+    let c = Buffer.from(chunk);
+    if (!inBody) {
+      head = Buffer.concat([head, c]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) continue;
+      inBody = true;
+      c = head.subarray(end + 4);
+    }
+    const joined = Buffer.concat([pending, c]);
+    const keep = Math.min(joined.length, tail.length + 4);
+    const ready = joined.subarray(0, joined.length - keep);
+    hash.update(ready);
+    bytes += ready.length;
+    pending = Buffer.from(joined.subarray(joined.length - keep));
+  }
+  const end = pending.indexOf(tail);
+  assert.ok(end >= 0, 'closing delimiter missing');
+  hash.update(pending.subarray(0, end));
+  bytes += end;
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+test('a 2 GiB instance is retrieved through WADO-RS with bounded server memory, byte-exact', { timeout: 15 * 60_000 }, async (t) => {
+  const dataDir = path.join(dir, 'data');
+  const env = { ...process.env, ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'info', ATRIUM_HTTP_PORT: '0', ATRIUM_DICOM_PORT: '0' };
+  const importer = spawn(process.execPath, [MAIN, 'import', '--json', '--no-progress', file], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  importer.stdout!.on('data', (c) => (output += c));
+  const [code] = await once(importer, 'exit');
+  assert.equal(code, 0, output);
+  assert.equal(JSON.parse(output).stored, 1);
+
+  const server = spawn(process.execPath, [FIXTURE], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const peak = watchPeakRss(server);
+  try {
+    let origin = '';
+    for await (const line of createInterface({ input: server.stdout! })) {
+      const match = /DICOMweb is ready: (http:\/\/\S+)/.exec(line);
+      if (match) { origin = match[1]; break; }
+    }
+    assert.ok(origin, 'server did not start');
+    const instance = `${origin}/dicom-web/studies/${ids.study}/series/${ids.series}/instances/${ids.sop}`;
+
+    const res = await fetch(instance, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    assert.equal(res.status, 200);
+    const boundary = /boundary=([^;]+)/.exec(res.headers.get('content-type')!)![1];
+    const got = await streamFirstPart(res.body!, boundary);
+    assert.equal(got.bytes, size);
+    assert.equal(got.sha256, sha256);
+
+    // The last frame, from 2 GiB into the object, by a ranged read.
+    const frame = await fetch(`${instance}/frames/${FRAMES}`, { headers: { accept: 'application/octet-stream; transfer-syntax=*' } });
+    assert.equal(frame.status, 200);
+    const bytes = Buffer.from(await frame.arrayBuffer());
+    assert.equal(bytes.length, FRAME_BYTES);
+    const expected = new Uint16Array(512 * 512);
+    const base = ((FRAMES - 1) * 31) & 0xfff;
+    for (let i = 0; i < expected.length; i++) expected[i] = (base + (i % 512) + ((i / 512) | 0)) & 0xfff;
+    assert.ok(bytes.equals(Buffer.from(expected.buffer)), 'last frame differs from the synthetic pixels');
+
+    t.diagnostic(`WADO-RS of ${(size / 2 ** 30).toFixed(2)} GiB: server peak RSS ${(peak() / 2 ** 20).toFixed(0)} MB`);
+    assert.ok(peak() > 0 && peak() < PEAK_RSS_LIMIT, `server peak RSS ${(peak() / 2 ** 20).toFixed(0)} MB`);
+  } finally {
+    server.kill('SIGTERM');
+    await once(server, 'exit');
+  }
+});
