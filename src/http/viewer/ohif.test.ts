@@ -1,0 +1,62 @@
+/**
+ * OHIF, served by Atrium, in headless Chromium: the study list shows an uploaded study, the viewer opens
+ * it and draws the image (the screenshot of the viewport is not blank).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import type { Browser } from 'playwright-core';
+import type { FastifyInstance } from 'fastify';
+import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
+import { launchBrowser } from '../../../test/support/browser.ts';
+import { createHttpServer } from '../server.ts';
+
+const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
+
+let t: TestArchive;
+let http: FastifyInstance;
+let base: string;
+let browser: Browser;
+let studyInstanceUid: string;
+
+before(async () => {
+  t = await createTestArchive('sqlite+fs');
+  const result = await t.archive.ingest.ingest([await readFile(new URL('CT_small.dcm', TESTDATA))], { source: 'test' });
+  assert.ok(result.status === 'stored');
+  studyInstanceUid = result.studyInstanceUid;
+  http = await createHttpServer(t.archive);
+  base = await http.listen({ host: '127.0.0.1', port: 0 });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await http?.close();
+  await t?.cleanup();
+});
+
+test('the OHIF study list shows the stored study, and the viewer draws its image', { timeout: 180_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const failed: string[] = [];
+  page.on('response', (r) => { if (r.url().includes('/dicom-web/') && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
+  await page.goto(base);
+  // OHIF shows names as "Family, Given".
+  await page.getByText(/CompressedSamples/).first().waitFor({ timeout: 60_000 });
+  if (process.env.ATRIUM_UI_SCREENSHOT) await page.screenshot({ path: `${process.env.ATRIUM_UI_SCREENSHOT}-list.png` });
+
+  await page.goto(`${base}/viewer?StudyInstanceUIDs=${studyInstanceUid}`);
+  const canvas = page.locator('canvas').first();
+  await canvas.waitFor({ timeout: 60_000 });
+  // The image arrives after the canvas: wait until the viewport shows more than a flat background.
+  let stdev = 0;
+  for (let i = 0; i < 60 && stdev < 5; i++) {
+    await page.waitForTimeout(500);
+    const shot = await canvas.screenshot();
+    const stats = await sharp(shot).stats();
+    stdev = Math.max(...stats.channels.map((c) => c.stdev));
+  }
+  if (process.env.ATRIUM_UI_SCREENSHOT) await page.screenshot({ path: `${process.env.ATRIUM_UI_SCREENSHOT}-viewer.png` });
+  assert.ok(stdev >= 5, `the viewport stayed blank (pixel standard deviation ${stdev.toFixed(2)})`);
+  assert.deepEqual(failed, []);
+});
