@@ -22,6 +22,7 @@ import { multipartContentType, multipartStream, newBoundary, type Part } from '.
 import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './routes.ts';
+import { decodeFrame } from '../imaging/index.ts';
 
 export interface ResourceParams {
   study: string;
@@ -384,7 +385,7 @@ function selectFrameEncoding(accept: MediaRange[], stored: string, encapsulated:
     }
   }
   const what = encapsulated
-    ? `the pixel data is stored compressed (${stored}${mediaType ? `, ${mediaType}` : ''}); ask for multipart/related; type="application/octet-stream"; transfer-syntax=* or type="${mediaType ?? 'application/octet-stream'}" (decompression is not available here)`
+    ? `the pixel data is stored compressed (${stored}${mediaType ? `, ${mediaType}` : ''}); ask for multipart/related; type="application/octet-stream"; transfer-syntax=* or type="${mediaType ?? 'application/octet-stream'}"`
     : `the pixel data is stored uncompressed (${stored}); ask for multipart/related; type="application/octet-stream"`;
   throw notAcceptable(what);
 }
@@ -410,7 +411,15 @@ export function framesHandler(ctx: DicomwebContext) {
     const frames = parseFrameList(request.params.frames ?? '', geometry.numberOfFrames);
     const wordSize = layout.vr === 'OW' || geometry.bitsAllocated > 8 ? Math.max(1, Math.min(8, (layout.tag === 0x7fe00008 ? 32 : layout.tag === 0x7fe00009 ? 64 : geometry.bitsAllocated) / 8)) : 1;
     const accept = requestAccept(request.headers, request.query as Record<string, unknown>, 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
-    const sel = selectFrameEncoding(accept, stored, encapsulated, frames.length === 1, wordSize);
+    let sel: FrameSelection;
+    try {
+      sel = selectFrameEncoding(accept, stored, encapsulated, frames.length === 1, wordSize);
+    } catch (error) {
+      // Compressed frames asked for as native pixels (Explicit VR Little Endian): decoded in the imaging pool.
+      const native = encapsulated ? nativeRequest(accept, frames.length === 1) : undefined;
+      if (!native) throw error;
+      return await sendDecoded(ctx, reply, rec, frames, native.multipart, `${instanceUrl(ctx.baseUrl(request), rec)}/frames/`);
+    }
     return await sendPixels(ctx, request, reply, rec, sel, await Promise.all(frames.map(async (n) => {
       if (encapsulated) return await encapsulatedFrame(ctx, rec, layout, geometry.numberOfFrames, n);
       const size = nativeFrameBytes(geometry, layout.tag);
@@ -421,6 +430,29 @@ export function framesHandler(ctx: DicomwebContext) {
       return [[start, size]] as [number, number][];
     })), `${instanceUrl(ctx.baseUrl(request), rec)}/frames/`, frames);
   };
+}
+
+/** Whether Accept asks for native (uncompressed, little endian) frames, and in a multipart or a single part. */
+function nativeRequest(accept: MediaRange[], singleAllowed: boolean): { multipart: boolean } | undefined {
+  for (const m of accept) {
+    const multipart = m.type === 'multipart/related';
+    const type = multipart ? (m.params.type ?? 'application/octet-stream') : m.type;
+    if (type !== 'application/octet-stream') continue;
+    const ts = m.params['transfer-syntax'];
+    if (ts !== undefined && ts !== EXPLICIT_VR_LITTLE_ENDIAN && ts !== IMPLICIT_VR_LITTLE_ENDIAN) continue;
+    if (!multipart && !singleAllowed) continue;
+    return { multipart };
+  }
+  return undefined;
+}
+
+async function sendDecoded(ctx: DicomwebContext, reply: FastifyReply, rec: InstanceRecord, frames: number[], multipart: boolean, locationPrefix: string) {
+  const contentType = `application/octet-stream; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
+  const decoded = await Promise.all(frames.map((n) => decodeFrame(ctx.archive, rec.sopInstanceUid, n)));
+  if (!multipart) return reply.type(contentType).header('content-length', decoded[0].length).send(Buffer.from(decoded[0].buffer, decoded[0].byteOffset, decoded[0].byteLength));
+  const boundary = newBoundary();
+  const parts: Part[] = decoded.map((bytes, i) => ({ contentType, length: bytes.length, location: `${locationPrefix}${frames[i]}`, body: bytes }));
+  return reply.type(multipartContentType('application/octet-stream', boundary)).send(multipartStream(parts, boundary));
 }
 
 async function sendPixels(ctx: DicomwebContext, _request: Req, reply: FastifyReply, rec: InstanceRecord, sel: FrameSelection, pieces: [number, number][][], locationPrefix?: string, frames?: number[]) {
