@@ -98,4 +98,9 @@ export async function dicomwebRoutes(app: FastifyInstance, archive: Archive, opt
     // WADO-URI
     scope.get('/wado', wadoUriHandler(ctx));
   }, { prefix: DICOMWEB_PREFIX });
+  // WADO-URI is also at /wado, where most of its clients look for it (PS3.18 leaves the path to the origin server).
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (_req, reply) => { reply.header('access-control-allow-origin', '*'); });
+    scope.get('/wado', wadoUriHandler(ctx));
+  });
 }

@@ -6,14 +6,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
-import { startDicomwebServer, parseMultipart, type DicomwebServer } from '../../test/support/dicomweb.ts';
+import { startDicomwebServer, parseMultipart } from '../../test/support/dicomweb.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
 
 const TESTDATA = new URL('../../../shared/testdata/dicom/', import.meta.url);
 // One image (MR_small) in several syntaxes; each lossless one must decode to the uncompressed pixels.
 const TWINS = ['MR_small_RLE.dcm', 'MR_small_jpeg_ls_lossless.dcm', 'MR_small_jp2klossless.dcm'];
 
-let server: DicomwebServer;
 const archives: TestArchive[] = [];
 let native: Buffer;
 
@@ -26,7 +25,6 @@ before(async () => {
 });
 
 after(async () => {
-  await server?.close();
   for (const a of archives) await a.cleanup();
 });
 

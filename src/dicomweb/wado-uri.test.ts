@@ -103,3 +103,9 @@ test('without a renderer, image requests are 406 with a clear detail; a given re
   }
 });
 
+
+test('WADO-URI is also at /wado', async () => {
+  const res = await get(wado({ ...object, contentType: 'application/dicom' }).replace('/dicom-web/wado', '/wado'));
+  assert.equal(res.status, 200);
+  assert.ok(res.body.equals(bytes));
+});
