@@ -6,14 +6,15 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PEAK_RSS_LIMIT, watchPeakRss } from '../../test/support/memory.ts';
 import { pino } from 'pino';
 import { syntheticInstance, pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
@@ -22,7 +23,6 @@ import { loadConfig } from '../config/config.ts';
 import { Metrics } from '../observability/metrics.ts';
 
 const SERVER = fileURLToPath(new URL('../../test/support/stow-server.ts', import.meta.url));
-const PEAK_RSS_LIMIT = 300 * 1024 * 1024;
 const FRAMES = 4096; // 4096 x 512 x 512 x 2 bytes = 2 GiB of pixel data
 const BOUNDARY = 'large-stow-boundary-91c2';
 
@@ -30,23 +30,6 @@ let dir: string | undefined;
 after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** Samples the child's VmHWM until it exits; returns the highest value seen, in bytes. */
-function watchPeakRss(child: ChildProcess): () => number {
-  let peak = 0;
-  const sample = async () => {
-    try {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-      const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-      peak = Math.max(peak, kb * 1024);
-    } catch {
-      // the process has exited between two samples
-    }
-  };
-  const timer = setInterval(sample, 25);
-  child.once('exit', () => clearInterval(timer));
-  return () => peak;
-}
 
 test('a 2 GiB instance is stored through STOW-RS with bounded server memory, byte-exact', { timeout: 10 * 60_000 }, async (t) => {
   assert.ok(pixelDataLength({ frames: FRAMES }) >= 2 * 1024 ** 3);

@@ -6,21 +6,21 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PEAK_RSS_LIMIT, watchPeakRss } from '../../test/support/memory.ts';
 import { syntheticInstance, pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
 
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../../test/support/dicomweb.ts', import.meta.url));
-const PEAK_RSS_LIMIT = 300 * 1024 * 1024;
 const FRAMES = 4096; // 4096 x 512 x 512 x 2 bytes = 2 GiB of pixel data
 const FRAME_BYTES = 512 * 512 * 2;
 
@@ -47,21 +47,6 @@ before(async () => {
 });
 
 after(async () => await rm(dir, { recursive: true, force: true }));
-
-function watchPeakRss(child: ChildProcess): () => number {
-  let peak = 0;
-  const sample = async () => {
-    try {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
-      peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024);
-    } catch {
-      // exited between two samples
-    }
-  };
-  const timer = setInterval(sample, 25);
-  child.once('exit', () => clearInterval(timer));
-  return () => peak;
-}
 
 /** Reads a multipart/related body as it streams: hashes the first part's bytes, never holding the whole. */
 async function streamFirstPart(body: ReadableStream<Uint8Array>, boundary: string): Promise<{ bytes: number; sha256: string }> {
