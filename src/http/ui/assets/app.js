@@ -65,7 +65,8 @@ async function study(uid) {
   const [s, series] = await Promise.all([api(`/api/studies/${encodeURIComponent(uid)}`), api(`/api/studies/${encodeURIComponent(uid)}/series`)]);
   const parts = await Promise.all(series.items.map((se) => api(`/api/series/${encodeURIComponent(se.seriesInstanceUid)}/instances?limit=1000`)));
   view.innerHTML = `<h2>${esc(s.patient.patientName)} <span class="muted">${esc(s.patient.patientId)}</span></h2>
-    <p>${esc(s.studyDescription)} · ${formatDate(s.studyDate)} · accession ${esc(s.accessionNumber ?? '—')} · ${esc(s.studyInstanceUid)}</p>
+    <p>${esc(s.studyDescription)} · ${formatDate(s.studyDate)} · accession ${esc(s.accessionNumber ?? '—')} · ${esc(s.studyInstanceUid)}
+      · <a href="/viewer?StudyInstanceUIDs=${encodeURIComponent(s.studyInstanceUid)}">open in the viewer</a></p>
     ${series.items.map((se, i) => `<h3>Series ${esc(se.seriesNumber)} ${esc(se.modality)} ${esc(se.seriesDescription)}</h3>
       ${table([
         { title: 'Instance', value: (x) => x.instanceNumber },
