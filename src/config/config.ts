@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import type { DuplicatePolicy } from '../ports/index-store.ts';
+import { DEFAULT_SECURITY_CONFIG, ROLES, isRole, type Role, type SecurityConfig } from '../security/types.ts';
 import { aeTitleProblem, peerProblems, DICOM_OPERATIONS, type DicomOperation, type DicomPeerInput } from '../ports/peer-registry.ts';
 
 /** Every option Atrium reads; docs/configuration.md lists them with their defaults and variables. */
@@ -16,6 +17,10 @@ export interface AtriumConfig {
   ingest: { duplicatePolicy: DuplicatePolicy; importConcurrency: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   dicom: DicomConfig;
+  /** The audit trail: a syslog copy (IHE ATNA), retention. */
+  audit: AuditConfig;
+  /** Authentication and authorization (src/security/). */
+  security: SecurityConfig;
 }
 
 /** The DICOM (DIMSE) service: our application entity, its limits, TLS and the known peers. */
@@ -37,6 +42,13 @@ export interface DicomConfig {
   tls: null | { port: number; cert: string; key: string; ca: string | null; requireClientCert: boolean };
   /** Known peers, synced into the peer registry (source=config) at start. */
   peers: Array<Required<Omit<DicomPeerInput, 'description'>> & { description: string | null }>;
+}
+
+/** `audit.syslog`: where a copy of every audit record goes as an RFC 5424 message (src/audit/syslog.ts). */
+export interface AuditConfig {
+  syslog: null | { host: string; port: number; protocol: 'udp' | 'tcp' | 'tls'; appName: string; ca: string | null; cert: string | null; key: string | null };
+  /** Days audit records are meant to be kept; informational for now (nothing is deleted). null: forever. */
+  retentionDays: number | null;
 }
 
 export class ConfigError extends Error {
@@ -76,6 +88,13 @@ export const ENVIRONMENT: Record<string, string> = {
   ATRIUM_DICOM_TLS_CERT: 'dicom.tls.cert',
   ATRIUM_DICOM_TLS_KEY: 'dicom.tls.key',
   ATRIUM_DICOM_TLS_CA: 'dicom.tls.ca',
+  ATRIUM_AUDIT_SYSLOG_HOST: 'audit.syslog.host',
+  ATRIUM_AUDIT_SYSLOG_PORT: 'audit.syslog.port',
+  ATRIUM_AUDIT_SYSLOG_PROTOCOL: 'audit.syslog.protocol',
+  ATRIUM_SECURITY_ENABLED: 'security.enabled',
+  ATRIUM_OIDC_ISSUER: 'security.oidc.issuer',
+  ATRIUM_OIDC_AUDIENCE: 'security.oidc.audience',
+  ATRIUM_OIDC_JWKS_URI: 'security.oidc.jwksUri',
 };
 
 type Raw = Record<string, any>;
@@ -104,7 +123,7 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
   }
   if (options.dataDir) raw.dataDir = options.dataDir;
 
-  const known = new Set(['dataDir', 'http', 'index', 'blobs', 'ingest', 'log', 'dicom']);
+  const known = new Set(['dataDir', 'http', 'index', 'blobs', 'ingest', 'log', 'dicom', 'security', 'audit']);
   for (const key of Object.keys(raw)) if (!known.has(key)) problems.push(`unknown option "${key}"`);
 
   const str = (path: string, fallback: string) => {
@@ -168,6 +187,8 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
     },
     log: { level: oneOf('log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
     dicom: loadDicom(raw, problems, { str, optStr, int, bool }),
+    audit: loadAudit(raw, problems, { str, optStr, int, bool }),
+    security: loadSecurity(raw, problems, { str, optStr, int, bool }),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
@@ -268,6 +289,118 @@ function loadDicom(raw: Raw, problems: string[], { str, optStr, int, bool }: Rea
     tls,
     peers,
   };
+}
+
+const SECURITY_KEYS = ['enabled', 'oidc', 'sessions', 'lockout', 'referringClinicianRule'];
+const OIDC_KEYS = ['issuer', 'audience', 'jwksUri', 'rolesClaim', 'roleMapping', 'usernameClaim', 'clockToleranceSeconds'];
+const SESSION_KEYS = ['idleMinutes', 'absoluteHours', 'secureCookie'];
+const LOCKOUT_KEYS = ['maxFailures', 'lockMinutes', 'maxFailuresPerAddress'];
+const RULE_KEYS = ['attribute', 'personNameClaim'];
+
+function loadSecurity(raw: Raw, problems: string[], { str, optStr, int, bool }: Readers): SecurityConfig {
+  const defaults = DEFAULT_SECURITY_CONFIG;
+  const object = (path: string, keys: string[], nullable = false): Raw | null | undefined => {
+    const v = getPath(raw, path);
+    if (v === undefined || (nullable && v === null)) return v;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) { problems.push(`${path} must be an object${nullable ? ' or null' : ''}`); return undefined; }
+    for (const key of Object.keys(v)) if (!keys.includes(key)) problems.push(`unknown option "${path}.${key}"`);
+    return v;
+  };
+  object('security', SECURITY_KEYS);
+  object('security.sessions', SESSION_KEYS);
+  object('security.lockout', LOCKOUT_KEYS);
+  object('security.referringClinicianRule', RULE_KEYS);
+  const url = (path: string, variable: string, value: string | null): string | null => {
+    if (value === null) return null;
+    let parsed: URL;
+    try { parsed = new URL(value); } catch { problems.push(`${path} (${variable}) must be a URL, got "${value}"`); return value; }
+    const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname);
+    if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) problems.push(`${path} (${variable}) must be an https URL (http only on localhost), got "${value}"`);
+    return value;
+  };
+
+  let oidc: SecurityConfig['oidc'] = null;
+  const rawOidc = object('security.oidc', OIDC_KEYS, true);
+  if (rawOidc) {
+    const issuer = url('security.oidc.issuer', 'ATRIUM_OIDC_ISSUER', optStr('security.oidc.issuer'));
+    const audience = optStr('security.oidc.audience');
+    if (!issuer) problems.push('security.oidc.issuer (ATRIUM_OIDC_ISSUER) is required with OIDC, e.g. https://login.example.org/realms/hospital');
+    if (!audience) problems.push('security.oidc.audience (ATRIUM_OIDC_AUDIENCE) is required with OIDC: the audience (client id) tokens for Atrium carry');
+    const roleMapping: Record<string, Role[]> = {};
+    const rawMapping = getPath(raw, 'security.oidc.roleMapping');
+    if (rawMapping !== undefined && (rawMapping === null || typeof rawMapping !== 'object' || Array.isArray(rawMapping))) {
+      problems.push('security.oidc.roleMapping must be an object: claim value -> Atrium role or list of roles');
+    } else for (const [value, target] of Object.entries(rawMapping ?? {})) {
+      const roles = Array.isArray(target) ? target : [target];
+      const bad = roles.filter((r) => !isRole(r));
+      if (bad.length) problems.push(`security.oidc.roleMapping["${value}"]: ${bad.map((b) => `"${b}"`).join(', ')} not one of ${ROLES.join(', ')}`);
+      else roleMapping[value] = [...new Set(roles as Role[])];
+    }
+    oidc = {
+      issuer: issuer ?? '', audience: audience ?? '',
+      jwksUri: url('security.oidc.jwksUri', 'ATRIUM_OIDC_JWKS_URI', optStr('security.oidc.jwksUri')),
+      rolesClaim: str('security.oidc.rolesClaim', 'roles'),
+      roleMapping,
+      usernameClaim: str('security.oidc.usernameClaim', 'preferred_username'),
+      clockToleranceSeconds: int('security.oidc.clockToleranceSeconds', 30, 0, 600),
+    };
+  }
+
+  const attribute = getPath(raw, 'security.referringClinicianRule.attribute') ?? 'ReferringPhysicianName';
+  if (attribute !== 'ReferringPhysicianName') problems.push(`security.referringClinicianRule.attribute must be ReferringPhysicianName (the only one supported), got "${attribute}"`);
+  return {
+    enabled: bool('security.enabled', defaults.enabled),
+    oidc,
+    sessions: {
+      idleMinutes: int('security.sessions.idleMinutes', defaults.sessions.idleMinutes, 1, 10_080),
+      absoluteHours: int('security.sessions.absoluteHours', defaults.sessions.absoluteHours, 1, 720),
+      secureCookie: bool('security.sessions.secureCookie', defaults.sessions.secureCookie),
+    },
+    lockout: {
+      maxFailures: int('security.lockout.maxFailures', defaults.lockout.maxFailures, 1, 1000),
+      lockMinutes: int('security.lockout.lockMinutes', defaults.lockout.lockMinutes, 1, 1440),
+      maxFailuresPerAddress: int('security.lockout.maxFailuresPerAddress', defaults.lockout.maxFailuresPerAddress, 1, 100_000),
+    },
+    referringClinicianRule: { attribute: 'ReferringPhysicianName', personNameClaim: optStr('security.referringClinicianRule.personNameClaim') },
+  };
+}
+
+const AUDIT_KEYS = ['syslog', 'retentionDays'];
+const SYSLOG_KEYS = ['host', 'port', 'protocol', 'appName', 'ca', 'cert', 'key'];
+
+/** The audit trail (src/audit/): an optional syslog copy of every record, and the retention (informational for now). */
+function loadAudit(raw: Raw, problems: string[], { str, optStr, int }: Readers): AuditConfig {
+  const section = getPath(raw, 'audit');
+  if (section !== undefined && (section === null || typeof section !== 'object' || Array.isArray(section))) problems.push('audit must be an object');
+  else if (section) for (const key of Object.keys(section)) if (!AUDIT_KEYS.includes(key)) problems.push(`unknown option "audit.${key}"`);
+
+  let syslog: AuditConfig['syslog'] = null;
+  const rawSyslog = getPath(raw, 'audit.syslog');
+  if (rawSyslog !== undefined && rawSyslog !== null) {
+    if (typeof rawSyslog !== 'object' || Array.isArray(rawSyslog)) {
+      problems.push('audit.syslog must be an object or null');
+    } else {
+      for (const key of Object.keys(rawSyslog)) if (!SYSLOG_KEYS.includes(key)) problems.push(`unknown option "audit.syslog.${key}"`);
+      const protocol = getPath(raw, 'audit.syslog.protocol') ?? 'udp';
+      if (!['udp', 'tcp', 'tls'].includes(protocol)) problems.push(`audit.syslog.protocol (ATRIUM_AUDIT_SYSLOG_PROTOCOL) must be one of udp, tcp, tls, got "${protocol}"`);
+      const host = optStr('audit.syslog.host');
+      if (!host) problems.push('audit.syslog.host (ATRIUM_AUDIT_SYSLOG_HOST) is required to send audit messages to syslog');
+      const file = (key: string): string | null => {
+        const value = optStr(`audit.syslog.${key}`);
+        if (value && !existsSync(value)) problems.push(`audit.syslog.${key}: no file at ${value}`);
+        return value;
+      };
+      const appName = str('audit.syslog.appName', 'atrium');
+      if (!/^[\x21-\x7e]{1,48}$/.test(appName)) problems.push(`audit.syslog.appName must be 1 to 48 printable ASCII characters without spaces, got "${appName}"`);
+      const valid = ['udp', 'tcp', 'tls'].includes(protocol) ? (protocol as 'udp' | 'tcp' | 'tls') : 'udp';
+      syslog = {
+        host: host ?? '', port: int('audit.syslog.port', valid === 'tls' ? 6514 : 514, 1, 65535), protocol: valid, appName,
+        ca: file('ca'), cert: file('cert'), key: file('key'),
+      };
+    }
+  }
+  const rawRetention = getPath(raw, 'audit.retentionDays');
+  return { syslog, retentionDays: rawRetention === undefined || rawRetention === null ? null : int('audit.retentionDays', 0, 1, 36_500) };
 }
 
 /** The configuration as it is safe to show: secrets masked. */

@@ -185,10 +185,122 @@ function jobsAndPeers(engine: SqlEngine): Migration {
   };
 }
 
+/**
+ * The audit trail (see sql-audit-store.ts): one row per event, with the patients and studies it touched in
+ * `audit_object` for indexed search. Append-only, enforced by the database itself: triggers reject
+ * UPDATE and DELETE on both tables (and TRUNCATE on PostgreSQL), whatever the client.
+ */
+function auditTrail(engine: SqlEngine): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await withPk(engine, db.schema.createTable('audit_event'))
+        .addColumn('event_id', 'text', (c) => c.notNull().unique())
+        .addColumn('recorded_at', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('interface', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('principal_kind', 'text', (c) => c.notNull())
+        .addColumn('principal_id', 'text')
+        .addColumn('origin_address', 'text')
+        .addColumn('origin_ae_title', 'text')
+        .addColumn('record', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_event_time_idx').on('audit_event').columns(['recorded_at', 'pk']).execute();
+      await db.schema.createIndex('audit_event_principal_idx').on('audit_event').columns(['principal_id', 'recorded_at']).execute();
+      await db.schema.createIndex('audit_event_action_idx').on('audit_event').columns(['action', 'recorded_at']).execute();
+
+      await withPk(engine, db.schema.createTable('audit_object'))
+        .addColumn('event_pk', 'bigint', (c) => c.notNull().references('audit_event.pk'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('audit_object_value_idx').on('audit_object').columns(['kind', 'value', 'event_pk']).execute();
+      await db.schema.createIndex('audit_object_event_idx').on('audit_object').column('event_pk').execute();
+
+      if (engine === 'postgres') {
+        await sql`CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN RAISE EXCEPTION 'audit records are append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$`.execute(db);
+        for (const table of ['audit_event', 'audit_object']) {
+          await sql`CREATE TRIGGER ${sql.raw(`${table}_append_only`)} BEFORE UPDATE OR DELETE ON ${sql.table(table)}
+            FOR EACH ROW EXECUTE FUNCTION audit_append_only()`.execute(db);
+          await sql`CREATE TRIGGER ${sql.raw(`${table}_no_truncate`)} BEFORE TRUNCATE ON ${sql.table(table)}
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()`.execute(db);
+        }
+      } else {
+        for (const table of ['audit_event', 'audit_object']) {
+          for (const op of ['UPDATE', 'DELETE']) {
+            await sql.raw(`CREATE TRIGGER ${table}_no_${op.toLowerCase()} BEFORE ${op} ON ${table}
+              BEGIN SELECT RAISE(ABORT, 'audit records are append-only: ${op} on ${table} refused'); END`).execute(db);
+          }
+        }
+      }
+    },
+  };
+}
+
+/**
+ * The security core (src/security/, sql-security-store.ts): local users, their sessions, API keys,
+ * login failure counters (lock-out) and settings such as the first-run setup token. Secrets are stored
+ * only as scrypt hashes (passwords) or SHA-256 digests (session ids, API keys, setup token).
+ */
+function security(engine: SqlEngine): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await withPk(engine, db.schema.createTable('security_user'))
+        .addColumn('username', 'text', (c) => c.notNull().unique())
+        .addColumn('display_name', 'text')
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('roles', 'text', (c) => c.notNull())
+        .addColumn('dicom_person_name', 'text')
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('last_login_at', 'text')
+        .execute();
+
+      await withPk(engine, db.schema.createTable('security_session'))
+        .addColumn('id_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('user_pk', 'bigint', (c) => c.notNull().references('security_user.pk').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_seen_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('source_address', 'text')
+        .execute();
+      await db.schema.createIndex('security_session_user_idx').on('security_session').column('user_pk').execute();
+
+      await withPk(engine, db.schema.createTable('security_api_key'))
+        .addColumn('key_id', 'text', (c) => c.notNull().unique())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('roles', 'text', (c) => c.notNull())
+        .addColumn('route_prefixes', 'text')
+        .addColumn('created_by', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .addColumn('last_used_at', 'text')
+        .execute();
+
+      await db.schema.createTable('security_login_throttle')
+        .addColumn('throttle_key', 'text', (c) => c.primaryKey())
+        .addColumn('failures', 'integer', (c) => c.notNull())
+        .addColumn('window_started_at', 'text', (c) => c.notNull())
+        .addColumn('locked_until', 'text')
+        .execute();
+
+      await db.schema.createTable('security_setting')
+        .addColumn('setting_key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  };
+}
+
 export function migrationProvider(engine: SqlEngine): MigrationProvider {
   return {
     async getMigrations() {
-      return { '0001_initial_schema': initialSchema(engine), '0002_jobs_and_peers': jobsAndPeers(engine) };
+      return { '0001_initial_schema': initialSchema(engine), '0002_jobs_and_peers': jobsAndPeers(engine), '0003_security': security(engine), '0004_audit': auditTrail(engine) };
     },
   };
 }

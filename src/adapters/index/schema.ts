@@ -159,6 +159,87 @@ export interface AePeerTable {
   updated_at: string;
 }
 
+/** The append-only audit trail (src/adapters/index/sql-audit-store.ts); `record` is the whole AuditRecord as JSON. */
+export interface AuditEventTable {
+  pk: Generated<number>;
+  /** UUID. */
+  event_id: string;
+  /** ISO-8601 UTC: when the event happened. */
+  recorded_at: string;
+  action: string;
+  interface: string;
+  outcome: string;
+  principal_kind: string;
+  principal_id: string | null;
+  origin_address: string | null;
+  origin_ae_title: string | null;
+  record: string;
+}
+
+/** Patients and studies an audit event touched, for indexed search: kind is 'patient' or 'study'. */
+export interface AuditObjectTable {
+  pk: Generated<number>;
+  event_pk: number;
+  kind: string;
+  value: string;
+}
+
+/** Local users (src/adapters/index/sql-security-store.ts). `roles` is a JSON array. */
+export interface SecurityUserTable {
+  pk: Generated<number>;
+  username: string;
+  display_name: string | null;
+  /** scrypt$N$r$p$salt$hash */
+  password_hash: string;
+  roles: string;
+  dicom_person_name: string | null;
+  /** 0 or 1. */
+  disabled: Generated<number>;
+  created_at: string;
+  updated_at: string;
+  last_login_at: string | null;
+}
+
+/** Sessions of local users: only the SHA-256 of the session id is stored. */
+export interface SecuritySessionTable {
+  pk: Generated<number>;
+  id_hash: string;
+  user_pk: number;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  source_address: string | null;
+}
+
+/** API keys: only the SHA-256 of the key is stored. `roles` and `route_prefixes` are JSON arrays. */
+export interface SecurityApiKeyTable {
+  pk: Generated<number>;
+  key_id: string;
+  name: string;
+  secret_hash: string;
+  roles: string;
+  route_prefixes: string | null;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+/** Login failure counters per `user:<name>` and `addr:<ip>` (lock-out and rate limiting). */
+export interface SecurityLoginThrottleTable {
+  throttle_key: string;
+  failures: number;
+  window_started_at: string;
+  locked_until: string | null;
+}
+
+export interface SecuritySettingTable {
+  setting_key: string;
+  value: string;
+  updated_at: string;
+}
+
 export interface AtriumDatabase {
   patient: PatientTable;
   study: StudyTable;
@@ -169,4 +250,11 @@ export interface AtriumDatabase {
   outbox: OutboxTable;
   job: JobTable;
   ae_peer: AePeerTable;
+  security_user: SecurityUserTable;
+  security_session: SecuritySessionTable;
+  security_api_key: SecurityApiKeyTable;
+  security_login_throttle: SecurityLoginThrottleTable;
+  security_setting: SecuritySettingTable;
+  audit_event: AuditEventTable;
+  audit_object: AuditObjectTable;
 }

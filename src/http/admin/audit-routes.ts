@@ -1,0 +1,50 @@
+import { Readable } from 'node:stream';
+import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import { AtriumError } from '../../errors.ts';
+import type { AuditFilter } from '../../ports/audit-store.ts';
+import { AUDIT_EXPORT_FORMATS, EXPORT_CONTENT_TYPES, normalizeFilter, type AuditExportFormat, type AuditService } from '../../audit/audit-service.ts';
+import { page, type Query } from './paging.ts';
+
+export interface AuditRouteOptions {
+  /** Authorization: runs before every audit route (the trail is for auditors, not every user). */
+  preHandler?: preHandlerHookHandler | preHandlerHookHandler[];
+}
+
+const EXTENSIONS: Record<AuditExportFormat, string> = { json: 'json', ndjson: 'ndjson', fhir: 'fhir.json', 'fhir-ndjson': 'fhir.ndjson', 'dicom-xml': 'xml' };
+
+/**
+ * The audit trail over the admin REST API:
+ * GET /api/audit?from&to&user&patientId&studyInstanceUid&action&interface&outcome&limit&offset (newest first);
+ * GET /api/audit/export?format=json|ndjson|fhir|fhir-ndjson|dicom-xml&<same filters> (oldest first, streamed).
+ */
+export async function auditRoutes(app: FastifyInstance, deps: { audit: AuditService }, options: AuditRouteOptions = {}): Promise<void> {
+  const { audit } = deps;
+  const preHandler = options.preHandler ? { preHandler: options.preHandler } : {};
+
+  app.get<{ Querystring: Query }>('/api/audit', preHandler, async (req) => {
+    const paging = page(req.query);
+    const { items, total } = await audit.search(filterOf(req.query), paging);
+    return { items, total, ...paging };
+  });
+
+  app.get<{ Querystring: Query }>('/api/audit/export', preHandler, async (req, reply) => {
+    const format = (req.query.format ?? 'ndjson') as AuditExportFormat;
+    if (!AUDIT_EXPORT_FORMATS.includes(format)) throw new AtriumError('invalid-input', `format must be one of ${AUDIT_EXPORT_FORMATS.join(', ')}`);
+    // Validated before the first byte: a bad filter is a 400, not a broken stream.
+    const filter = normalizeFilter(filterOf(req.query));
+    return reply
+      .type(`${EXPORT_CONTENT_TYPES[format]}; charset=utf-8`)
+      .header('content-disposition', `attachment; filename="audit.${EXTENSIONS[format]}"`)
+      .header('cache-control', 'no-store')
+      .send(Readable.from(audit.export(filter, format)));
+  });
+}
+
+function filterOf(query: Query): AuditFilter {
+  const filter: Record<string, string> = {};
+  for (const key of ['from', 'to', 'user', 'patientId', 'studyInstanceUid', 'action', 'interface', 'outcome'] as const) {
+    const value = query[key];
+    if (value !== undefined && value !== '') filter[key] = value;
+  }
+  return normalizeFilter(filter as AuditFilter);
+}
