@@ -16,6 +16,11 @@ import type { PeerRegistry } from './ports/peer-registry.ts';
 import { SqlJobQueue } from './adapters/index/sql-job-queue.ts';
 import { SqlPeerRegistry } from './adapters/index/sql-peer-registry.ts';
 import { ApplicationEntities } from './dicom-access/application-entities.ts';
+import { SqlSecurityStore } from './adapters/index/sql-security-store.ts';
+import { SqlAuditStore } from './adapters/index/sql-audit-store.ts';
+import { SecurityService, securityDisabledWarning } from './security/index.ts';
+import { AuditService, type AuditSink } from './audit/audit-service.ts';
+import { SyslogSender } from './audit/syslog.ts';
 
 /** The archive with its adapters and services, before any transport is attached. */
 export interface Archive {
@@ -30,6 +35,10 @@ export interface Archive {
   jobs: JobQueue;
   peers: PeerRegistry;
   applicationEntities: ApplicationEntities;
+  /** Authentication and the one authorization policy of every transport (src/security/). */
+  security: SecurityService;
+  /** The audit trail every transport records patient-data access into (src/audit/). */
+  audit: AuditService;
   close(): Promise<void>;
 }
 
@@ -43,7 +52,7 @@ export function createLogger(config: AtriumConfig, destination?: NodeJS.Writable
 }
 
 /** Composition happens here, once: config -> adapters -> services. Transports attach to the result. */
-export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics } = {}): Promise<Archive> {
+export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics; firstRunSetup?: boolean } = {}): Promise<Archive> {
   const log = options.log ?? createLogger(config);
   const metrics = options.metrics ?? new Metrics();
   mkdirSync(config.dataDir, { recursive: true });
@@ -78,10 +87,28 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   const synced = await peers.syncFromConfig(config.dicom.peers);
   if (synced.created + synced.updated + synced.deleted > 0) log.info(synced, 'DICOM peers synchronized from the configuration');
   const applicationEntities = new ApplicationEntities({ peers, config: config.dicom });
+  // Security and audit live in the index database too (tables security_*, audit_*).
+  const security = new SecurityService({ store: new SqlSecurityStore(index.db, index.kind), config: config.security });
+  // The server (`atrium serve`) asks for the first-run setup: a one-off CLI command must neither print
+  // nor rotate the setup token of the running server.
+  if (options.firstRunSetup) {
+    const disabled = securityDisabledWarning(config.security);
+    if (disabled) log.error(disabled);
+    const { setupToken } = await security.start();
+    if (setupToken) log.warn({ setup: true }, security.setupMessage(setupToken));
+  }
+  const syslog = config.audit.syslog
+    ? new SyslogSender(config.audit.syslog, { onError: (error) => log.warn({ err: error }, 'audit syslog: %s', error.message) })
+    : null;
+  const sinks: AuditSink[] = syslog ? [syslog] : [];
+  const audit = new AuditService({ store: new SqlAuditStore(index.db), sourceId: config.dicom.aeTitle, sinks });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   return {
-    config, log, metrics, index, blobs, ingest, retrieve, deletion, jobs, peers, applicationEntities,
+    config, log, metrics, index, blobs, ingest, retrieve, deletion, jobs, peers, applicationEntities, security, audit,
     async close() {
+      // Records under way are committed before the database closes; the syslog copy is flushed last.
+      await audit.drain().catch(() => {});
+      await syslog?.close().catch(() => {});
       await index.close();
       await blobs.close();
     },

@@ -3,6 +3,9 @@
  * download with each process's peak RSS under 300 MB: the bytes stream, they are never held in memory.
  * Memory is read from the kernel's high-water mark (VmHWM), not estimated.
  */
+import { openArchive } from '../app.ts';
+import { loadConfig } from '../config/config.ts';
+import { authHeaders, createTestAdminKey } from '../../test/support/archive.ts';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -61,6 +64,10 @@ test('a 2 GiB instance is imported and downloaded with bounded memory, byte-exac
   t.diagnostic(`import of ${(size / 2 ** 30).toFixed(2)} GiB: peak RSS ${(importPeak() / 2 ** 20).toFixed(0)} MB`);
   assert.ok(importPeak() > 0 && importPeak() < PEAK_RSS_LIMIT, `import peak RSS ${(importPeak() / 2 ** 20).toFixed(0)} MB`);
 
+  // The server authenticates: the test administrator's key goes into this data folder first.
+  const keyed = await openArchive(loadConfig({ env: { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'silent' } }));
+  await createTestAdminKey(keyed);
+  await keyed.close();
   const server = spawn(process.execPath, [MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const serverPeak = watchPeakRss(server);
   try {
@@ -70,7 +77,7 @@ test('a 2 GiB instance is imported and downloaded with bounded memory, byte-exac
       if (match) { address = match[1]; break; }
     }
     assert.ok(address, 'server did not start');
-    const response = await fetch(`${address}/api/instances/${sopInstanceUid}/file`);
+    const response = await fetch(`${address}/api/instances/${sopInstanceUid}/file`, { headers: authHeaders() });
     assert.equal(response.status, 200);
     assert.equal(Number(response.headers.get('content-length')), size);
     const hash = createHash('sha256');

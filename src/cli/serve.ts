@@ -8,7 +8,7 @@ import { JobRunner } from '../jobs/job-runner.ts';
 import { outboundTls } from '../dimse/services/tls.ts';
 
 export async function serveCommand(config: AtriumConfig): Promise<void> {
-  const archive = await openArchive(config);
+  const archive = await openArchive(config, { firstRunSetup: true });
   const client = new DicomClient(archive, { tls: outboundTls(config) });
   const runner = new JobRunner({ queue: archive.jobs, log: archive.log.child({ component: 'jobs' }) });
   registerDicomJobs(runner, archive, client);

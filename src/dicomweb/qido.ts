@@ -2,6 +2,7 @@
  * QIDO-RS (PS3.18 10.6): search for studies, series and instances, answered from the index alone through
  * the one query model (archive/query `queryFromQidoParams` -> `IndexStore.find`).
  */
+import { studyFilter, studyMatchesFilter } from '../security/index.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { queryFromQidoParams } from '../archive/query/index.ts';
 import type { DicomJsonAttribute, DicomJsonDataSet } from '../dicom/dicom-json.ts';
@@ -72,8 +73,15 @@ export function searchHandler(ctx: DicomwebContext, level: SearchLevel) {
     // One more than asked tells whether more results remain, without counting them all.
     query.limit = limit + 1;
 
-    const matches: DicomJsonDataSet[] = [];
+    let matches: DicomJsonDataSet[] = [];
     for await (const ds of ctx.archive.index.find(query)) matches.push(ds);
+    // Principals limited to their own studies (referring clinicians): study-level results are filtered in
+    // memory after the query (a page may then hold fewer than `limit`); other levels name their study in
+    // the path, checked by the access hook (src/http/access.ts).
+    const filter = request.principal ? studyFilter(request.principal) : { kind: 'all' as const };
+    if (filter.kind !== 'all' && level === 'STUDY') {
+      matches = matches.filter((ds) => studyMatchesFilter(filter, { referringPhysicianName: personName(ds['00080090']) }));
+    }
     if (matches.length > limit) {
       matches.length = limit;
       if (!warnings.some((w) => w.startsWith('The number of results exceeded'))) {
@@ -166,4 +174,10 @@ function attributeXml(tag: string, attr: DicomJsonAttribute): string {
     });
   }
   return out + '</DicomAttribute>';
+}
+
+/** The PN value(s) of a DICOM JSON attribute as one backslash-separated string (Alphabetic groups). */
+function personName(attr: { Value?: unknown[] } | undefined): string | null {
+  const values = (attr?.Value ?? []).map((v) => typeof v === 'string' ? v : (v as { Alphabetic?: string } | null)?.Alphabetic ?? '').filter((v) => v !== '');
+  return values.length ? values.join('\\') : null;
 }

@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
+import { authHeaders, createTestArchive, type TestArchive } from '../../test/support/archive.ts';
 import { createHttpServer } from '../http/server.ts';
 import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
@@ -267,7 +267,7 @@ describe('STOW-RS requests', () => {
     const bytes = Buffer.concat([...syntheticInstance({ rows: 128, columns: 128, frames: 3 })]);
     const body = multipart([bytes]);
     const response = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request(`${s.url}/dicom-web/studies`, { method: 'POST', headers: { 'content-type': CONTENT_TYPE } }, (res) => {
+      const req = http.request(`${s.url}/dicom-web/studies`, { method: 'POST', headers: authHeaders({ 'content-type': CONTENT_TYPE }) }, (res) => {
         let text = '';
         res.on('data', (c) => (text += c));
         res.on('end', () => resolve({ status: res.statusCode!, text }));
@@ -288,7 +288,7 @@ describe('STOW-RS requests', () => {
   test('a client aborting mid-upload: nothing stored, no temp file left', async () => {
     const before = await s.archive.index.statistics();
     const sopInstanceUid = generateUid();
-    const req = http.request(`${s.url}/dicom-web/studies`, { method: 'POST', headers: { 'content-type': CONTENT_TYPE } });
+    const req = http.request(`${s.url}/dicom-web/studies`, { method: 'POST', headers: authHeaders({ 'content-type': CONTENT_TYPE }) });
     req.on('error', () => {});
     req.write(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n`);
     let sent = 0;

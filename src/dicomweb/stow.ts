@@ -17,6 +17,7 @@
  *   (the standard leaves it implementation-specific; C409 is the value dcm4chee uses). The human-readable
  *   reason of each failure is sent in a `Warning: 299` header field, since the module has no text attribute.
  */
+import { auditStored } from '../http/access.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
 import type { IngestResult } from '../archive/ingest.ts';
@@ -96,6 +97,7 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive): Promis
       } catch (error) {
         if (error instanceof MultipartError) {
           const stored = outcomes.filter((o) => o.stored);
+          await auditStored(archive, req, outcomes);
           log.warn({ err: error, stored: stored.length }, 'STOW-RS request with a malformed multipart body');
           // Instances of complete parts before the error are durable (sending them again is harmless:
           // identical duplicates are a success); the truncated part was discarded by ingest.
@@ -106,6 +108,7 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive): Promis
         if (req.raw.destroyed || req.raw.readableAborted || (error as NodeJS.ErrnoException).code === 'ECONNRESET') {
           // The client went away mid-upload: the part being received was discarded, there is no one to answer.
           log.warn({ stored: outcomes.filter((o) => o.stored).length, err: error }, 'STOW-RS client aborted the upload');
+          await auditStored(archive, req, outcomes);
           reply.hijack();
           req.raw.destroy();
           return;
@@ -113,6 +116,7 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive): Promis
         throw error;
       }
       if (outcomes.length === 0) return problem(reply, req, 400, 'Bad Request', 'the multipart body contains no instance');
+      await auditStored(archive, req, outcomes);
 
       const base = `${req.protocol}://${req.host}/dicom-web`;
       const body = storeInstancesResponse(outcomes, base, study);

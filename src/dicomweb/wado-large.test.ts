@@ -15,6 +15,9 @@ import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openArchive } from '../app.ts';
+import { loadConfig } from '../config/config.ts';
+import { authHeaders, createTestAdminKey } from '../../test/support/archive.ts';
 import { PEAK_RSS_LIMIT, watchPeakRss } from '../../test/support/memory.ts';
 import { syntheticInstance, pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
@@ -89,6 +92,10 @@ test('a 2 GiB instance is retrieved through WADO-RS with bounded server memory, 
   assert.equal(code, 0, output);
   assert.equal(JSON.parse(output).stored, 1);
 
+  // The server authenticates: the test administrator's key goes into this data folder first.
+  const keyed = await openArchive(loadConfig({ env: { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'silent' } }));
+  await createTestAdminKey(keyed);
+  await keyed.close();
   const server = spawn(process.execPath, [FIXTURE], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const peak = watchPeakRss(server);
   try {
@@ -100,7 +107,7 @@ test('a 2 GiB instance is retrieved through WADO-RS with bounded server memory, 
     assert.ok(origin, 'server did not start');
     const instance = `${origin}/dicom-web/studies/${ids.study}/series/${ids.series}/instances/${ids.sop}`;
 
-    const res = await fetch(instance, { headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
+    const res = await fetch(instance, { headers: { ...authHeaders(), accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' } });
     assert.equal(res.status, 200);
     const boundary = /boundary=([^;]+)/.exec(res.headers.get('content-type')!)![1];
     const got = await streamFirstPart(res.body!, boundary);
@@ -108,7 +115,7 @@ test('a 2 GiB instance is retrieved through WADO-RS with bounded server memory, 
     assert.equal(got.sha256, sha256);
 
     // The last frame, from 2 GiB into the object, by a ranged read.
-    const frame = await fetch(`${instance}/frames/${FRAMES}`, { headers: { accept: 'application/octet-stream; transfer-syntax=*' } });
+    const frame = await fetch(`${instance}/frames/${FRAMES}`, { headers: { ...authHeaders(), accept: 'application/octet-stream; transfer-syntax=*' } });
     assert.equal(frame.status, 200);
     const bytes = Buffer.from(await frame.arrayBuffer());
     assert.equal(bytes.length, FRAME_BYTES);

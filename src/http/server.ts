@@ -10,6 +10,9 @@ import { stowRoutes } from '../dicomweb/stow.ts';
 import { dicomwebRoutes } from '../dicomweb/routes.ts';
 import { renderedRoutes } from '../dicomweb/rendered.ts';
 import { renderInstance } from '../imaging/index.ts';
+import { registerAccessControl } from './access.ts';
+import { securityRoutes } from './admin/security-routes.ts';
+import { auditRoutes } from './admin/audit-routes.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
 export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
@@ -27,11 +30,17 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
     reply.header('x-content-type-options', 'nosniff');
   });
 
+  // Authentication, authorization (every route is in access.ts ROUTE_RULES) and the audit of patient data.
+  registerAccessControl(app, archive);
+
   app.get('/metrics', async (_req, reply) => {
     archive.metrics.outboxPending.set((await archive.index.statistics()).pendingEvents);
     return reply.type(archive.metrics.registry.contentType).send(await archive.metrics.registry.metrics());
   });
   await adminRoutes(app, archive);
+  await securityRoutes(app, archive);
+  // audit:read is enforced by the onRequest hook (access.ts).
+  await auditRoutes(app, archive);
   await jobRoutes(app, archive);
   await dicomRoutes(app, archive, options);
   await dicomwebRoutes(app, archive, { render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params) });

@@ -8,6 +8,56 @@ import { Metrics } from '../../src/observability/metrics.ts';
 import type { DuplicatePolicy } from '../../src/ports/index-store.ts';
 import { createTestSchema } from './postgres.ts';
 import { startS3Server } from './s3-server.ts';
+import type { SqlIndexStore } from '../../src/adapters/index/sql-index-store.ts';
+import { SqlSecurityStore } from '../../src/adapters/index/sql-security-store.ts';
+import { sha256Hex } from '../../src/security/secrets.ts';
+
+/**
+ * The administrator API key of every test archive. Fixed (the same in every test database) so that the
+ * fetch wrapper below can authenticate requests to any test server of the process; it exists only in the
+ * throw-away databases of tests.
+ */
+export const TEST_ADMIN_KEY = 'atr_000000000a11_TESTTESTTESTTESTTESTTESTTESTTESTTESTTESTTES';
+
+/** `Authorization: Bearer <test admin key>`, merged into `headers`. */
+export function authHeaders(headers: Record<string, string> = {}): Record<string, string> {
+  return { authorization: `Bearer ${TEST_ADMIN_KEY}`, ...headers };
+}
+
+let fetchWrapped = false;
+/**
+ * Tests authenticate rather than turn security off: once a test archive exists, `fetch` to a loopback
+ * address (the test servers) that carries no credentials of its own (Authorization, X-Api-Key, Cookie)
+ * gets the test administrator's key. A test about authentication itself sends its own credentials, or
+ * `x-atrium-test-anonymous: 1` to send none (the header is removed before the request leaves), or uses
+ * app.inject, which this wrapper does not touch.
+ */
+export function installAuthFetch(): void {
+  if (fetchWrapped) return;
+  fetchWrapped = true;
+  const original = globalThis.fetch;
+  globalThis.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) return await original(input, init);
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    if (headers.has('x-atrium-test-anonymous')) headers.delete('x-atrium-test-anonymous');
+    else if (!headers.has('authorization') && !headers.has('x-api-key') && !headers.has('cookie')) headers.set('authorization', `Bearer ${TEST_ADMIN_KEY}`);
+    return await original(input, { ...init, headers });
+  }) as typeof fetch;
+}
+
+/** Creates the test administrator key in the archive's database (once per database). */
+export async function createTestAdminKey(archive: Archive): Promise<string> {
+  const index = archive.index as SqlIndexStore;
+  const store = new SqlSecurityStore(index.db, index.kind);
+  if (!(await store.getApiKeyBySecretHash(sha256Hex(TEST_ADMIN_KEY)))) {
+    await store.createApiKey({
+      keyId: TEST_ADMIN_KEY.slice(4, 16), name: 'test administrator', secretHash: sha256Hex(TEST_ADMIN_KEY), roles: ['administrator'],
+      routePrefixes: null, createdBy: 'test/support/archive.ts', createdAt: new Date().toISOString(), expiresAt: null,
+    });
+  }
+  return TEST_ADMIN_KEY;
+}
 
 /** The engine combinations every archive contract runs on. */
 export const ENGINE_COMBINATIONS = ['sqlite+fs', 'postgres+fs', 'postgres+s3'] as const;
@@ -16,6 +66,10 @@ export type EngineCombination = (typeof ENGINE_COMBINATIONS)[number];
 export interface TestArchive {
   archive: Archive;
   config: AtriumConfig;
+  /** An administrator API key of this archive (send it as `Authorization: Bearer <key>`). */
+  adminKey: string;
+  /** Headers that authenticate as the administrator, merged with `headers`. */
+  authHeaders(headers?: Record<string, string>): Record<string, string>;
   /** Opens a second archive on the same storage (another node, or the same one after a restart). */
   reopen(overrides?: { duplicatePolicy?: DuplicatePolicy }): Promise<Archive>;
   cleanup(): Promise<void>;
@@ -60,9 +114,13 @@ export async function createTestArchive(combination: EngineCombination, options:
   };
   const archive = await open();
   const opened: Archive[] = [archive];
+  const adminKey = await createTestAdminKey(archive);
+  installAuthFetch();
   return {
     archive,
     config: base,
+    adminKey,
+    authHeaders,
     async reopen(overrides = {}) {
       const next = await open(overrides.duplicatePolicy);
       opened.push(next);

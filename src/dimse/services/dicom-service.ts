@@ -12,6 +12,10 @@ import { handleFind } from './find-scp.ts';
 import { handleRetrieve, type RetrieveDeps } from './retrieve-scp.ts';
 import { handleCommitment } from './commitment-scp.ts';
 import { outboundTls } from './tls.ts';
+import { AuthError, authorize, type Action, type Principal } from '../../security/index.ts';
+import type { AuditPrincipal } from '../../ports/audit-store.ts';
+import type { IngestService } from '../../archive/ingest.ts';
+import type { IndexStore } from '../../ports/index-store.ts';
 import { isStorageSopClass, operationOf, queryRoot, storableTransferSyntax, StorageCommitmentPushModel, UNCOMPRESSED } from './sop-classes.ts';
 
 export interface DicomService {
@@ -35,7 +39,33 @@ export async function startDicomService(archive: Archive, options: { port?: numb
     outbound: { maxPduLength: config.maxPduLength, ...(tlsFiles ? { tls: tlsFiles } : {}) },
   };
 
+  const { security, audit } = archive;
+  /** The principal of each association, decided at negotiation (key: remote address and calling AE). */
+  const principals = new Map<string, Principal>();
+  const keyOf = (remoteAddress: string, callingAE: string) => `${remoteAddress}|${callingAE.trim()}`;
+  const ipOf = (remoteAddress: string) => remoteAddress.replace(/:[^:]*$/, '');
+  const auditPrincipal = (p: Principal): AuditPrincipal => ({ kind: p.kind, id: p.id || null, displayName: p.name, roles: p.roles });
+
   const negotiate = async (rq: AssociateRequestInfo): Promise<AssociateDecision> => {
+    // User identity (PS3.7 D.3.3.7): a failed identity rejects the association (rejected-permanent,
+    // service-user, no-reason-given: PS3.8 Table 9-21 has no "not authenticated" reason) and is audited.
+    let principal: Principal;
+    const address = ipOf(rq.remoteAddress);
+    if (rq.userIdentity) {
+      const result = await security.authenticateDicomUser(rq.userIdentity, address);
+      if (result instanceof AuthError) {
+        await audit.record({
+          principal: { kind: 'user', id: rq.userIdentity.type <= 2 ? rq.userIdentity.primary || null : null, displayName: null },
+          action: 'login-failed', interface: 'dimse', origin: { address, aeTitle: rq.callingAETitle }, outcome: 'minor-failure', outcomeReason: result.code,
+        }).catch((error) => log.error({ err: error }, 'audit record failed'));
+        return { ...Rejection.NoReasonGiven, detail: `user identity refused: ${result.message}` };
+      }
+      principal = result;
+    } else {
+      // Known peers keep their configured operations (ApplicationEntities.permits below is the gate).
+      principal = security.dicomAePrincipal(rq.callingAETitle, address, ['integration']);
+    }
+    principals.set(keyOf(rq.remoteAddress, rq.callingAETitle), principal);
     if (rq.calledAETitle.trim() !== config.aeTitle) {
       return { ...Rejection.CalledAETitleNotRecognized, detail: `called AE title "${rq.calledAETitle}" is not ours ("${config.aeTitle}")` };
     }
@@ -80,6 +110,9 @@ export async function startDicomService(archive: Archive, options: { port?: numb
   };
 
   const onAssociation = (association: Association) => {
+    const key = keyOf(association.remoteAddress, association.callingAETitle);
+    const principal = principals.get(key) ?? security.dicomAePrincipal(association.callingAETitle, ipOf(association.remoteAddress), ['integration']);
+    principals.delete(key);
     const running = new Map<number, AbortController>();
     association.onRequest(async (request) => {
       const field = request.command.CommandField;
@@ -91,21 +124,98 @@ export async function startDicomService(archive: Archive, options: { port?: numb
       const messageId = request.command.MessageID ?? -1;
       running.set(messageId, controller);
       try {
-        await dispatch(request, association, controller.signal);
+        await dispatch(request, association, principal, controller.signal);
       } finally {
         running.delete(messageId);
       }
     });
   };
 
-  const dispatch = async (request: IncomingRequest, association: Association, signal: AbortSignal): Promise<void> => {
-    switch (request.command.CommandField) {
+  /** Users (user identity) are authorized per operation; AE-only callers were gated at negotiation. */
+  const ACTION_OF: Partial<Record<number, Action>> = {
+    [CommandField.C_STORE_RQ]: 'study:write', [CommandField.C_FIND_RQ]: 'query', [CommandField.C_MOVE_RQ]: 'study:export', [CommandField.C_GET_RQ]: 'study:export',
+  };
+  const AUDIT_OF = { 'study:write': 'store', query: 'query', 'study:export': 'export' } as const;
+
+  const dispatch = async (request: IncomingRequest, association: Association, principal: Principal, signal: AbortSignal): Promise<void> => {
+    const field = request.command.CommandField;
+    const action = ACTION_OF[field];
+    const origin = { address: ipOf(association.remoteAddress), aeTitle: association.callingAETitle };
+    const base = { principal: auditPrincipal(principal), interface: 'dimse' as const, origin };
+    if (action && principal.kind !== 'dicom-ae') {
+      const decision = authorize(principal, action);
+      if (!decision.allowed) {
+        await request.dataset?.discard();
+        log.warn({ association: association.id, user: principal.name, command: commandName(field), reason: decision.reason }, 'DIMSE operation not authorized');
+        await audit.record({ ...base, action: AUDIT_OF[action as keyof typeof AUDIT_OF], outcome: 'minor-failure', outcomeReason: `denied: ${decision.reason}` })
+          .catch((error) => log.error({ err: error }, 'audit record failed'));
+        const rsp = field | 0x8000;
+        return await association.respond(request, { CommandField: rsp, Status: Status.NotAuthorized, ErrorComment: 'not authorized' });
+      }
+    }
+    const safely = (p: Promise<unknown>) => { p.catch((error) => log.error({ err: error }, 'audit record failed')); };
+    switch (field) {
       case CommandField.C_ECHO_RQ: return await handleEcho(request, association);
-      case CommandField.C_STORE_RQ: return await handleStore(request, association, { ingest: archive.ingest, log });
-      case CommandField.C_FIND_RQ:
-        return await handleFind(request, association, { index: archive.index, log, aeTitle: config.aeTitle, caseInsensitivePersonNames: config.caseInsensitivePersonNames }, signal);
-      case CommandField.C_MOVE_RQ: return await handleRetrieve('move', request, association, retrieveDeps, signal);
-      case CommandField.C_GET_RQ: return await handleRetrieve('get', request, association, retrieveDeps, signal);
+      case CommandField.C_STORE_RQ: {
+        // C-STORE: one record per stored instance's study (what ingest says it stored).
+        const ingest = {
+          ingest: async (...args: Parameters<IngestService['ingest']>) => {
+            const result = await archive.ingest.ingest(...args);
+            if ('studyInstanceUid' in result) {
+              safely(audit.record({ ...base, action: 'store', studies: [{ studyInstanceUid: result.studyInstanceUid, sopClassUids: [result.sopClassUid], numberOfInstances: 1 }] }));
+            } else {
+              safely(audit.record({ ...base, action: 'store', outcome: 'minor-failure', outcomeReason: result.status }));
+            }
+            return result;
+          },
+        } as unknown as IngestService;
+        return await handleStore(request, association, { ingest, log });
+      }
+      case CommandField.C_FIND_RQ: {
+        // C-FIND: the query (the identifier as the index query) is recorded.
+        const index = new Proxy(archive.index, {
+          get(target, prop, receiver) {
+            if (prop === 'find') {
+              return (query: Parameters<IndexStore['find']>[0]) => {
+                safely(audit.record({ ...base, action: 'query', query: JSON.stringify(query) }));
+                return target.find(query);
+              };
+            }
+            const value = Reflect.get(target, prop, receiver);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        return await handleFind(request, association, { index, log, aeTitle: config.aeTitle, caseInsensitivePersonNames: config.caseInsensitivePersonNames }, signal);
+      }
+      case CommandField.C_MOVE_RQ:
+      case CommandField.C_GET_RQ: {
+        // C-MOVE/C-GET: every instance selected is added to an accumulator; one export record per study.
+        const kind = field === CommandField.C_MOVE_RQ ? 'move' : 'get';
+        const destination = kind === 'move' ? { aeTitle: request.command.MoveDestination ?? null } : origin;
+        const accumulator = audit.accumulator({ ...base, action: 'export', destination });
+        const counted = new Set<string>(); // C-MOVE looks an instance up twice (selection, then sending)
+        const index = new Proxy(archive.index, {
+          get(target, prop, receiver) {
+            if (prop === 'findInstance') {
+              return async (uid: string) => {
+                const instance = await target.findInstance(uid);
+                if (instance && !counted.has(uid)) {
+                  counted.add(uid);
+                  accumulator.add({ studyInstanceUid: instance.studyInstanceUid, seriesInstanceUid: instance.seriesInstanceUid, sopClassUid: instance.sopClassUid });
+                }
+                return instance;
+              };
+            }
+            const value = Reflect.get(target, prop, receiver);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        try {
+          return await handleRetrieve(kind, request, association, { ...retrieveDeps, index }, signal);
+        } finally {
+          safely(accumulator.flush());
+        }
+      }
       case CommandField.N_ACTION_RQ:
         if (request.presentationContext.abstractSyntax === StorageCommitmentPushModel) return await handleCommitment(request, association, retrieveDeps);
     }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
+import { auditStored } from '../access.ts';
 import { found, page, type Params, type Query } from './paging.ts';
 
 /** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
@@ -46,6 +47,10 @@ export async function adminRoutes(app: FastifyInstance, archive: Archive): Promi
   // Upload one Part-10 file as the raw body (application/dicom): the simplest way in for scripts.
   app.post('/api/instances', async (req, reply) => {
     const result = await archive.ingest.ingest(req.raw, { source: 'rest', originalName: req.headers['x-file-name'] as string | undefined });
+    await auditStored(archive, req, [{
+      studyInstanceUid: 'studyInstanceUid' in result ? result.studyInstanceUid : null, sopClassUid: 'sopClassUid' in result ? result.sopClassUid : null,
+      seriesInstanceUid: 'seriesInstanceUid' in result ? result.seriesInstanceUid : null, stored: result.status === 'stored' || result.status === 'duplicate',
+    }]);
     const status = result.status === 'stored' ? 201 : result.status === 'duplicate' ? 200 : 422;
     return reply.status(status).send(result);
   });

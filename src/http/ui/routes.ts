@@ -7,6 +7,7 @@ const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.
 export async function uiRoutes(app: FastifyInstance): Promise<void> {
   const files: Record<string, [string, Buffer]> = {
     '/admin': ['text/html; charset=utf-8', asset('index.html')],
+    '/login': ['text/html; charset=utf-8', asset('login.html')],
     '/ui/app.js': ['text/javascript; charset=utf-8', asset('app.js')],
     '/ui/style.css': ['text/css; charset=utf-8', asset('style.css')],
   };

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
+import { authHeaders, createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
 import { launchBrowser } from '../../../test/support/browser.ts';
 import { createHttpServer } from '../server.ts';
 
@@ -32,7 +32,7 @@ after(async () => {
 });
 
 test('studies, a study and the quarantine in the browser', async () => {
-  const page = await browser.newPage();
+  const page = await browser.newPage({ extraHTTPHeaders: authHeaders() });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}/admin`);

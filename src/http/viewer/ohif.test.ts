@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Browser } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
-import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
+import { authHeaders, createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
 import { launchBrowser } from '../../../test/support/browser.ts';
 import { createHttpServer } from '../server.ts';
 
@@ -37,7 +37,7 @@ after(async () => {
 });
 
 test('the OHIF study list shows the stored study, and the viewer draws its image', { timeout: 180_000 }, async () => {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, extraHTTPHeaders: authHeaders() });
   const failed: string[] = [];
   page.on('response', (r) => { if (r.url().includes('/dicom-web/') && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
   await page.goto(base);
