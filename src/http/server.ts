@@ -27,7 +27,11 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   app.setNotFoundHandler((request, reply) => reply.status(404).type('application/problem+json')
     .send({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no route ${request.method} ${request.url}` }));
   app.addHook('onSend', async (_req, reply) => {
+    // Security headers for every response: no MIME sniffing, no framing by other sites (clickjacking),
+    // no URLs with UIDs leaking to other origins through Referer.
     reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'SAMEORIGIN');
+    reply.header('referrer-policy', 'same-origin');
   });
 
   // Authentication, authorization (every route is in access.ts ROUTE_RULES) and the audit of patient data.

@@ -122,6 +122,9 @@ test('health, statistics, metrics and the UI page', async () => {
   assert.match(metrics, /atrium_ingest_total\{source="rest",outcome="quarantined"\} 2/);
   assert.match(metrics, /atrium_outbox_pending_events \d+/);
   const page = await fetch(`${base}/admin`);
+  assert.equal(page.headers.get('x-frame-options'), 'SAMEORIGIN');
+  assert.equal(page.headers.get('referrer-policy'), 'same-origin');
+  assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<title>Atrium<\/title>/);
   assert.equal((await fetch(`${base}/ui/app.js`)).status, 200);
