@@ -10,6 +10,7 @@
  *                             [--qido-small-studies 200] [--queries 200] [--targets atrium,orthanc]
  *                             [--repeat 3] [--ready-timeout 30] [--tmp <dir>] [--json]
  */
+import { benchArgs } from './support/args.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +18,6 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { generateCorpus, warmPageCache, type Corpus } from './support/corpus.ts';
 import {
   cpuSeconds, freePort, getJson, killAllTracked, logTail, refuseNewProcesses, startServer, stopServer, waitForHttp, type Server,
@@ -34,48 +34,28 @@ const STOW_GOAL = 5;
 /** Where Debian's orthanc-dicomweb package (and a local build) put the plugin. */
 const PLUGIN_DIRS = ['/usr/share/orthanc/plugins', '/usr/lib/orthanc', '/usr/local/share/orthanc/plugins', '/usr/local/lib/orthanc'];
 
-function usage(message?: string): never {
-  if (message) console.error(`bench:dicomweb: ${message}`);
-  console.error('usage: npm run bench:dicomweb -- [--stow-count N] [--wado-count N] [--qido-studies N] [--qido-small-studies N] [--queries N] [--targets atrium,orthanc] [--repeat N] [--ready-timeout S] [--tmp DIR] [--json]');
-  process.exit(2);
-}
 
-const { values: args } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        'stow-count': { type: 'string', default: '200' },
-        'wado-count': { type: 'string', default: '1000' },
-        'qido-studies': { type: 'string', default: '10000' },
-        'qido-small-studies': { type: 'string', default: '200' },
-        queries: { type: 'string', default: '200' },
-        targets: { type: 'string', default: TARGETS.join(',') },
-        repeat: { type: 'string', default: '3' },
-        'ready-timeout': { type: 'string', default: '30' },
-        tmp: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    });
-  } catch (error) {
-    return usage((error as Error).message);
-  }
-})();
-if (args.help) usage();
+const { args: parsed, usage, wholeNumber } = benchArgs('bench:dicomweb', '[--stow-count N] [--wado-count N] [--qido-studies N] [--qido-small-studies N] [--queries N] [--targets atrium,orthanc] [--repeat N] [--ready-timeout S] [--tmp DIR] [--json]', {
+  'stow-count': { type: 'string', default: '200' },
+  'wado-count': { type: 'string', default: '1000' },
+  'qido-studies': { type: 'string', default: '10000' },
+  'qido-small-studies': { type: 'string', default: '200' },
+  queries: { type: 'string', default: '200' },
+  targets: { type: 'string', default: TARGETS.join(',') },
+  repeat: { type: 'string', default: '3' },
+  'ready-timeout': { type: 'string', default: '30' },
+  tmp: { type: 'string' },
+  json: { type: 'boolean', default: false },
+});
+const args = parsed as Record<string, string> & { json: boolean };
 
-const positiveInt = (name: string, value: string, min = 1): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) usage(`--${name} must be a whole number of at least ${min}, got "${value}"`);
-  return n;
-};
-const stowCount = positiveInt('stow-count', args['stow-count']);
-const wadoCount = positiveInt('wado-count', args['wado-count']);
-const qidoStudies = positiveInt('qido-studies', args['qido-studies'], 0);
-const qidoSmallStudies = positiveInt('qido-small-studies', args['qido-small-studies'], 0);
-const queryCount = positiveInt('queries', args.queries);
-const repeat = positiveInt('repeat', args.repeat);
-const readyTimeoutMs = positiveInt('ready-timeout', args['ready-timeout']) * 1000;
+const stowCount = wholeNumber('stow-count');
+const wadoCount = wholeNumber('wado-count');
+const qidoStudies = wholeNumber('qido-studies', 0);
+const qidoSmallStudies = wholeNumber('qido-small-studies', 0);
+const queryCount = wholeNumber('queries');
+const repeat = wholeNumber('repeat');
+const readyTimeoutMs = wholeNumber('ready-timeout') * 1000;
 /** Instances per study of the QIDO data sets (1 or 2 series each). */
 const QIDO_PER_STUDY = 10;
 /** Queries sent first to each server and not counted (JIT, caches, the first connection). */

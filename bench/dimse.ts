@@ -8,13 +8,13 @@
  *   npm run bench:dimse -- [--count 1000] [--targets storescp,orthanc,atrium] [--per-study 100]
  *                          [--repeat 3] [--ready-timeout 30] [--tmp <dir>] [--json]
  */
+import { benchArgs } from './support/args.ts';
 import { execFileSync } from 'node:child_process';
 import { link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { generateCorpus, listFiles, warmPageCache, type Corpus } from './support/corpus.ts';
 import {
   DCMTK_ENV, cpuSeconds, freePort, getJson, killAllTracked, logTail, refuseNewProcesses, runClient, startServer, stopServer, waitForEcho, waitForHttp,
@@ -50,42 +50,22 @@ interface RunResult {
   warnings: string[];
 }
 
-function usage(message?: string): never {
-  if (message) console.error(`bench:dimse: ${message}`);
-  console.error('usage: npm run bench:dimse -- [--count N] [--targets storescp,orthanc,atrium] [--per-study N] [--repeat N] [--ready-timeout S] [--tmp DIR] [--json]');
-  process.exit(2);
-}
 
-const { values: args } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        count: { type: 'string', default: '1000' },
-        targets: { type: 'string', default: TARGETS.join(',') },
-        'per-study': { type: 'string', default: '100' },
-        repeat: { type: 'string', default: '3' },
-        'ready-timeout': { type: 'string', default: '30' },
-        tmp: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    });
-  } catch (error) {
-    return usage((error as Error).message);
-  }
-})();
-if (args.help) usage();
+const { args: parsed, usage, wholeNumber } = benchArgs('bench:dimse', '[--count N] [--targets storescp,orthanc,atrium] [--per-study N] [--repeat N] [--ready-timeout S] [--tmp DIR] [--json]', {
+  count: { type: 'string', default: '1000' },
+  targets: { type: 'string', default: TARGETS.join(',') },
+  'per-study': { type: 'string', default: '100' },
+  repeat: { type: 'string', default: '3' },
+  'ready-timeout': { type: 'string', default: '30' },
+  tmp: { type: 'string' },
+  json: { type: 'boolean', default: false },
+});
+const args = parsed as Record<string, string> & { json: boolean };
 
-const positiveInt = (name: string, value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) usage(`--${name} must be a whole number of at least 1, got "${value}"`);
-  return n;
-};
-const count = positiveInt('count', args.count);
-const perStudy = positiveInt('per-study', args['per-study']);
-const repeat = positiveInt('repeat', args.repeat);
-const readyTimeoutMs = positiveInt('ready-timeout', args['ready-timeout']) * 1000;
+const count = wholeNumber('count');
+const perStudy = wholeNumber('per-study');
+const repeat = wholeNumber('repeat');
+const readyTimeoutMs = wholeNumber('ready-timeout') * 1000;
 const targets: TargetName[] = args.targets.split(',').map((t) => t.trim()).filter(Boolean).map((t) => {
   if (!(TARGETS as readonly string[]).includes(t)) usage(`--targets takes ${TARGETS.join(', ')} (comma-separated), got "${t}"`);
   return t as TargetName;

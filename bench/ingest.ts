@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import { benchArgs } from './support/args.ts';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { openArchive } from '../src/app.ts';
 import { loadConfig } from '../src/config/config.ts';
@@ -47,42 +47,22 @@ interface RunResult {
   warnings: string[];
 }
 
-function usage(message?: string): never {
-  if (message) console.error(`bench:ingest: ${message}`);
-  console.error('usage: npm run bench:ingest -- [--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--repeat N] [--tmp DIR] [--json]');
-  process.exit(2);
-}
 
-const { values: args } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        count: { type: 'string', default: '1000' },
-        concurrency: { type: 'string', short: 'j', default: '4' },
-        engines: { type: 'string' },
-        'per-study': { type: 'string', default: '100' },
-        repeat: { type: 'string', default: '3' },
-        tmp: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    });
-  } catch (error) {
-    return usage((error as Error).message);
-  }
-})();
-if (args.help) usage();
+const { args: parsed, usage, wholeNumber } = benchArgs('bench:ingest', '[--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--repeat N] [--tmp DIR] [--json]', {
+  count: { type: 'string', default: '1000' },
+  concurrency: { type: 'string', short: 'j', default: '4' },
+  engines: { type: 'string' },
+  'per-study': { type: 'string', default: '100' },
+  repeat: { type: 'string', default: '3' },
+  tmp: { type: 'string' },
+  json: { type: 'boolean', default: false },
+});
+const args = parsed as Record<string, string> & { json: boolean };
 
-const positiveInt = (name: string, value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) usage(`--${name} must be a whole number of at least 1, got "${value}"`);
-  return n;
-};
-const count = positiveInt('count', args.count);
-const concurrency = positiveInt('concurrency', args.concurrency);
-const perStudy = positiveInt('per-study', args['per-study']);
-const repeat = positiveInt('repeat', args.repeat);
+const count = wholeNumber('count');
+const concurrency = wholeNumber('concurrency');
+const perStudy = wholeNumber('per-study');
+const repeat = wholeNumber('repeat');
 const enginesExplicit = args.engines !== undefined;
 const engines: Engine[] = (args.engines ?? ENGINES.join(',')).split(',').map((e) => e.trim().replace(/\+fs$/, '')).filter(Boolean).map((e) => {
   if (!(ENGINES as readonly string[]).includes(e)) usage(`--engines takes ${ENGINES.join(', ')} (comma-separated), got "${e}"`);
