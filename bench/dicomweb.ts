@@ -11,7 +11,6 @@
  *                             [--repeat 3] [--ready-timeout 30] [--tmp <dir>] [--json]
  */
 import { benchArgs } from './support/args.ts';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,9 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { generateCorpus, warmPageCache, type Corpus } from './support/corpus.ts';
-import {
-  cpuSeconds, freePort, getJson, killAllTracked, logTail, refuseNewProcesses, startServer, stopServer, waitForHttp, type Server,
-} from './support/processes.ts';
+import { cpuSeconds, freePort, getJson, killAllTracked, logTail, refuseNewProcesses, startServer, stopServer, waitForHttp, type Server, cleanupOnExit, syncAll } from './support/processes.ts';
 import { closeIdleConnections, getMultipart, getText, stow, type PartSource } from './support/dicomweb-http.ts';
 import { describeStudies, qidoQueries, seedAtriumIndex, smallInstances, type QidoQuery } from './support/study-index.ts';
 
@@ -70,32 +67,7 @@ if (wadoCount < stowCount) usage('--wado-count must be at least --stow-count (th
 /** Progress and notes go to stderr, so that --json leaves stdout to the result. */
 const note = (message: string) => console.error(`[bench] ${message}`);
 
-const cleanups: (() => Promise<void>)[] = [];
-async function cleanup(): Promise<void> {
-  closeIdleConnections();
-  for (const fn of cleanups.splice(0).reverse()) {
-    await fn().catch((error: unknown) => console.error(`[bench] cleanup failed: ${(error as Error).message}`));
-  }
-  killAllTracked('SIGKILL');
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    note(`${signal}: stopping servers, removing temp folders`);
-    refuseNewProcesses();
-    killAllTracked('SIGTERM');
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
-// Last resort (uncaught exit paths): no process outlives the benchmark.
-process.once('exit', () => killAllTracked('SIGKILL'));
-
-function syncAll(): void {
-  try {
-    execFileSync('sync', { stdio: 'ignore' });
-  } catch {
-    // No `sync` binary.
-  }
-}
+const { cleanups, cleanup } = cleanupOnExit(note, closeIdleConnections);
 
 /** The DICOMweb plugin of Orthanc, or null when it is not installed. */
 function findDicomwebPlugin(): string | null {
@@ -128,6 +100,9 @@ async function startAtrium(tmpRoot: string, dataDir?: string): Promise<Target> {
   Object.assign(env, {
     ATRIUM_DATA: data, ATRIUM_HTTP_HOST: '127.0.0.1', ATRIUM_HTTP_PORT: String(httpPort),
     ATRIUM_DICOM_HOST: '127.0.0.1', ATRIUM_DICOM_PORT: String(dicomPort), ATRIUM_LOG_LEVEL: 'warn',
+    // Orthanc runs here without authentication too: both are measured without it, on equal footing
+    // (explicit, and Atrium logs it; the cost of checking an API key per request is not measured).
+    ATRIUM_SECURITY_ENABLED: 'false',
   });
   // The same Node that runs the benchmark (npm's node 24), no npx in between.
   const server = startServer(process.execPath, ['src/cli/main.ts', 'serve'], { log: join(dir, 'atrium.log'), env, cwd: REPO });

@@ -9,17 +9,13 @@
  *                          [--repeat 3] [--ready-timeout 30] [--tmp <dir>] [--json]
  */
 import { benchArgs } from './support/args.ts';
-import { execFileSync } from 'node:child_process';
 import { link, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { generateCorpus, listFiles, warmPageCache, type Corpus } from './support/corpus.ts';
-import {
-  DCMTK_ENV, cpuSeconds, freePort, getJson, killAllTracked, logTail, refuseNewProcesses, runClient, startServer, stopServer, waitForEcho, waitForHttp,
-  type Server,
-} from './support/processes.ts';
+import { DCMTK_ENV, cpuSeconds, freePort, getJson, killAllTracked, logTail, refuseNewProcesses, runClient, startServer, stopServer, waitForEcho, waitForHttp, type Server, cleanupOnExit, syncAll } from './support/processes.ts';
 
 const TARGETS = ['storescp', 'orthanc', 'atrium'] as const;
 type TargetName = (typeof TARGETS)[number];
@@ -76,31 +72,7 @@ if (count < 4) usage('--count must be at least 4 (the corpus is split over 4 ass
 /** Progress and notes go to stderr, so that --json leaves stdout to the result. */
 const note = (message: string) => console.error(`[bench] ${message}`);
 
-const cleanups: (() => Promise<void>)[] = [];
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.splice(0).reverse()) {
-    await fn().catch((error: unknown) => console.error(`[bench] cleanup failed: ${(error as Error).message}`));
-  }
-  killAllTracked('SIGKILL');
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    note(`${signal}: stopping servers and clients, removing temp folders`);
-    refuseNewProcesses();
-    killAllTracked('SIGTERM');
-    void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  });
-}
-// Last resort (uncaught exit paths): no process outlives the benchmark.
-process.once('exit', () => killAllTracked('SIGKILL'));
-
-function syncAll(): void {
-  try {
-    execFileSync('sync', { stdio: 'ignore' });
-  } catch {
-    // No `sync` binary.
-  }
-}
+const { cleanups, cleanup } = cleanupOnExit(note);
 
 /** A started receiver: where to send, how to count what it holds, how to stop it. */
 interface Receiver {
@@ -194,6 +166,9 @@ async function startAtrium(tmpRoot: string): Promise<Receiver> {
   Object.assign(env, {
     ATRIUM_DATA: dataDir, ATRIUM_HTTP_HOST: '127.0.0.1', ATRIUM_HTTP_PORT: String(httpPort),
     ATRIUM_DICOM_HOST: '127.0.0.1', ATRIUM_DICOM_PORT: String(port), ATRIUM_DICOM_AE_TITLE: 'ATRIUM', ATRIUM_LOG_LEVEL: 'warn',
+    // Orthanc runs here without authentication too: both are measured without it, on equal footing
+    // (explicit, and Atrium logs it; the cost of checking an API key per request is not measured).
+    ATRIUM_SECURITY_ENABLED: 'false',
   });
   // The same Node that runs the benchmark (npm's node 24), no npx in between.
   const server = startServer(process.execPath, ['src/cli/main.ts', 'serve'], { log: join(dir, 'atrium.log'), env, cwd: REPO });

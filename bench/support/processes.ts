@@ -5,7 +5,7 @@
  * Every process started here is tracked until it exits, so that `killAllTracked` can end them on
  * Ctrl-C or on an error (by their own ids, never by name).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -189,5 +189,40 @@ export function cpuSeconds(pid: number | 'self'): number | null {
     return (utime + stime + cutime + cstime) / CLOCK_TICKS;
   } catch {
     return null;
+  }
+}
+
+/**
+ * A benchmark's clean-up list, run in reverse order on normal completion, errors and Ctrl-C/SIGTERM; no
+ * server process outlives the benchmark. `before` runs first (e.g. closing idle HTTP connections).
+ */
+export function cleanupOnExit(note: (message: string) => void, before: () => void = () => {}) {
+  const cleanups: (() => Promise<void>)[] = [];
+  async function cleanup(): Promise<void> {
+    before();
+    for (const fn of cleanups.splice(0).reverse()) {
+      await fn().catch((error: unknown) => console.error(`[bench] cleanup failed: ${(error as Error).message}`));
+    }
+    killAllTracked('SIGKILL');
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      note(`${signal}: stopping servers and clients, removing temp folders`);
+      refuseNewProcesses();
+      killAllTracked('SIGTERM');
+      void cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
+  // Last resort (uncaught exit paths).
+  process.once('exit', () => killAllTracked('SIGKILL'));
+  return { cleanups, cleanup };
+}
+
+/** Flushes the page cache's dirty pages, so that no run pays for an earlier one's write-back. */
+export function syncAll(): void {
+  try {
+    execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // No `sync` binary.
   }
 }
