@@ -10,15 +10,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PEAK_RSS_LIMIT, watchPeakRss } from '../../test/support/memory.ts';
-import { syntheticInstance, pixelDataLength } from '../synthetic/synthetic-instance.ts';
+import { PEAK_RSS_LIMIT, watchPeakRss, writeSyntheticFile } from '../../test/support/memory.ts';
+import { pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -33,16 +32,7 @@ const sopInstanceUid = generateUid();
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-large-'));
   file = path.join(dir, 'large.dcm');
-  const hash = createHash('sha256');
-  const out = createWriteStream(file);
-  for (const chunk of syntheticInstance({ frames: FRAMES, sopInstanceUid })) {
-    hash.update(chunk);
-    size += chunk.length;
-    if (!out.write(chunk)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-  sha256 = hash.digest('hex');
+  ({ size, sha256 } = await writeSyntheticFile(file, { frames: FRAMES, sopInstanceUid }));
   assert.ok(pixelDataLength({ frames: FRAMES }) >= 2 * 1024 ** 3);
 });
 
