@@ -4,34 +4,23 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
-import type { FastifyInstance } from 'fastify';
-import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
-import { launchBrowser } from '../../../test/support/browser.ts';
-import { createHttpServer } from '../server.ts';
+import type { TestArchive } from '../../../test/support/archive.ts';
+import { startBrowserFixture } from '../../../test/support/browser.ts';
 
-const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
 const anonymous = { 'x-atrium-test-anonymous': '1' };
 
+let fixture: Awaited<ReturnType<typeof startBrowserFixture>>;
 let t: TestArchive;
-let http: FastifyInstance;
 let base: string;
 let browser: Browser;
 
 before(async () => {
-  t = await createTestArchive('sqlite+fs');
-  await t.archive.ingest.ingest([await readFile(new URL('CT_small.dcm', TESTDATA))], { source: 'test' });
-  http = await createHttpServer(t.archive);
-  base = await http.listen({ host: '127.0.0.1', port: 0 });
-  browser = await launchBrowser();
+  fixture = await startBrowserFixture(['CT_small.dcm']);
+  ({ t, base, browser } = fixture);
 });
 
-after(async () => {
-  await browser?.close();
-  await http?.close();
-  await t?.cleanup();
-});
+after(async () => await fixture?.close());
 
 test('pages without a session redirect to the sign-in page; scripts and the sign-in page itself do not', async () => {
   for (const path of ['/', '/admin', '/viewer?StudyInstanceUIDs=1.2.3']) {

@@ -1,35 +1,21 @@
 /** The built-in UI in headless Chromium: the study list shows what was stored, a study opens, quarantine lists. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
-import type { FastifyInstance } from 'fastify';
-import { authHeaders, createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
-import { launchBrowser } from '../../../test/support/browser.ts';
-import { createHttpServer } from '../server.ts';
+import { authHeaders } from '../../../test/support/archive.ts';
+import { startBrowserFixture } from '../../../test/support/browser.ts';
 
-const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
 
-let t: TestArchive;
-let http: FastifyInstance;
+let fixture: Awaited<ReturnType<typeof startBrowserFixture>>;
 let base: string;
 let browser: Browser;
 
 before(async () => {
-  t = await createTestArchive('sqlite+fs');
-  for (const name of ['CT_small.dcm', 'MR_truncated.dcm']) {
-    await t.archive.ingest.ingest([await readFile(new URL(name, TESTDATA))], { source: 'test', originalName: name });
-  }
-  http = await createHttpServer(t.archive);
-  base = await http.listen({ host: '127.0.0.1', port: 0 });
-  browser = await launchBrowser();
+  fixture = await startBrowserFixture(['CT_small.dcm', 'MR_truncated.dcm']);
+  ({ base, browser } = fixture);
 });
 
-after(async () => {
-  await browser?.close();
-  await http?.close();
-  await t?.cleanup();
-});
+after(async () => await fixture?.close());
 
 test('studies, a study and the quarantine in the browser', async () => {
   const page = await browser.newPage({ extraHTTPHeaders: authHeaders() });

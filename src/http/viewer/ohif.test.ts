@@ -4,37 +4,26 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { Browser } from 'playwright-core';
-import type { FastifyInstance } from 'fastify';
-import { authHeaders, createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
-import { launchBrowser } from '../../../test/support/browser.ts';
-import { createHttpServer } from '../server.ts';
+import { authHeaders } from '../../../test/support/archive.ts';
+import { startBrowserFixture } from '../../../test/support/browser.ts';
 
-const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
 
-let t: TestArchive;
-let http: FastifyInstance;
+let fixture: Awaited<ReturnType<typeof startBrowserFixture>>;
 let base: string;
 let browser: Browser;
 let studyInstanceUid: string;
 
 before(async () => {
-  t = await createTestArchive('sqlite+fs');
-  const result = await t.archive.ingest.ingest([await readFile(new URL('CT_small.dcm', TESTDATA))], { source: 'test' });
+  fixture = await startBrowserFixture(['CT_small.dcm']);
+  ({ base, browser } = fixture);
+  const [result] = fixture.stored;
   assert.ok(result.status === 'stored');
   studyInstanceUid = result.studyInstanceUid;
-  http = await createHttpServer(t.archive);
-  base = await http.listen({ host: '127.0.0.1', port: 0 });
-  browser = await launchBrowser();
 });
 
-after(async () => {
-  await browser?.close();
-  await http?.close();
-  await t?.cleanup();
-});
+after(async () => await fixture?.close());
 
 test('the OHIF study list shows the stored study, and the viewer draws its image', { timeout: 180_000 }, async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, extraHTTPHeaders: authHeaders() });
