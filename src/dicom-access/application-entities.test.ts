@@ -1,26 +1,12 @@
 /** Who may do what: known peers by their operations, unknown callers by config; C-MOVE destinations. */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { openIndexStore } from '../adapters/index/open-index-store.ts';
-import type { SqlIndexStore } from '../adapters/index/sql-index-store.ts';
 import { SqlPeerRegistry } from '../adapters/index/sql-peer-registry.ts';
-import { createTestSchema } from '../../test/support/postgres.ts';
+import { openTestIndexStore } from '../../test/support/postgres.ts';
 import { loadConfig } from '../config/config.ts';
 import { ApplicationEntities } from './application-entities.ts';
 
-async function openStore(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-ae-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
-  }
-  const schema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  return { store, async cleanup() { await store.close(); await schema.drop(); } };
-}
+const openStore = openTestIndexStore;
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`application entities on ${kind}`, () => {

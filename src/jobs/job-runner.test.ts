@@ -5,14 +5,9 @@
  */
 import { describe, test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { pino } from 'pino';
-import { openIndexStore } from '../adapters/index/open-index-store.ts';
-import type { SqlIndexStore } from '../adapters/index/sql-index-store.ts';
 import { SqlJobQueue } from '../adapters/index/sql-job-queue.ts';
-import { createTestSchema } from '../../test/support/postgres.ts';
+import { openTestIndexStore } from '../../test/support/postgres.ts';
 import { JobRunner, type JobRunnerOptions } from './job-runner.ts';
 
 class TestClock {
@@ -29,16 +24,7 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } 
   return { promise, resolve };
 }
 
-async function openStore(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-runner-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
-  }
-  const schema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  return { store, async cleanup() { await store.close(); await schema.drop(); } };
-}
+const openStore = openTestIndexStore;
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`job runner on ${kind}`, () => {

@@ -4,7 +4,12 @@
  * when PostgreSQL is missing: CI has it.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
+import { openIndexStore } from '../../src/adapters/index/open-index-store.ts';
+import type { SqlIndexStore } from '../../src/adapters/index/sql-index-store.ts';
 import type { PoolConfig } from 'pg';
 
 export interface TestSchema {
@@ -79,4 +84,19 @@ export async function createTestSchema(): Promise<TestSchema> {
       });
     },
   };
+}
+
+/**
+ * An index store of the given engine in a throwaway place (a temp folder for SQLite, a schema for
+ * PostgreSQL), migrated, for the tests of the stores that live in the index database.
+ */
+export async function openTestIndexStore(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
+  if (kind === 'sqlite') {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-index-'));
+    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
+    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
+  }
+  const schema = await createTestSchema();
+  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
+  return { store, async cleanup() { await store.close(); await schema.drop(); } };
 }

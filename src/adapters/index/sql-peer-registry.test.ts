@@ -1,25 +1,11 @@
 /** The DICOM peer registry on SQLite and real PostgreSQL: CRUD, validation, syncFromConfig semantics. */
 import { describe, test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { openIndexStore } from './open-index-store.ts';
-import type { SqlIndexStore } from './sql-index-store.ts';
 import { SqlPeerRegistry } from './sql-peer-registry.ts';
-import { createTestSchema } from '../../../test/support/postgres.ts';
+import { openTestIndexStore } from '../../../test/support/postgres.ts';
 import { AtriumError } from '../../errors.ts';
 
-async function openStore(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-peers-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
-  }
-  const schema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  return { store, async cleanup() { await store.close(); await schema.drop(); } };
-}
+const openStore = openTestIndexStore;
 
 const isCode = (code: string) => (e: unknown) => e instanceof AtriumError && e.code === code;
 
