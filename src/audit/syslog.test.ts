@@ -9,13 +9,12 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import type { AuditRecord } from '../ports/audit-store.ts';
 import { SyslogSender, formatRfc5424, frameOctetCounting, type SyslogProtocol } from './syslog.ts';
 import { child, parseXml } from './xml-test-parser.ts';
+import { generateCertificateSet } from '../security/certificates.ts';
 
 const clock = () => new Date('2031-03-01T08:00:00.000Z');
 
@@ -172,11 +171,10 @@ test('TCP: octet-counted frames in order; a collector that is down is retried wi
 test('TLS (RFC 5425): the same frames over a verified TLS connection', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-syslog-tls-'));
   try {
-    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir });
-    const [key, cert] = await Promise.all([readFile(path.join(dir, 'key.pem')), readFile(path.join(dir, 'cert.pem'))]);
+    const certs = await generateCertificateSet(dir, { hosts: ['127.0.0.1'], days: 2 });
+    const [key, cert] = await Promise.all([readFile(certs.serverKey), readFile(certs.serverCert)]);
     const collector = await streamCollector('tls', 0, { key, cert });
-    const sender = new SyslogSender({ host: '127.0.0.1', port: collector.port, protocol: 'tls' as SyslogProtocol, appName: 'atrium', ca: path.join(dir, 'cert.pem') },
+    const sender = new SyslogSender({ host: '127.0.0.1', port: collector.port, protocol: 'tls' as SyslogProtocol, appName: 'atrium', ca: certs.ca },
       { clock, hostname: 'pacs-1.example' });
     try {
       sender.sendAudit(record({ action: 'login' }));

@@ -6,6 +6,7 @@ import { verifyCommand } from './verify.ts';
 import { echoCommand, jobCommand, queryCommand } from './dicom.ts';
 import { RETRIEVE_JOB, SEND_JOB } from '../dimse/services/dicom-jobs.ts';
 import type { QueryLevelName } from '../dimse/services/scu.ts';
+import { apiKeyAddCommand, certsCommand, userAddCommand } from './security.ts';
 
 /** `-k Keyword=value` options, as DCMTK's findscu takes them. */
 function collectKey(value: string, keys: Record<string, string>): Record<string, string> {
@@ -83,6 +84,40 @@ withConfig(program.command('retrieve').description('retrieve from a known DICOM 
   .action(async (ae: string, options) => {
     process.exitCode = await jobCommand(config(options), RETRIEVE_JOB, {
       source: ae, level: String(options.level).toUpperCase() as QueryLevelName, keys: options.key, method: options.get ? 'get' : 'move',
+    });
+  });
+
+const collect = (value: string, list: string[]) => [...list, value];
+
+program.command('certs').description('write a self-signed certificate set (CA, server, client) for testing HTTPS and DICOM TLS')
+  .argument('<dir>', 'folder to write ca.pem, server.pem, client.pem and their keys into')
+  .option('--host <name>', 'DNS name or IP address of the server certificate, repeatable (default localhost and 127.0.0.1)', collect, [])
+  .option('--client-name <cn>', 'common name of the client certificate (e.g. the peer\'s AE title)', 'ATRIUM-CLIENT')
+  .option('--days <n>', 'validity in days', '365')
+  .action(async (dir: string, options) => {
+    process.exitCode = await certsCommand(dir, { hosts: options.host, clientName: options.clientName, days: Number(options.days) });
+  });
+
+const user = program.command('user').description('local user accounts');
+withConfig(user.command('add').description('create a user; prints a generated password unless --password-stdin'))
+  .argument('<username>')
+  .option('-r, --role <role>', 'role, repeatable: administrator, radiologist, technologist, referring-clinician, researcher, integration', collect, [])
+  .option('--display-name <name>')
+  .option('--password-stdin', 'read the password from the first line of standard input')
+  .action(async (username: string, options) => {
+    process.exitCode = await userAddCommand(config(options), username, { role: options.role, displayName: options.displayName, passwordStdin: !!options.passwordStdin });
+  });
+
+const apiKey = program.command('api-key').description('API keys for machines (scoped, expiring, revocable)');
+withConfig(apiKey.command('add').description('create an API key; the key is printed once'))
+  .argument('<name>', 'what the key is for, e.g. "AI node 1"')
+  .option('-r, --role <role>', 'role, repeatable', collect, [])
+  .option('--route <prefix>', 'limit the key to routes under this path prefix, repeatable (e.g. /dicom-web/)', collect, [])
+  .option('--expires-days <n>', 'days until it expires; 0: never (default 365)')
+  .action(async (name: string, options) => {
+    process.exitCode = await apiKeyAddCommand(config(options), name, {
+      role: options.role, route: options.route.length ? options.route : undefined,
+      expiresDays: options.expiresDays === undefined ? undefined : Number(options.expiresDays),
     });
   });
 

@@ -8,7 +8,8 @@ import { loadConfig, redactedConfig, ConfigError } from './config.ts';
 test('defaults run the embedded engines on localhost', () => {
   const config = loadConfig({ env: {} });
   assert.equal(config.dataDir, path.resolve('./data'));
-  assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080 });
+  assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080, tls: null, corsOrigins: ['*'] });
+  assert.equal(config.security.sessions.secureCookie, false);
   assert.deepEqual(config.index, { engine: 'sqlite' });
   assert.deepEqual(config.blobs, { engine: 'fs' });
   assert.equal(config.ingest.duplicatePolicy, 'reject');
@@ -19,7 +20,7 @@ test('file, then environment, then --data: later sources win', async () => {
   try {
     await writeFile(path.join(dir, 'atrium.json'), JSON.stringify({ http: { port: 9000, host: '0.0.0.0' }, ingest: { duplicatePolicy: 'version' } }));
     const fromFile = loadConfig({ dataDir: dir, env: {} });
-    assert.deepEqual(fromFile.http, { host: '0.0.0.0', port: 9000 });
+    assert.deepEqual(fromFile.http, { host: '0.0.0.0', port: 9000, tls: null, corsOrigins: ['*'] });
     assert.equal(fromFile.ingest.duplicatePolicy, 'version');
     const fromEnv = loadConfig({ dataDir: dir, env: { ATRIUM_HTTP_PORT: '9100', ATRIUM_INDEX_ENGINE: 'postgres', ATRIUM_POSTGRES_URL: 'postgres://a:secret@h/db' } });
     assert.equal(fromEnv.http.port, 9100);
@@ -155,6 +156,36 @@ test('the dicom section: AE titles and peers are validated, every problem listed
       [`dicom.tls.cert (ATRIUM_DICOM_TLS_CERT): no file at ${path.join(dir, 'missing.pem')}`]);
     assert.deepEqual(await problems({ tls: null, peers: [] }), []);
     assert.match((await problems({ peers: {} }))[0], /dicom\.peers must be a list/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('HTTPS: PEM files checked, client certificates optional, Secure cookies by default; CORS origins as a list', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-config-https-'));
+  try {
+    await writeFile(path.join(dir, 'cert.pem'), 'x');
+    await writeFile(path.join(dir, 'key.pem'), 'x');
+    const config = loadConfig({ env: {
+      ATRIUM_DATA: dir, ATRIUM_HTTP_TLS_CERT: path.join(dir, 'cert.pem'), ATRIUM_HTTP_TLS_KEY: path.join(dir, 'key.pem'),
+      ATRIUM_HTTP_CORS_ORIGINS: 'https://viewer.example.org, http://localhost:3000',
+    } });
+    assert.deepEqual(config.http.tls, { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem'), ca: null, requireClientCert: false });
+    assert.deepEqual(config.http.corsOrigins, ['https://viewer.example.org', 'http://localhost:3000']);
+    assert.equal(config.security.sessions.secureCookie, true, 'a session cookie sent over HTTPS is Secure');
+
+    const problemsOf = async (http: unknown): Promise<string[]> => {
+      await writeFile(path.join(dir, 'atrium.json'), JSON.stringify({ http }));
+      try { loadConfig({ dataDir: dir, env: {} }); return []; } catch (error) { return (error as ConfigError).problems; }
+    };
+    assert.deepEqual(await problemsOf({ tls: { cert: path.join(dir, 'missing.pem'), requireClientCert: true } }), [
+      `http.tls.cert (ATRIUM_HTTP_TLS_CERT): no file at ${path.join(dir, 'missing.pem')}`,
+      'http.tls.key (ATRIUM_HTTP_TLS_KEY) is required when HTTPS is enabled: the path of a PEM file',
+      'http.tls.ca (ATRIUM_HTTP_TLS_CA) is required when HTTPS is enabled: the path of a PEM file',
+    ]);
+    assert.match((await problemsOf({ corsOrigins: ['https://ok.example', 'viewer.example.org/path'] }))[0], /http\.corsOrigins .* must list origins/);
+    assert.deepEqual(await problemsOf({ tls: { cert: 'x', colour: 1 }, proxy: true }).then((p) => p.filter((l) => l.startsWith('unknown'))),
+      ['unknown option "http.proxy"', 'unknown option "http.tls.colour"']);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import { aeTitleProblem, peerProblems, DICOM_OPERATIONS, type DicomOperation, ty
 export interface AtriumConfig {
   /** Folder of the embedded index, the filesystem blobs and the default config file. */
   dataDir: string;
-  http: { host: string; port: number };
+  http: HttpConfig;
   index: { engine: 'sqlite' } | { engine: 'postgres'; url: string; poolSize: number };
   blobs:
     | { engine: 'fs' }
@@ -21,6 +21,16 @@ export interface AtriumConfig {
   audit: AuditConfig;
   /** Authentication and authorization (src/security/). */
   security: SecurityConfig;
+}
+
+/** The HTTP service (REST, DICOMweb, UI): where it listens, HTTPS, and which web origins may call DICOMweb. */
+export interface HttpConfig {
+  host: string;
+  port: number;
+  /** HTTPS instead of plain HTTP on the same port, or null. Paths to PEM files; `ca` verifies client certificates. */
+  tls: null | { cert: string; key: string; ca: string | null; requireClientCert: boolean };
+  /** Origins allowed to call DICOMweb from a browser (CORS); ["*"] for any. */
+  corsOrigins: string[];
 }
 
 /** The DICOM (DIMSE) service: our application entity, its limits, TLS and the known peers. */
@@ -65,6 +75,10 @@ export const ENVIRONMENT: Record<string, string> = {
   ATRIUM_DATA: 'dataDir',
   ATRIUM_HTTP_HOST: 'http.host',
   ATRIUM_HTTP_PORT: 'http.port',
+  ATRIUM_HTTP_TLS_CERT: 'http.tls.cert',
+  ATRIUM_HTTP_TLS_KEY: 'http.tls.key',
+  ATRIUM_HTTP_TLS_CA: 'http.tls.ca',
+  ATRIUM_HTTP_CORS_ORIGINS: 'http.corsOrigins',
   ATRIUM_INDEX_ENGINE: 'index.engine',
   ATRIUM_POSTGRES_URL: 'index.url',
   ATRIUM_POSTGRES_POOL_SIZE: 'index.poolSize',
@@ -176,9 +190,10 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
       forcePathStyle: bool('blobs.forcePathStyle', true), partSizeMiB: int('blobs.partSizeMiB', 8, 5, 5120),
     };
   }
+  const http = loadHttp(raw, problems, { str, optStr, int, bool });
   const config: AtriumConfig = {
     dataDir,
-    http: { host: str('http.host', '127.0.0.1'), port: int('http.port', 8080, 0, 65535) },
+    http,
     index,
     blobs,
     ingest: {
@@ -188,7 +203,7 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
     log: { level: oneOf('log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
     dicom: loadDicom(raw, problems, { str, optStr, int, bool }),
     audit: loadAudit(raw, problems, { str, optStr, int, bool }),
-    security: loadSecurity(raw, problems, { str, optStr, int, bool }),
+    security: loadSecurity(raw, problems, { str, optStr, int, bool }, { secureCookie: http.tls !== null }),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
@@ -199,6 +214,52 @@ interface Readers {
   optStr(path: string): string | null;
   int(path: string, fallback: number, min: number, max: number): number;
   bool(path: string, fallback: boolean): boolean;
+}
+
+/** The path of a PEM file named by `<section>.<key>`, checked to exist; null when not given. */
+function pemFile(section: string, key: string, variable: string | null, required: boolean, problems: string[], optStr: Readers['optStr']): string | null {
+  const value = optStr(`${section}.${key}`);
+  const name = variable ? `${section}.${key} (${variable})` : `${section}.${key}`;
+  if (!value) {
+    if (required) problems.push(`${name} is required when ${section === 'http.tls' ? 'HTTPS' : 'DICOM TLS'} is enabled: the path of a PEM file`);
+    return null;
+  }
+  if (!existsSync(value)) problems.push(`${name}: no file at ${value}`);
+  return value;
+}
+
+/** An optional object section: problems for a wrong type and unknown keys; the section, or null when absent. */
+function objectSection(raw: Raw, path: string, keys: string[], problems: string[]): Raw | null {
+  const v = getPath(raw, path);
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) { problems.push(`${path} must be an object or null`); return null; }
+  for (const key of Object.keys(v)) if (!keys.includes(key)) problems.push(`unknown option "${path}.${key}"`);
+  return v;
+}
+
+const HTTP_KEYS = ['host', 'port', 'tls', 'corsOrigins'];
+const HTTP_TLS_KEYS = ['cert', 'key', 'ca', 'requireClientCert'];
+
+function loadHttp(raw: Raw, problems: string[], { str, optStr, int, bool }: Readers): HttpConfig {
+  objectSection(raw, 'http', HTTP_KEYS, problems);
+  let tls: HttpConfig['tls'] = null;
+  if (objectSection(raw, 'http.tls', HTTP_TLS_KEYS, problems)) {
+    const requireClientCert = bool('http.tls.requireClientCert', false);
+    tls = {
+      cert: pemFile('http.tls', 'cert', 'ATRIUM_HTTP_TLS_CERT', true, problems, optStr) ?? '',
+      key: pemFile('http.tls', 'key', 'ATRIUM_HTTP_TLS_KEY', true, problems, optStr) ?? '',
+      ca: pemFile('http.tls', 'ca', 'ATRIUM_HTTP_TLS_CA', requireClientCert, problems, optStr),
+      requireClientCert,
+    };
+  }
+  // A list in the file, a comma-separated list in ATRIUM_HTTP_CORS_ORIGINS.
+  const rawOrigins = getPath(raw, 'http.corsOrigins') ?? ['*'];
+  const origins = typeof rawOrigins === 'string' ? rawOrigins.split(',').map((o) => o.trim()).filter(Boolean) : rawOrigins;
+  let corsOrigins = ['*'];
+  if (!Array.isArray(origins) || origins.some((o) => typeof o !== 'string' || !(o === '*' || /^https?:\/\/[^/\s]+$/.test(o)))) {
+    problems.push(`http.corsOrigins (ATRIUM_HTTP_CORS_ORIGINS) must list origins such as https://viewer.example.org (scheme, host, optional port; no path) or "*", got ${JSON.stringify(rawOrigins)}`);
+  } else corsOrigins = origins;
+  return { host: str('http.host', '127.0.0.1'), port: int('http.port', 8080, 0, 65535), tls, corsOrigins };
 }
 
 const DICOM_KEYS = ['aeTitle', 'host', 'port', 'maxAssociations', 'maxPduLength', 'artimTimeoutMs', 'idleTimeoutMs', 'unknownCallers',
@@ -228,30 +289,15 @@ function loadDicom(raw: Raw, problems: string[], { str, optStr, int, bool }: Rea
   };
 
   let tls: DicomConfig['tls'] = null;
-  const rawTls = getPath(raw, 'dicom.tls');
-  if (rawTls !== undefined && rawTls !== null) {
-    if (typeof rawTls !== 'object' || Array.isArray(rawTls)) {
-      problems.push('dicom.tls must be an object or null');
-    } else {
-      for (const key of Object.keys(rawTls)) if (!TLS_KEYS.includes(key)) problems.push(`unknown option "dicom.tls.${key}"`);
-      const file = (key: string, variable: string, required: boolean): string | null => {
-        const value = optStr(`dicom.tls.${key}`);
-        if (!value) {
-          if (required) problems.push(`dicom.tls.${key} (${variable}) is required when DICOM TLS is enabled: the path of a PEM file`);
-          return null;
-        }
-        if (!existsSync(value)) problems.push(`dicom.tls.${key} (${variable}): no file at ${value}`);
-        return value;
-      };
-      const requireClientCert = bool('dicom.tls.requireClientCert', true);
-      tls = {
-        port: int('dicom.tls.port', 2762, 0, 65535),
-        cert: file('cert', 'ATRIUM_DICOM_TLS_CERT', true) ?? '',
-        key: file('key', 'ATRIUM_DICOM_TLS_KEY', true) ?? '',
-        ca: file('ca', 'ATRIUM_DICOM_TLS_CA', requireClientCert),
-        requireClientCert,
-      };
-    }
+  if (objectSection(raw, 'dicom.tls', TLS_KEYS, problems)) {
+    const requireClientCert = bool('dicom.tls.requireClientCert', true);
+    tls = {
+      port: int('dicom.tls.port', 2762, 0, 65535),
+      cert: pemFile('dicom.tls', 'cert', 'ATRIUM_DICOM_TLS_CERT', true, problems, optStr) ?? '',
+      key: pemFile('dicom.tls', 'key', 'ATRIUM_DICOM_TLS_KEY', true, problems, optStr) ?? '',
+      ca: pemFile('dicom.tls', 'ca', 'ATRIUM_DICOM_TLS_CA', requireClientCert, problems, optStr),
+      requireClientCert,
+    };
   }
 
   const peers: DicomConfig['peers'] = [];
@@ -297,7 +343,7 @@ const SESSION_KEYS = ['idleMinutes', 'absoluteHours', 'secureCookie'];
 const LOCKOUT_KEYS = ['maxFailures', 'lockMinutes', 'maxFailuresPerAddress'];
 const RULE_KEYS = ['attribute', 'personNameClaim'];
 
-function loadSecurity(raw: Raw, problems: string[], { str, optStr, int, bool }: Readers): SecurityConfig {
+function loadSecurity(raw: Raw, problems: string[], { str, optStr, int, bool }: Readers, derived: { secureCookie: boolean }): SecurityConfig {
   const defaults = DEFAULT_SECURITY_CONFIG;
   const object = (path: string, keys: string[], nullable = false): Raw | null | undefined => {
     const v = getPath(raw, path);
@@ -354,7 +400,8 @@ function loadSecurity(raw: Raw, problems: string[], { str, optStr, int, bool }: 
     sessions: {
       idleMinutes: int('security.sessions.idleMinutes', defaults.sessions.idleMinutes, 1, 10_080),
       absoluteHours: int('security.sessions.absoluteHours', defaults.sessions.absoluteHours, 1, 720),
-      secureCookie: bool('security.sessions.secureCookie', defaults.sessions.secureCookie),
+      // Over HTTPS the session cookie is marked Secure unless the administrator says otherwise.
+      secureCookie: bool('security.sessions.secureCookie', derived.secureCookie || defaults.sessions.secureCookie),
     },
     lockout: {
       maxFailures: int('security.lockout.maxFailures', defaults.lockout.maxFailures, 1, 1000),

@@ -1,34 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDicomServer, negotiateContexts } from './acceptor.ts';
 import type { AssociateRequestInfo } from './acceptor.ts';
 import { echo, handleEcho, VERIFICATION_SOP_CLASS } from './echo.ts';
 import { captureLogger, run, waitFor } from './test-helpers.ts';
-
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const r = await run('openssl', args, { cwd: dir });
-  assert.equal(r.code, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
-}
-
-/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all signed by the CA. */
-async function makePki(dir: string): Promise<void> {
-  await openssl(dir, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Atrium Test CA']);
-  for (const [name, usage, cn] of [['server', 'serverAuth', 'localhost'], ['client', 'clientAuth', 'TESTSCU']]) {
-    await writeFile(join(dir, `${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n` +
-      `extendedKeyUsage=${usage}\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`);
-    await openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-    await openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-  }
-}
+import { generateCertificateSet } from '../security/certificates.ts';
 
 test('TLS with client certificates: echoscu and our requestor succeed with a cert, fail without', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'atrium-dimse-tls-'));
   try {
-    await makePki(dir);
+    await generateCertificateSet(dir, { clientName: 'TESTSCU', days: 2 });
     const [ca, key, cert, clientKey, clientCert] = await Promise.all(['ca.pem', 'server.key', 'server.pem', 'client.key', 'client.pem']
       .map((f) => readFile(join(dir, f))));
     const logger = captureLogger();

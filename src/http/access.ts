@@ -46,6 +46,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'GET /app-config.js': 'public',
   'GET /admin': 'public',
   'GET /ui/app.js': 'public',
+  'GET /ui/login.js': 'public',
   'GET /ui/style.css': 'public',
   'OPTIONS /dicom-web/*': 'public',
   'GET /metrics': 'metrics',

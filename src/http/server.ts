@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
 import type { Archive } from '../app.ts';
 import { sendProblem } from './problem.ts';
@@ -11,14 +12,23 @@ import { dicomwebRoutes } from '../dicomweb/routes.ts';
 import { renderedRoutes } from '../dicomweb/rendered.ts';
 import { renderInstance } from '../imaging/index.ts';
 import { registerAccessControl } from './access.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 import { securityRoutes } from './admin/security-routes.ts';
 import { auditRoutes } from './admin/audit-routes.ts';
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
 export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
+  const tls = archive.config.http.tls;
   const app = Fastify({
+    // HTTPS with the configured certificate; TLS 1.2 or later (BCP 195). With a CA, client certificates
+    // are asked for (and required when configured); who the caller is still comes from their credentials.
+    ...(tls ? {
+      https: {
+        cert: readFileSync(tls.cert), key: readFileSync(tls.key), minVersion: 'TLSv1.2' as const,
+        ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: tls.requireClientCert } : {}),
+      },
+    } : {}),
     loggerInstance: archive.log.child({ transport: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: false,
     // Part-10 uploads are streamed from the raw request, never buffered by a body parser.
     bodyLimit: 1024 * 1024,
   });
@@ -26,13 +36,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   app.setErrorHandler((error, request, reply) => sendProblem(error as Error, request, reply));
   app.setNotFoundHandler((request, reply) => reply.status(404).type('application/problem+json')
     .send({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no route ${request.method} ${request.url}` }));
-  app.addHook('onSend', async (_req, reply) => {
-    // Security headers for every response: no MIME sniffing, no framing by other sites (clickjacking),
-    // no URLs with UIDs leaking to other origins through Referer.
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('x-frame-options', 'SAMEORIGIN');
-    reply.header('referrer-policy', 'same-origin');
-  });
+  registerSecurityHeaders(app, { https: !!tls });
 
   // Authentication, authorization (every route is in access.ts ROUTE_RULES) and the audit of patient data.
   registerAccessControl(app, archive);
@@ -47,7 +51,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await auditRoutes(app, archive);
   await jobRoutes(app, archive);
   await dicomRoutes(app, archive, options);
-  await dicomwebRoutes(app, archive, { render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params) });
+  await dicomwebRoutes(app, archive, { corsOrigins: archive.config.http.corsOrigins, render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params) });
   await stowRoutes(app, archive);
   await renderedRoutes(app, archive);
   await uiRoutes(app);

@@ -182,22 +182,3 @@ export async function dumpValues(file: string, keywords: string[]): Promise<Reco
   return values;
 }
 
-/**
- * A test PKI in `dir` (openssl CLI): ca.pem/ca.key, server.pem/server.key (CN localhost, SAN 127.0.0.1 and
- * localhost) and client.pem/client.key (CN `clientCN`), both signed by the CA. Unencrypted PEM keys.
- */
-export async function makePki(dir: string, clientCN = 'TLSSCU'): Promise<void> {
-  const openssl = async (args: string[]) => {
-    const r = await runTool('openssl', args, { cwd: dir, timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.output}`);
-  };
-  const { writeFile } = await import('node:fs/promises');
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=Atrium Test CA']);
-  for (const [name, usage, cn] of [['server', 'serverAuth', 'localhost'], ['client', 'clientAuth', clientCN]]) {
-    await writeFile(path.join(dir, `${name}.ext`), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n' +
-      `extendedKeyUsage=${usage}\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`);
-    await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-  }
-}

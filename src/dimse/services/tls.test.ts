@@ -9,7 +9,8 @@ import { pino } from 'pino';
 import { openArchive, type Archive } from '../../app.ts';
 import { loadConfig } from '../../config/config.ts';
 import { Metrics } from '../../observability/metrics.ts';
-import { dumpValues, filesIn, killAllChildren, makePki, runTool } from '../../../test/support/dcmtk.ts';
+import { dumpValues, filesIn, killAllChildren, runTool } from '../../../test/support/dcmtk.ts';
+import { generateCertificateSet } from '../../security/certificates.ts';
 import { startDicomService, type DicomService } from './dicom-service.ts';
 
 const CT_SMALL = '/work/shared/testdata/dicom/CT_small.dcm';
@@ -26,7 +27,7 @@ describe('DICOM TLS with DCMTK clients', { timeout: 300_000 }, () => {
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-dicom-tls-'));
-    await makePki(dir);
+    await generateCertificateSet(dir, { clientName: 'TLSSCU', days: 2 });
     const config = loadConfig({
       env: {
         ATRIUM_DATA: path.join(dir, 'data'), ATRIUM_LOG_LEVEL: process.env.ATRIUM_TEST_LOG_LEVEL ?? 'silent',
@@ -90,7 +91,7 @@ describe('DICOM TLS with DCMTK clients', { timeout: 300_000 }, () => {
 
   test('a client certificate from another CA is refused too', async () => {
     const other = await mkdtemp(path.join(dir, 'other-'));
-    await makePki(other, 'TLSSCU');
+    await generateCertificateSet(other, { clientName: 'TLSSCU', days: 2 });
     const r = await run('echoscu', ['-v', '+tls', path.join(other, 'client.key'), path.join(other, 'client.pem'), '+cf', 'ca.pem',
       '-aet', 'TLSSCU', '-aec', 'ATRIUM', '127.0.0.1', String(dicom.tlsPort)]);
     assert.notEqual(r.code, 0, r.output);

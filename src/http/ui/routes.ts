@@ -9,6 +9,7 @@ export async function uiRoutes(app: FastifyInstance): Promise<void> {
     '/admin': ['text/html; charset=utf-8', asset('index.html')],
     '/login': ['text/html; charset=utf-8', asset('login.html')],
     '/ui/app.js': ['text/javascript; charset=utf-8', asset('app.js')],
+    '/ui/login.js': ['text/javascript; charset=utf-8', asset('login.js')],
     '/ui/style.css': ['text/css; charset=utf-8', asset('style.css')],
   };
   for (const [path, [type, body]] of Object.entries(files)) {

@@ -1,6 +1,7 @@
 /**
  * OHIF, served by Atrium, in headless Chromium: the study list shows an uploaded study, the viewer opens
- * it and draws the image (the screenshot of the viewport is not blank).
+ * it and draws the image (the screenshot of the viewport is not blank), with nothing refused by its
+ * Content-Security-Policy.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +30,9 @@ test('the OHIF study list shows the stored study, and the viewer draws its image
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, extraHTTPHeaders: authHeaders() });
   const failed: string[] = [];
   page.on('response', (r) => { if (r.url().includes('/dicom-web/') && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
+  // The viewer works under its Content-Security-Policy: nothing it needs is refused.
+  const refused: string[] = [];
+  page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) refused.push(m.text()); });
   await page.goto(base);
   // OHIF shows names as "Family, Given".
   await page.getByText(/CompressedSamples/).first().waitFor({ timeout: 60_000 });
@@ -48,4 +52,5 @@ test('the OHIF study list shows the stored study, and the viewer draws its image
   if (process.env.ATRIUM_UI_SCREENSHOT) await page.screenshot({ path: `${process.env.ATRIUM_UI_SCREENSHOT}-viewer.png` });
   assert.ok(stdev >= 5, `the viewport stayed blank (pixel standard deviation ${stdev.toFixed(2)})`);
   assert.deepEqual(failed, []);
+  assert.deepEqual(refused, []);
 });

@@ -1,4 +1,5 @@
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -55,12 +56,30 @@ const APP_CONFIG = `window.config = {
 `;
 
 /**
+ * OHIF's Content-Security-Policy: its own inline scripts by hash (they are part of the installed build),
+ * WebAssembly for its image codecs, web workers from blob: URLs, and the inline styles its UI library
+ * injects; data from this origin only. Also sent with its scripts, since a worker takes the policy of its
+ * own script's response.
+ */
+export function viewerContentSecurityPolicy(indexHtml: string): string {
+  const hashes = [...indexHtml.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)]
+    .filter((m) => m[1].length > 0)
+    .map((m) => `'sha256-${createHash('sha256').update(m[1]).digest('base64')}'`);
+  return [
+    "default-src 'self'", ["script-src 'self'", ...hashes, "'wasm-unsafe-eval'"].join(' '), "worker-src 'self' blob:",
+    "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob:", "font-src 'self' data:", "connect-src 'self' data: blob:",
+    "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'self'",
+  ].join('; ');
+}
+
+/**
  * The OHIF viewer at `/`: its build uses absolute asset paths, so it is served from the root, with
  * index.html for every other path (its client-side routes, e.g. /viewer?StudyInstanceUIDs=...). Atrium's
  * own pages are at /admin. Without the viewer installed, `/` leads to /admin.
  */
 export async function viewerRoutes(app: FastifyInstance): Promise<void> {
   const installed = existsSync(join(VIEWER_DIR, 'index.html'));
+  const csp = installed ? viewerContentSecurityPolicy(readFileSync(join(VIEWER_DIR, 'index.html'), 'utf8')) : null;
   app.get('/app-config.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(APP_CONFIG));
   const serve = (path: string, reply: FastifyReply) => {
     if (!installed) return reply.redirect('/admin');
@@ -70,7 +89,7 @@ export async function viewerRoutes(app: FastifyInstance): Promise<void> {
     const type = TYPES[extname(target)] ?? 'application/octet-stream';
     // Bundles carry a content hash in their names: cache them; index.html must always be fresh.
     const cache = target.endsWith('index.html') ? 'no-cache' : 'public, max-age=86400';
-    return reply.type(type).header('cache-control', cache).send(createReadStream(target));
+    return reply.type(type).header('cache-control', cache).header('content-security-policy', csp).send(createReadStream(target));
   };
   app.get('/', async (_req, reply) => serve('index.html', reply));
   // The APIs' unknown paths stay 404 problems rather than turning into the viewer's page.
