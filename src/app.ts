@@ -101,7 +101,13 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
     ? new SyslogSender(config.audit.syslog, { onError: (error) => log.warn({ err: error }, 'audit syslog: %s', error.message) })
     : null;
   const sinks: AuditSink[] = syslog ? [syslog] : [];
-  const audit = new AuditService({ store: new SqlAuditStore(index.db), sourceId: config.dicom.aeTitle, sinks });
+  const audit = new AuditService({
+    store: new SqlAuditStore(index.db), sourceId: config.dicom.aeTitle, sinks,
+    studyInfo: async (uid) => {
+      const study = await index.getStudy(uid);
+      return study ? { patientId: study.patient.patientId, accessionNumber: study.accessionNumber } : null;
+    },
+  });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   return {
     config, log, metrics, index, blobs, ingest, retrieve, deletion, jobs, peers, applicationEntities, security, audit,

@@ -8,6 +8,16 @@ import {
 import type { Page, Paged } from '../ports/index-store.ts';
 import { toDicomAuditMessage } from './dicom-audit-message.ts';
 import { toFhirAuditEvent } from './fhir-audit-event.ts';
+import type { Principal } from '../security/types.ts';
+
+/**
+ * Who acted, as the trail names them: local users by user name (what a privacy officer searches for, and
+ * still meaningful after the account is gone), API keys by key id, OIDC users by subject, AEs by title.
+ */
+export function auditPrincipal(p: Principal | null): AuditPrincipal {
+  if (!p || p.kind === 'anonymous') return { kind: 'anonymous', id: null, displayName: p?.name ?? null, roles: p?.roles ?? [] };
+  return { kind: p.kind, id: p.kind === 'user' ? p.name : p.id, displayName: p.name, roles: p.roles };
+}
 
 export type AuditExportFormat = 'json' | 'ndjson' | 'fhir' | 'fhir-ndjson' | 'dicom-xml';
 export const AUDIT_EXPORT_FORMATS: readonly AuditExportFormat[] = ['json', 'ndjson', 'fhir', 'fhir-ndjson', 'dicom-xml'];
@@ -33,6 +43,11 @@ export interface AuditServiceDeps {
   sinks?: AuditSink[];
   /** Default window of `recordOncePerStudy`. Default 5 minutes. */
   oncePerStudyWindowMs?: number;
+  /**
+   * The patient and accession of an archived study: fills in study references a transport gave by UID
+   * alone, so that every record names the patient (what a privacy officer searches by).
+   */
+  studyInfo?: (studyInstanceUid: string) => Promise<{ patientId: string | null; accessionNumber: string | null } | null>;
 }
 
 interface Pending {
@@ -53,6 +68,7 @@ export class AuditService {
   readonly #clock: () => Date;
   readonly #sinks: AuditSink[];
   readonly #windowMs: number;
+  readonly #studyInfo: AuditServiceDeps['studyInfo'];
   #pending: Pending[] = [];
   #writing: Promise<void> | null = null;
   /** Once-per-study: key -> when it was last recorded (ms on the clock) and that record. */
@@ -64,11 +80,14 @@ export class AuditService {
     this.#clock = deps.clock ?? (() => new Date());
     this.#sinks = deps.sinks ?? [];
     this.#windowMs = deps.oncePerStudyWindowMs ?? 300_000;
+    this.#studyInfo = deps.studyInfo;
   }
 
   /** Validates and writes one record; resolves with it (and its sequence number) once durable. */
   async record(event: AuditEventInput): Promise<AuditRecord> {
-    const record = this.#normalize(event);
+    const unnamed = this.#studyInfo ? (event.studies ?? []).filter((s) => !s.patientId) : [];
+    // The time is when it happened, not when the study's patient was looked up.
+    const record = this.#normalize(unnamed.length ? await this.#namePatients({ ...event, time: event.time ?? this.#clock() }) : event);
     const stored = await new Promise<AuditRecord>((resolve, reject) => {
       this.#pending.push({ record, resolve, reject });
       if (!this.#writing) this.#writing = this.#drain();
@@ -81,6 +100,15 @@ export class AuditService {
       }
     }
     return stored;
+  }
+
+  async #namePatients(event: AuditEventInput): Promise<AuditEventInput> {
+    const studies = await Promise.all((event.studies ?? []).map(async (study) => {
+      if (study.patientId) return study;
+      const info = await this.#studyInfo!(study.studyInstanceUid).catch(() => null);
+      return info ? { ...study, patientId: info.patientId, accessionNumber: study.accessionNumber ?? info.accessionNumber } : study;
+    }));
+    return { ...event, studies };
   }
 
   /**

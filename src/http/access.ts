@@ -7,7 +7,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
-import type { AuditAction, AuditPrincipal, AuditStudyRef } from '../ports/audit-store.ts';
+import type { AuditAction, AuditStudyRef } from '../ports/audit-store.ts';
+import { auditPrincipal } from '../audit/audit-service.ts';
 import type { StudyRecord } from '../ports/index-store.ts';
 import {
   AuthError, PERMISSIONS, authorize, studyFilter, studyMatchesFilter, type Action, type Principal, type StudyFilter,
@@ -152,11 +153,6 @@ function problem(reply: FastifyReply, status: number, title: string, detail: str
   return reply.status(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail });
 }
 
-export function auditPrincipal(p: Principal | null): AuditPrincipal {
-  if (!p || p.kind === 'anonymous') return { kind: 'anonymous', id: null, displayName: p?.name ?? null, roles: p?.roles ?? [] };
-  return { kind: p.kind, id: p.id, displayName: p.name, roles: p.roles };
-}
-
 /** Whether `principal` reaches `action` only through an own-studies grant (a referring clinician). */
 function ownStudiesOnly(principal: Principal, action: Action): boolean {
   if (principal.authMethod === 'security-disabled') return false;
@@ -223,6 +219,14 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive): v
 
     const principal = await security.authenticateRequest(request.headers, request.ip, { method: request.method });
     if (principal instanceof AuthError) {
+      // Credentials that were presented and refused (a wrong, expired or revoked key or token, a dead
+      // session, a locked account) are a failed authentication for the trail; a request with none is not.
+      if (principal.code !== 'no-credentials') {
+        await audit.record({
+          principal: { kind: 'anonymous', id: null }, action: 'login-failed', interface: interfaceOf(request), origin: { address: request.ip },
+          outcome: 'minor-failure', outcomeReason: principal.code, detail: `${request.method} ${request.url}`,
+        }).catch((error) => request.log.error({ err: error }, 'audit record failed'));
+      }
       if (principal.retryAfterSeconds !== null) reply.header('retry-after', String(principal.retryAfterSeconds));
       if (principal.httpStatus === 401) reply.header('www-authenticate', 'Bearer realm="atrium"');
       const title = principal.httpStatus === 401 ? 'Unauthorized' : principal.httpStatus === 403 ? 'Forbidden'

@@ -13,7 +13,7 @@ import { handleRetrieve, type RetrieveDeps } from './retrieve-scp.ts';
 import { handleCommitment } from './commitment-scp.ts';
 import { outboundTls } from './tls.ts';
 import { AuthError, authorize, type Action, type Principal } from '../../security/index.ts';
-import type { AuditPrincipal } from '../../ports/audit-store.ts';
+import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { IngestService } from '../../archive/ingest.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
 import { isStorageSopClass, operationOf, queryRoot, storableTransferSyntax, StorageCommitmentPushModel, UNCOMPRESSED } from './sop-classes.ts';
@@ -44,7 +44,6 @@ export async function startDicomService(archive: Archive, options: { port?: numb
   const principals = new Map<string, Principal>();
   const keyOf = (remoteAddress: string, callingAE: string) => `${remoteAddress}|${callingAE.trim()}`;
   const ipOf = (remoteAddress: string) => remoteAddress.replace(/:[^:]*$/, '');
-  const auditPrincipal = (p: Principal): AuditPrincipal => ({ kind: p.kind, id: p.id || null, displayName: p.name, roles: p.roles });
 
   const negotiate = async (rq: AssociateRequestInfo): Promise<AssociateDecision> => {
     // User identity (PS3.7 D.3.3.7): a failed identity rejects the association (rejected-permanent,

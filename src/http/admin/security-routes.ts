@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import { AuthError, isRole, type Role } from '../../security/index.ts';
-import { auditPrincipal } from '../access.ts';
+import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { Params } from './paging.ts';
 
 type Body = Record<string, unknown> | undefined;
