@@ -10,7 +10,7 @@
 //    socket has drained the previous ones, never concatenating a whole object.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { CommandError, NO_DATASET, commandName, decodeCommand, encodeCommand, isResponse } from './command.ts';
+import { CommandError, CommandField, NO_DATASET, commandName, decodeCommand, encodeCommand, isResponse } from './command.ts';
 import type { CommandSet } from './command.ts';
 import { PduFramer } from './pdu-framer.ts';
 import type { FrameEvent } from './pdu-framer.ts';
@@ -449,6 +449,15 @@ export class Association {
       queue.fail(e);
     });
     return queue;
+  }
+
+  /**
+   * C-CANCEL-RQ for an outstanding C-FIND, C-GET or C-MOVE of ours (PS3.7 9.3.2.3, 9.3.3.3, 9.3.4.3). It has no
+   * response of its own: the operation's final response (status Cancel, or its outcome if it ended first) says
+   * what it stopped.
+   */
+  cancel(pcId: number, messageIdBeingRespondedTo: number): Promise<void> {
+    return this.#sendMessage(pcId, { CommandField: CommandField.C_CANCEL_RQ, MessageIDBeingRespondedTo: messageIdBeingRespondedTo });
   }
 
   /** Sends a response to a request. Resolves when the last PDU is handed to the socket. */

@@ -18,9 +18,9 @@ export function captureLogger(): DimseLogger & { lines: LogLine[]; find(re: RegE
   };
 }
 
-export async function waitFor(cond: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, limitMs = 10_000): Promise<void> {
   const start = Date.now();
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

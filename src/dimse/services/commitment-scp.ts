@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
-import type { Association, IncomingRequest } from '../association.ts';
+import type { Association, IncomingRequest, PresentationContext } from '../association.ts';
 import { requestAssociation } from '../requestor.ts';
 import { CommandField } from '../command.ts';
-import { Status } from '../status.ts';
+import { Status, describeStatus, statusCategory } from '../status.ts';
+import { AtriumError } from '../../errors.ts';
 import { findElement, stringValue } from '../../dicom/dataset.ts';
 import type { DicomJsonDataSet } from '../../dicom/dicom-json.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
+import type { JobQueue } from '../../ports/job-queue.ts';
 import type { ApplicationEntities } from '../../dicom-access/application-entities.ts';
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
 import { StorageCommitmentPushModel, StorageCommitmentPushModelInstance, UNCOMPRESSED } from './sop-classes.ts';
@@ -15,19 +17,44 @@ const ReferencedSOPSequence = 0x00081199;
 const ReferencedSOPClassUID = 0x00081150;
 const ReferencedSOPInstanceUID = 0x00081155;
 
-export interface CommitmentDeps {
-  index: IndexStore;
+/** The durable job that retries a Storage Commitment result the requester could not be sent at once. */
+export const COMMITMENT_REPORT_JOB = 'dicom.commitment-report';
+/**
+ * A requester (a modality) may be switched off for a while: ten attempts with the job queue's doubling backoff
+ * (5 s, 10 s, ... 21 min) span about 40 minutes; then the job is failed, visible at /api/jobs for a manual retry.
+ */
+const COMMITMENT_REPORT_ATTEMPTS = 10;
+
+/** A Storage Commitment result (PS3.4 J.3.3.1) to be sent to its requester: the payload of the retry job. */
+export interface CommitmentReport {
+  /** The Calling AE Title of the N-ACTION: who gets the result. */
+  requester: string;
+  transactionUid: string;
+  /** 1 every instance committed, 2 failures exist. */
+  eventTypeId: 1 | 2;
+  /** Event Information: Transaction UID, Referenced SOP Sequence, Failed SOP Sequence (DICOM JSON). */
+  eventInformation: DicomJsonDataSet;
+}
+
+/** What it takes to send a result on a new association. */
+export interface CommitmentReportDeps {
   applicationEntities: ApplicationEntities;
   log: Logger;
   aeTitle: string;
   outbound: { maxPduLength: number; tls?: import('node:tls').ConnectionOptions };
 }
 
+export interface CommitmentDeps extends CommitmentReportDeps {
+  index: IndexStore;
+  jobs: JobQueue;
+}
+
 /**
  * Storage Commitment Push Model SCP (PS3.4 J.3): N-ACTION asks us to take responsibility for instances;
- * Atrium acknowledges only what is durable and indexed, so the answer can be given at once: an
- * N-EVENT-REPORT on the same association while it is open, otherwise on a new association to the
- * requester (a known peer), in which Atrium keeps the SCP role (J.3.3, role selection).
+ * Atrium acknowledges only what is durable and indexed, so the result is known at once. It goes back as an
+ * N-EVENT-REPORT on the same association while the requester keeps it open, otherwise on a new association
+ * to the requester (a known peer) in which Atrium asks for the SCP role (J.3.3.1.2); when that fails, a
+ * durable job retries it.
  */
 export async function handleCommitment(request: IncomingRequest, association: Association, deps: CommitmentDeps): Promise<void> {
   const context = { association: association.id, callingAE: association.callingAETitle };
@@ -67,31 +94,40 @@ export async function handleCommitment(request: IncomingRequest, association: As
     if (instance && instance.sopClassUid === ref.sopClassUid) committed.push(item);
     else failed.push({ ...item, '00081197': { vr: 'US', Value: [instance ? Status.ClassInstanceConflict : Status.NoSuchSOPInstance] } });
   }
-  const report: DicomJsonDataSet = {
-    '00081195': { vr: 'UI', Value: [transactionUid] },
-    ...(committed.length ? { '00081199': { vr: 'SQ', Value: committed } } : {}),
-    ...(failed.length ? { '00081198': { vr: 'SQ', Value: failed } } : {}),
+  const report: CommitmentReport = {
+    requester: association.callingAETitle.trim(), transactionUid, eventTypeId: failed.length ? 2 : 1,
+    eventInformation: {
+      '00081195': { vr: 'UI', Value: [transactionUid] },
+      ...(committed.length ? { '00081199': { vr: 'SQ', Value: committed } } : {}),
+      ...(failed.length ? { '00081198': { vr: 'SQ', Value: failed } } : {}),
+    },
   };
-  const eventTypeId = failed.length ? 2 : 1;
   deps.log.info({ ...context, transactionUid, committed: committed.length, failed: failed.length }, 'storage commitment result');
-  await sendEventReport(association, report, eventTypeId, deps);
+
+  if (await reportOnSameAssociation(association, report, deps)) return;
+  try {
+    await reportOnNewAssociation(report, deps);
+  } catch (error) {
+    const where = { ...context, requester: report.requester, transactionUid, err: error };
+    if (error instanceof AtriumError && error.code === 'not-found') {
+      deps.log.error(where, `storage commitment result not delivered: ${error.message}`);
+      return;
+    }
+    const job = await deps.jobs.enqueue(COMMITMENT_REPORT_JOB, report, { maxAttempts: COMMITMENT_REPORT_ATTEMPTS });
+    deps.log.warn({ ...where, jobId: job.id },
+      `storage commitment result not delivered to ${report.requester}: ${(error as Error).message}; job ${job.id} retries it`);
+  }
 }
 
-async function sendEventReport(association: Association, report: DicomJsonDataSet, eventTypeId: number, deps: CommitmentDeps): Promise<void> {
-  const command = {
-    CommandField: CommandField.N_EVENT_REPORT_RQ, AffectedSOPClassUID: StorageCommitmentPushModel,
-    AffectedSOPInstanceUID: StorageCommitmentPushModelInstance, EventTypeID: eventTypeId,
-  };
-  const sameAssociation = association.isOpen ? association.findContext(StorageCommitmentPushModel) : undefined;
-  if (sameAssociation) {
-    for await (const _ of association.request(sameAssociation.id, command, encodeJsonDataset(report, sameAssociation.transferSyntax)));
-    return;
-  }
-  const peer = await deps.applicationEntities.findPeer(association.callingAETitle);
-  if (!peer) {
-    deps.log.warn({ callingAE: association.callingAETitle }, 'storage commitment result not delivered: the requester released the association and is not a known peer');
-    return;
-  }
+/**
+ * Sends the result on a new association to the requester, Atrium proposing the SCP role (its default role as
+ * association requestor would be the SCU's: J.3.3.1.2 note 1). Throws when it was not delivered: an
+ * AtriumError 'not-found' when the requester is not a known peer (no address: retrying cannot help).
+ */
+export async function reportOnNewAssociation(report: CommitmentReport, deps: CommitmentReportDeps): Promise<void> {
+  const peer = await deps.applicationEntities.findPeer(report.requester);
+  if (!peer) throw new AtriumError('not-found', `the requester ${report.requester || '(empty AE title)'} released the association and is not a known peer`);
+  // The same AE title as on the N-ACTION's association (J.3.3.1.2 note 2): ours.
   const outbound = await requestAssociation({
     host: peer.host, port: peer.port, callingAETitle: deps.aeTitle, calledAETitle: peer.aeTitle, maxPduLength: deps.outbound.maxPduLength,
     contexts: [{ abstractSyntax: StorageCommitmentPushModel, transferSyntaxes: UNCOMPRESSED, scuRole: false, scpRole: true }],
@@ -99,11 +135,42 @@ async function sendEventReport(association: Association, report: DicomJsonDataSe
   });
   try {
     const pc = outbound.findContext(StorageCommitmentPushModel);
-    if (!pc) throw new Error(`${peer.aeTitle} did not accept Storage Commitment with the SCP role for Atrium`);
-    for await (const _ of outbound.request(pc.id, command, encodeJsonDataset(report, pc.transferSyntax)));
-    await outbound.release();
+    if (!pc) throw new Error(`${peer.aeTitle} did not accept the Storage Commitment Push Model`);
+    // Role selection is mandatory for this SOP class (J.2.1): N-EVENT-REPORT is the SCP's to send.
+    if (!pc.scpRole) throw new Error(`${peer.aeTitle} did not accept Atrium in the SCP role for Storage Commitment (SCP/SCU Role Selection, PS3.7 D.3.3.4)`);
+    const status = await sendEventReport(outbound, pc, report);
+    if (statusCategory(status) === 'failure') throw new Error(`${peer.aeTitle} answered the N-EVENT-REPORT with ${describeStatus(status)}`);
+    deps.log.info({ association: outbound.id, requester: peer.aeTitle, transactionUid: report.transactionUid, eventTypeId: report.eventTypeId },
+      'storage commitment result delivered on a new association');
   } catch (error) {
     if (outbound.isOpen) outbound.abort();
     throw error;
   }
+  // Delivered: a failed release changes nothing for the requester.
+  await outbound.release().catch(() => outbound.abort());
+}
+
+/** True when the requester took the result on the association of its N-ACTION. */
+async function reportOnSameAssociation(association: Association, report: CommitmentReport, deps: CommitmentReportDeps): Promise<boolean> {
+  const pc = association.isOpen ? association.findContext(StorageCommitmentPushModel) : undefined;
+  if (!pc) return false;
+  const context = { association: association.id, callingAE: association.callingAETitle, transactionUid: report.transactionUid };
+  try {
+    const status = await sendEventReport(association, pc, report);
+    if (statusCategory(status) !== 'failure') return true;
+    deps.log.warn({ ...context, status: describeStatus(status) }, 'storage commitment result refused on the same association; trying a new one');
+  } catch (error) {
+    // The requester may release as soon as it has the N-ACTION response (J.3.2.1.2), even with the report on its way.
+    deps.log.info({ ...context, reason: (error as Error).message }, 'storage commitment result not answered on the same association; trying a new one');
+  }
+  return false;
+}
+
+async function sendEventReport(association: Association, pc: PresentationContext, report: CommitmentReport): Promise<number> {
+  let status: number = Status.ProcessingFailure;
+  for await (const rsp of association.request(pc.id, {
+    CommandField: CommandField.N_EVENT_REPORT_RQ, AffectedSOPClassUID: StorageCommitmentPushModel,
+    AffectedSOPInstanceUID: StorageCommitmentPushModelInstance, EventTypeID: report.eventTypeId,
+  }, encodeJsonDataset(report.eventInformation, pc.transferSyntax))) status = rsp.command.Status ?? Status.ProcessingFailure;
+  return status;
 }

@@ -4,6 +4,8 @@ import type { Job } from '../../ports/job-queue.ts';
 import { AtriumError } from '../../errors.ts';
 import type { DicomClient, QueryLevelName } from './scu.ts';
 import { statusCategory, describeStatus } from '../status.ts';
+import { COMMITMENT_REPORT_JOB, reportOnNewAssociation, type CommitmentReport } from './commitment-scp.ts';
+import { outboundTls } from './tls.ts';
 
 /** What to send: a study, a series or listed instances, all from the archive. */
 export interface SendPayload {
@@ -25,7 +27,8 @@ export const RETRIEVE_JOB = 'dicom.retrieve';
 
 /**
  * Sends and retrieves run as durable jobs: queued in the index database, retried with backoff when the peer
- * is down or some sub-operations failed, visible at /api/jobs, and resumed after a restart.
+ * is down or some sub-operations failed, visible at /api/jobs, and resumed after a restart. So do Storage
+ * Commitment results that could not be delivered at once (queued by the commitment SCP).
  */
 export function registerDicomJobs(runner: JobRunner, archive: Archive, client: DicomClient): void {
   runner.register<SendPayload>(SEND_JOB, final(async (job, context) => {
@@ -45,6 +48,15 @@ export function registerDicomJobs(runner: JobRunner, archive: Archive, client: D
     const category = statusCategory(result.status);
     if (category === 'failure' || result.failed > 0) throw new Error(`C-${p.method.toUpperCase()} from ${p.source}: ${describeStatus(result.status)}, ${result.failed} failed`);
     return result;
+  }));
+  const tls = outboundTls(archive.config);
+  const reportDeps = {
+    applicationEntities: archive.applicationEntities, log: archive.log.child({ transport: 'dimse' }), aeTitle: archive.config.dicom.aeTitle,
+    outbound: { maxPduLength: archive.config.dicom.maxPduLength, ...(tls ? { tls } : {}) },
+  };
+  runner.register<CommitmentReport>(COMMITMENT_REPORT_JOB, final(async (job) => {
+    await reportOnNewAssociation(job.payload, reportDeps);
+    return { delivered: job.payload.requester, transactionUid: job.payload.transactionUid, eventTypeId: job.payload.eventTypeId };
   }));
 }
 

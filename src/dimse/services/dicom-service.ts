@@ -216,7 +216,7 @@ export async function startDicomService(archive: Archive, options: { port?: numb
         }
       }
       case CommandField.N_ACTION_RQ:
-        if (request.presentationContext.abstractSyntax === StorageCommitmentPushModel) return await handleCommitment(request, association, retrieveDeps);
+        if (request.presentationContext.abstractSyntax === StorageCommitmentPushModel) return await handleCommitment(request, association, { ...retrieveDeps, jobs: archive.jobs });
     }
     await request.dataset?.discard();
     log.warn({ association: association.id, callingAE: association.callingAETitle, command: commandName(request.command.CommandField) }, 'unsupported DIMSE operation');

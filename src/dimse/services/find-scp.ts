@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Association, IncomingRequest } from '../association.ts';
 import { CommandField } from '../command.ts';
@@ -17,8 +18,8 @@ export interface FindDeps {
 
 /**
  * C-FIND SCP (PS3.4 C.4.1): the identifier becomes one IndexQuery (the model QIDO-RS shares), answered
- * from the index alone; one pending response per match, then the final one. A C-CANCEL stops the stream
- * with status Cancel.
+ * from the index alone; one pending response per match, then the final one. A C-CANCEL received while
+ * matches are still being sent stops them: the final status is then Cancel (0xFE00, C.4.1.3.1).
  */
 export async function handleFind(request: IncomingRequest, association: Association, deps: FindDeps, signal: AbortSignal): Promise<void> {
   const sopClass = request.presentationContext.abstractSyntax;
@@ -40,14 +41,20 @@ export async function handleFind(request: IncomingRequest, association: Associat
     return;
   }
   let matches = 0;
+  let cancelled = false;
   try {
     for await (const match of deps.index.find(query)) {
-      if (signal.aborted) break;
+      // A match is in hand and not sent: stopping here is a real cancel, not one that came after the last match.
+      if (signal.aborted) { cancelled = true; break; }
       // Where the matches can be retrieved from (PS3.4 C.4.1.1.3.2): this AE.
       match['00080054'] = { vr: 'AE', Value: [deps.aeTitle] };
       await association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: Status.Pending },
         encodeJsonDataset(match, request.presentationContext.transferSyntax));
       matches++;
+      // The index hands over a batch of matches without a turn of the event loop (SQLite answers synchronously)
+      // and a socket write completes at once while the kernel takes it: without this yield no C-CANCEL-RQ would
+      // be read before the last match was sent.
+      await nextTurn();
     }
   } catch (error) {
     if (!association.isOpen) return;
@@ -55,6 +62,6 @@ export async function handleFind(request: IncomingRequest, association: Associat
     await final(Status.UnableToProcess, { ErrorComment: 'the archive could not answer the query' });
     return;
   }
-  deps.log.info({ ...context, level: query.level, keys: query.keys.filter((k) => k.value !== '').length, matches, cancelled: signal.aborted }, 'C-FIND done');
-  await final(signal.aborted ? Status.Cancel : Status.Success);
+  deps.log.info({ ...context, level: query.level, keys: query.keys.filter((k) => k.value !== '').length, matches, cancelled }, 'C-FIND done');
+  await final(cancelled ? Status.Cancel : Status.Success);
 }

@@ -1,4 +1,5 @@
-// End-to-end: Atrium's C-MOVE and C-GET SCP against DCMTK's movescu (to a DCMTK storescp) and getscu.
+// End-to-end: Atrium's C-MOVE and C-GET SCP against DCMTK's movescu (to a DCMTK storescp) and getscu; the
+// cancel of a C-GET with our own requestor (getscu 3.6.7 cannot send a C-CANCEL).
 //
 // What is compared: the receivers run bit-preserving (+B), so the data set in each file they write is exactly
 // the bytes Atrium put on the wire; their File Meta Information is their own (their implementation UID, and
@@ -16,6 +17,14 @@ import { startDicomService, type DicomService } from './dicom-service.ts';
 import { syntheticSeries } from '../../synthetic/synthetic-instance.ts';
 import { generateUid } from '../../dicom/uid.ts';
 import * as TS from '../../dicom/transfer-syntax.ts';
+import { parseDataset } from '../../dicom/parse-dataset.ts';
+import { toDicomJson } from '../../dicom/dicom-json.ts';
+import { requestAssociation } from '../requestor.ts';
+import type { DimseResponse } from '../association.ts';
+import { CommandField, Priority } from '../command.ts';
+import { Status } from '../status.ts';
+import { encodeJsonDataset } from './identifier.ts';
+import { QueryRetrieve } from './sop-classes.ts';
 
 const CORPUS = '/work/shared/testdata/dicom';
 /** Corpus objects in distinct studies, one per transfer syntax family. */
@@ -91,7 +100,7 @@ describe('C-MOVE and C-GET SCP with DCMTK movescu, storescp and getscu', { timeo
   }
 
   /** Status and counts of the final C-MOVE/C-GET response, from DCMTK's debug (-d) dump of that message. */
-  function finalCounts(output: string): { status: number; completed?: number; failed?: number; warning?: number } {
+  function finalCounts(output: string): { status: number; remaining?: number; completed?: number; failed?: number; warning?: number } {
     // The last C-MOVE-RSP / C-GET-RSP dumped is the final one.
     const at = Math.max(output.lastIndexOf('Message Type                  : C-MOVE RSP'), output.lastIndexOf('Message Type                  : C-GET RSP'));
     assert.ok(at >= 0, output);
@@ -102,7 +111,7 @@ describe('C-MOVE and C-GET SCP with DCMTK movescu, storescp and getscu', { timeo
     };
     const status = /DIMSE Status\s*:\s*0x([0-9a-f]{4})/i.exec(dump);
     assert.ok(status, dump);
-    return { status: Number.parseInt(status[1], 16), completed: num('Completed'), failed: num('Failed'), warning: num('Warning') };
+    return { status: Number.parseInt(status[1], 16), remaining: num('Remaining'), completed: num('Completed'), failed: num('Failed'), warning: num('Warning') };
   }
 
   test('C-MOVE at study level: every instance of the study reaches storescp unchanged', async () => {
@@ -148,6 +157,31 @@ describe('C-MOVE and C-GET SCP with DCMTK movescu, storescp and getscu', { timeo
       for (const uid of [...synthetic[0], ...synthetic[1]]) assert.ok(r.output.includes(uid), `${uid} not in the Failed SOP Instance UID List`);
     } finally {
       await aborting.stop();
+    }
+  });
+
+  test('C-CANCEL of a C-MOVE (movescu --cancel 1) to a slow storescp: the sub-operations not yet started are not sent', async (tc) => {
+    // storescp sleeps a second after each object: the C-CANCEL sent on the first pending response arrives while
+    // the second sub-operation is under way, whatever the speed of the machine.
+    const dir = path.join(work, 'slow');
+    await mkdir(dir);
+    const slow = await startStorescp(dir, { aeTitle: 'SLOWDEST', extraArgs: ['--sleep-after', '1'] });
+    try {
+      await t.archive.peers.upsert({ aeTitle: 'SLOWDEST', host: '127.0.0.1', port: slow.port, operations: ['store'] });
+      const total = synthetic[0].length + synthetic[1].length;
+      const r = await runTool('movescu', ['-d', '-S', '--cancel', '1', '-aet', 'MOVESCU', '-aec', aec(), '-aem', 'SLOWDEST',
+        '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${studyUid}`, '127.0.0.1', String(dicom.port)], { timeoutMs: 120_000 });
+      assert.match(r.output, /Sending Cancel Request/, r.output);
+      const counts = finalCounts(r.output);
+      assert.equal(counts.status, 0xfe00, r.output);
+      assert.ok(counts.remaining !== undefined && counts.remaining > 0, `Remaining ${counts.remaining}: the cancel stopped nothing\n${r.output}`);
+      assert.ok(counts.completed !== undefined && counts.completed >= 1 && counts.completed < total, r.output);
+      assert.equal(counts.failed ?? 0, 0, r.output);
+      assert.equal(counts.completed + counts.remaining, total, 'every matched instance is either completed or remaining');
+      tc.diagnostic(`cancelled with ${counts.completed} completed and ${counts.remaining} remaining of ${total}`);
+      assert.equal((await filesIn(dir)).length, counts.completed, 'storescp received exactly the completed sub-operations');
+    } finally {
+      await slow.stop();
     }
   });
 
@@ -212,5 +246,59 @@ describe('C-MOVE and C-GET SCP with DCMTK movescu, storescp and getscu', { timeo
     assert.equal(ok.code, 0, ok.output);
     assert.equal(finalCounts(ok.output).completed, 1, ok.output);
     assert.deepEqual(await takeReceived(dir), [j2k.sopInstanceUid]);
+  });
+
+  test('C-CANCEL of a C-GET between sub-operations: Cancel with the counts, Remaining and the Failed SOP Instance UID List', async () => {
+    // Our requestor as the C-GET SCU and storage SCP. It refuses the first object (a failed sub-operation), sends
+    // the C-CANCEL on the first pending response, and answers the second C-STORE only once the C-CANCEL is on the
+    // wire before that answer: Atrium reads the cancel before the second sub-operation ends, so nothing depends on timing.
+    const instances = [...synthetic[0], ...synthetic[1]];
+    const stored = await t.archive.index.findInstance(instances[0]);
+    assert.ok(stored);
+    const association = await requestAssociation({
+      host: '127.0.0.1', port: dicom.port, callingAETitle: 'GETSCU', calledAETitle: aec(),
+      contexts: [
+        { abstractSyntax: QueryRetrieve.StudyRootGet, transferSyntaxes: [TS.ExplicitVRLittleEndian] },
+        { abstractSyntax: stored.sopClassUid, transferSyntaxes: [stored.transferSyntaxUid], scuRole: false, scpRole: true },
+      ],
+    });
+    let cancelSent!: () => void;
+    const cancelled = new Promise<void>((resolve) => { cancelSent = resolve; });
+    const received: string[] = [];
+    association.onRequest(async (request) => {
+      for await (const _ of request.dataset!);
+      received.push(request.command.AffectedSOPInstanceUID!);
+      if (received.length === 1) return await association.respond(request, { Status: Status.OutOfResources, AffectedSOPInstanceUID: request.command.AffectedSOPInstanceUID });
+      if (received.length === 2) await cancelled;
+      await association.respond(request, { Status: Status.Success, AffectedSOPInstanceUID: request.command.AffectedSOPInstanceUID });
+    });
+    try {
+      const pc = association.findContext(QueryRetrieve.StudyRootGet)!;
+      const messageId = association.nextMessageId();
+      const responses: DimseResponse[] = [];
+      for await (const rsp of association.request(pc.id, { CommandField: CommandField.C_GET_RQ, MessageID: messageId, AffectedSOPClassUID: QueryRetrieve.StudyRootGet, Priority: Priority.Medium },
+        encodeJsonDataset({ '00080052': { vr: 'CS', Value: ['STUDY'] }, '0020000D': { vr: 'UI', Value: [studyUid] } }, pc.transferSyntax))) {
+        responses.push(rsp);
+        if (responses.length === 1) {
+          assert.equal(rsp.command.Status, Status.Pending);
+          await association.cancel(pc.id, messageId);
+          cancelSent();
+        }
+      }
+      const final = responses.at(-1)!.command;
+      assert.equal(final.Status, Status.Cancel);
+      assert.equal(responses.filter((r) => r.command.Status === Status.Pending).length, 1, 'no pending response after the cancel');
+      const { NumberOfRemainingSuboperations: remaining, NumberOfCompletedSuboperations: completed, NumberOfFailedSuboperations: failed, NumberOfWarningSuboperations: warning } = final;
+      assert.equal(failed, 1);
+      assert.equal(warning, 0);
+      assert.ok(remaining !== undefined && remaining > 0, `Remaining ${remaining}`);
+      assert.equal(completed! + failed! + warning! + remaining, instances.length);
+      assert.equal(received.length, completed! + failed!, 'no sub-operation started after the cancel was read');
+      const failedList = toDicomJson(parseDataset(responses.at(-1)!.dataset!, pc.transferSyntax))['00080058']?.Value;
+      assert.deepEqual(failedList, [received[0]], 'the Failed SOP Instance UID List names the refused object');
+      await association.release();
+    } finally {
+      if (association.isOpen) association.abort();
+    }
   });
 });

@@ -27,7 +27,9 @@ const UNIQUE_KEYS = ['0020000D', '0020000E', '00080018', '00100020'];
  * C-MOVE and C-GET SCP (PS3.4 C.4.2, C.4.3): the identifier's unique keys select instances, which are sent
  * by C-STORE sub-operations: to the Move Destination on a new association (C-MOVE), or back on this very
  * association, where the requester plays the storage SCP (C-GET). Pending responses carry the counts;
- * the final one lists the failed SOP instances. C-CANCEL stops between two sub-operations.
+ * the final one lists the failed SOP instances. A C-CANCEL lets the sub-operation under way finish and
+ * starts no other: the final status is then Cancel (0xFE00) with the counts, Remaining being the
+ * sub-operations never started (PS3.4 C.4.2.3.1, C.4.3.3.1).
  */
 export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequest, association: Association, deps: RetrieveDeps, signal: AbortSignal): Promise<void> {
   const rspField = kind === 'move' ? CommandField.C_MOVE_RSP : CommandField.C_GET_RSP;
@@ -35,8 +37,9 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
   const respond = (status: number, counts?: SubOperationCounts, extra: Record<string, unknown> = {}) => {
     const final = status !== Status.Pending;
     const numbers = counts ? {
-      // Remaining is not sent in final responses (PS3.4 C.4.2.1.6).
-      ...(final ? {} : { NumberOfRemainingSuboperations: counts.remaining }),
+      // Remaining is sent while pending and, after a cancel, as the sub-operations never started; never in
+      // the other final responses (PS3.4 C.4.2.1.6, C.4.3.1.5).
+      ...(final && status !== Status.Cancel ? {} : { NumberOfRemainingSuboperations: counts.remaining }),
       NumberOfCompletedSuboperations: counts.completed, NumberOfFailedSuboperations: counts.failed, NumberOfWarningSuboperations: counts.warning,
     } : {};
     const identifier = final && counts && counts.failedSopInstanceUids.length
@@ -95,17 +98,21 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
       signal,
       moveOriginator: kind === 'move' ? { aeTitle: association.callingAETitle, messageId: request.command.MessageID ?? 0 } : undefined,
       onProgress: async (c) => {
-        if (c.remaining > 0 && association.isOpen) await respond(Status.Pending, c);
+        // Once cancelled, the next response is the final one.
+        if (c.remaining > 0 && !signal.aborted && association.isOpen) await respond(Status.Pending, c);
       },
     });
   } finally {
     if (target !== association) await target.release().catch(() => target.abort());
   }
   if (!association.isOpen) return;
-  const status = signal.aborted ? Status.Cancel
+  // A cancel that came after the last sub-operation had started stopped nothing: the outcome stands.
+  const cancelled = signal.aborted && counts.remaining > 0;
+  const status = cancelled ? Status.Cancel
     : counts.failed === 0 && counts.warning === 0 ? Status.Success
     : counts.completed === 0 && counts.warning === 0 ? Status.OutOfResourcesUnableToPerformSubOperations
     : Status.SubOperationsCompleteWithFailures;
-  deps.log.info({ ...context, completed: counts.completed, failed: counts.failed, warning: counts.warning, cancelled: signal.aborted }, `C-${kind.toUpperCase()} done: ${describeStatus(status)}`);
+  deps.log.info({ ...context, remaining: counts.remaining, completed: counts.completed, failed: counts.failed, warning: counts.warning, cancelled },
+    `C-${kind.toUpperCase()} done: ${describeStatus(status)}`);
   await respond(status, counts);
 }

@@ -126,8 +126,8 @@ export class DicomClient {
       };
       let last = { status: Status.ProcessingFailure as number, completed: 0, failed: 0, warning: 0 };
       const abort = () => {
-        // C-CANCEL (PS3.7 9.3.2.3): the peer stops between sub-operations and answers with Cancel.
-        association.request(pc.id, { CommandField: CommandField.C_CANCEL_RQ, MessageIDBeingRespondedTo: command.MessageID });
+        // The peer stops between sub-operations and answers with Cancel.
+        association.cancel(pc.id, command.MessageID).catch(() => {});
       };
       options.signal?.addEventListener('abort', abort, { once: true });
       for await (const rsp of association.request(pc.id, command, encodeJsonDataset(identifier(level, keys), pc.transferSyntax))) {
