@@ -1,7 +1,8 @@
 import type { AtriumConfig } from '../config/config.ts';
 import { openArchive } from '../app.ts';
 import { DicomClient, type QueryLevelName } from '../dimse/services/scu.ts';
-import { registerDicomJobs, RETRIEVE_JOB, SEND_JOB, type RetrievePayload, type SendPayload } from '../dimse/services/dicom-jobs.ts';
+import { registerDicomJobs, RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../dimse/services/dicom-jobs.ts';
+import { hostname, userInfo } from 'node:os';
 import { outboundTls } from '../dimse/services/tls.ts';
 import { JobRunner } from '../jobs/job-runner.ts';
 import type { Job } from '../ports/job-queue.ts';
@@ -47,7 +48,9 @@ export async function jobCommand(config: AtriumConfig, type: typeof SEND_JOB | t
   registerDicomJobs(runner, archive, new DicomClient(archive, { tls: outboundTls(config) }));
   try {
     // One attempt here: a failure is reported at once, and the job stays queued for the server's retries.
-    let job: Job | null = await archive.jobs.enqueue(type, payload);
+    // The audit trail names the operating-system account that ran the command.
+    const requester: JobRequester = { requestedBy: { kind: 'anonymous', id: null, displayName: `${userInfo().username}@${hostname()} (atrium CLI)` }, requestedThrough: 'cli' };
+    let job: Job | null = await archive.jobs.enqueue(type, { ...payload, ...requester });
     console.error(`job ${job.id} queued (${type})`);
     runner.start();
     let shown = '';

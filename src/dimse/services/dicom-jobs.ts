@@ -6,16 +6,23 @@ import type { DicomClient, QueryLevelName } from './scu.ts';
 import { statusCategory, describeStatus } from '../status.ts';
 import { COMMITMENT_REPORT_JOB, reportOnNewAssociation, type CommitmentReport } from './commitment-scp.ts';
 import { outboundTls } from './tls.ts';
+import type { AuditEventInput, AuditInterface, AuditPrincipal } from '../../ports/audit-store.ts';
+
+/** Who asked for a job, and through which interface: the job's audit records name them when it runs. */
+export interface JobRequester {
+  requestedBy?: AuditPrincipal;
+  requestedThrough?: AuditInterface;
+}
 
 /** What to send: a study, a series or listed instances, all from the archive. */
-export interface SendPayload {
+export interface SendPayload extends JobRequester {
   destination: string;
   studyInstanceUid?: string;
   seriesInstanceUid?: string;
   sopInstanceUids?: string[];
 }
 
-export interface RetrievePayload {
+export interface RetrievePayload extends JobRequester {
   source: string;
   level: QueryLevelName;
   keys: Record<string, string>;
@@ -31,23 +38,42 @@ export const RETRIEVE_JOB = 'dicom.retrieve';
  * Commitment results that could not be delivered at once (queued by the commitment SCP).
  */
 export function registerDicomJobs(runner: JobRunner, archive: Archive, client: DicomClient): void {
+  // The transfer itself is audited when it happens (what reached the peer, with the outcome); the request
+  // was audited when it was made.
   runner.register<SendPayload>(SEND_JOB, final(async (job, context) => {
     const uids = await instancesToSend(archive, job.payload);
-    const counts = await client.send(job.payload.destination, uids, {
-      signal: context.signal,
-      onProgress: async (c) => { await context.heartbeat({ remaining: c.remaining, completed: c.completed, failed: c.failed, warning: c.warning }); },
-    });
-    if (counts.failed > 0) throw new Error(`${counts.failed} of ${uids.length} instances were not stored by ${job.payload.destination}`);
-    return { completed: counts.completed, warning: counts.warning };
+    const audit = jobAudit(archive, job, 'export', { destination: { aeTitle: job.payload.destination } }, await studiesOf(archive, job.payload, uids));
+    try {
+      const counts = await client.send(job.payload.destination, uids, {
+        signal: context.signal,
+        onProgress: async (c) => { await context.heartbeat({ remaining: c.remaining, completed: c.completed, failed: c.failed, warning: c.warning }); },
+      });
+      const failure = counts.failed > 0 ? `${counts.failed} of ${uids.length} instances were not stored by ${job.payload.destination}` : null;
+      await audit(failure, `job ${job.id}: ${counts.completed + counts.warning} of ${uids.length} instances sent to ${job.payload.destination}`);
+      if (failure) throw new Error(failure);
+      return { completed: counts.completed, warning: counts.warning };
+    } catch (error) {
+      await audit((error as Error).message, `job ${job.id}: sending ${uids.length} instances to ${job.payload.destination}`);
+      throw error;
+    }
   }));
   runner.register<RetrievePayload>(RETRIEVE_JOB, final(async (job, context) => {
     const p = job.payload;
-    const result = await client.retrieve(p.source, p.level, p.keys, p.method, {
-      signal: context.signal, onProgress: async (c) => { await context.heartbeat(c); },
-    });
-    const category = statusCategory(result.status);
-    if (category === 'failure' || result.failed > 0) throw new Error(`C-${p.method.toUpperCase()} from ${p.source}: ${describeStatus(result.status)}, ${result.failed} failed`);
-    return result;
+    // What arrives is recorded by C-STORE as it is stored; this record says who asked for it, from where, with which keys.
+    const audit = jobAudit(archive, job, 'import', { origin: { aeTitle: p.source }, query: JSON.stringify({ level: p.level, ...p.keys }) }, []);
+    try {
+      const result = await client.retrieve(p.source, p.level, p.keys, p.method, {
+        signal: context.signal, onProgress: async (c) => { await context.heartbeat(c); },
+      });
+      const category = statusCategory(result.status);
+      const failure = category === 'failure' || result.failed > 0 ? `C-${p.method.toUpperCase()} from ${p.source}: ${describeStatus(result.status)}, ${result.failed} failed` : null;
+      await audit(failure, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}, ${result.completed} completed`);
+      if (failure) throw new Error(failure);
+      return result;
+    } catch (error) {
+      await audit((error as Error).message, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}`);
+      throw error;
+    }
   }));
   const tls = outboundTls(archive.config);
   const reportDeps = {
@@ -58,6 +84,40 @@ export function registerDicomJobs(runner: JobRunner, archive: Archive, client: D
     await reportOnNewAssociation(job.payload, reportDeps);
     return { delivered: job.payload.requester, transactionUid: job.payload.transactionUid, eventTypeId: job.payload.eventTypeId };
   }));
+}
+
+/**
+ * The audit record of one run of a job: the returned function writes it (null failure: success); only
+ * its first call counts, so a catch-all after a recorded outcome adds nothing.
+ */
+function jobAudit(archive: Archive, job: Job<JobRequester>, action: 'export' | 'import',
+  extra: Pick<AuditEventInput, 'origin' | 'destination' | 'query'>, studies: string[]) {
+  let done = false;
+  return async (failure: string | null, detail: string) => {
+    if (done) return;
+    done = true;
+    await archive.audit.record({
+      principal: job.payload.requestedBy ?? { kind: 'anonymous', id: null, displayName: 'unknown requester' },
+      action, interface: job.payload.requestedThrough ?? 'rest', ...extra,
+      studies: studies.map((studyInstanceUid) => ({ studyInstanceUid })), detail,
+      ...(failure ? { outcome: 'serious-failure' as const, outcomeReason: failure } : {}),
+    }).catch((error) => archive.log.error({ err: error, job: job.id }, 'audit record failed'));
+  };
+}
+
+/** The studies a send touches. */
+async function studiesOf(archive: Archive, payload: SendPayload, uids: string[]): Promise<string[]> {
+  if (payload.studyInstanceUid) return [payload.studyInstanceUid];
+  if (payload.seriesInstanceUid) {
+    const series = await archive.index.getSeries(payload.seriesInstanceUid);
+    return series ? [series.studyInstanceUid] : [];
+  }
+  const studies = new Set<string>();
+  for (const uid of uids) {
+    const instance = await archive.index.findInstance(uid);
+    if (instance) studies.add(instance.studyInstanceUid);
+  }
+  return [...studies];
 }
 
 async function instancesToSend(archive: Archive, payload: SendPayload): Promise<string[]> {

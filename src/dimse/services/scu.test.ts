@@ -56,7 +56,8 @@ test('a study is sent to DCMTK storescp as a durable job, data sets byte-identic
 
   const runner = new JobRunner({ queue: t.archive.jobs, log: t.archive.log, pollIntervalMs: 50 });
   registerDicomJobs(runner, t.archive, client);
-  const job = await t.archive.jobs.enqueue(SEND_JOB, { destination: scp.aeTitle, studyInstanceUid });
+  const requestedBy = { kind: 'user' as const, id: 'tech1', displayName: 'tech1', roles: ['technologist'] };
+  const job = await t.archive.jobs.enqueue(SEND_JOB, { destination: scp.aeTitle, studyInstanceUid, requestedBy, requestedThrough: 'rest' });
   runner.start();
   let state = job.state;
   while (state === 'queued' || state === 'running') {
@@ -76,6 +77,11 @@ test('a study is sent to DCMTK storescp as a durable job, data sets byte-identic
     const sopInstanceUid = new TextDecoder().decode(uid.value).replace(/\0+$/, '');
     assert.ok(parsed.dataset.equals(sent.get(sopInstanceUid)!), `${sopInstanceUid} differs`);
   }
+  // The transfer is audited when it happens, in the name of who asked for it.
+  await t.archive.audit.drain();
+  const [record] = (await t.archive.audit.search({ studyInstanceUid, action: 'export' }, { limit: 10, offset: 0 })).items;
+  assert.deepEqual([record?.principal.id, record?.interface, record?.destination?.aeTitle, record?.outcome], ['tech1', 'rest', scp.aeTitle, 'success']);
+  assert.match(record.detail ?? '', new RegExp(`job ${job.id}: 5 of 5 instances sent to ${scp.aeTitle}`));
 });
 
 test('a send to an unreachable peer is retried, not lost', async () => {
@@ -96,6 +102,10 @@ test('a send to an unreachable peer is retried, not lost', async () => {
   assert.match(current.lastError ?? '', /ECONNREFUSED|cannot connect/);
   assert.ok(new Date(current.runAt).getTime() > Date.now(), 'the retry is scheduled later (backoff)');
   await t.archive.jobs.cancel(job.id);
+  await t.archive.audit.drain();
+  const [failed] = (await t.archive.audit.search({ studyInstanceUid: study.studyInstanceUid, action: 'export', outcome: 'serious-failure' }, { limit: 10, offset: 0 })).items;
+  assert.equal(failed?.destination?.aeTitle, 'NOWHERE', 'the failed attempt is in the trail');
+  assert.match(failed.outcomeReason ?? '', /ECONNREFUSED|cannot connect/);
 });
 
 /** DCMTK's query/retrieve SCP with its own storage area, knowing Atrium as a move destination. */

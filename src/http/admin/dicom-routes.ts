@@ -1,10 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import type { DicomPeerInput } from '../../ports/peer-registry.ts';
 import { found, type Params } from './paging.ts';
 import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
-import { RETRIEVE_JOB, SEND_JOB, type RetrievePayload, type SendPayload } from '../../dimse/services/dicom-jobs.ts';
+import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../dimse/services/dicom-jobs.ts';
+import { auditPrincipal } from '../../audit/audit-service.ts';
+import { interfaceOf } from '../access.ts';
 
 export interface DicomRouteOptions {
   /** Atrium as an SCU; without it (tests of the REST alone) the peer operations answer 503. */
@@ -55,6 +57,7 @@ export async function dicomRoutes(app: FastifyInstance, archive: Archive, option
     return value as Record<string, string>;
   };
 
+  const requester = (req: FastifyRequest): JobRequester => ({ requestedBy: auditPrincipal(req.principal), requestedThrough: interfaceOf(req) });
   app.post<{ Params: Params }>('/api/dicom/peers/:ae/echo', async (req) => await client().echo(req.params.ae));
   app.post<{ Params: Params; Body: { level?: string; keys?: Record<string, string> } }>('/api/dicom/peers/:ae/find', async (req) =>
     ({ items: await client().find(req.params.ae, level(req.body?.level), keys(req.body?.keys)) }));
@@ -64,7 +67,7 @@ export async function dicomRoutes(app: FastifyInstance, archive: Archive, option
     if (!body.studyInstanceUid && !body.seriesInstanceUid && !body.sopInstanceUids?.length) {
       throw new AtriumError('invalid-input', 'say what to send: studyInstanceUid, seriesInstanceUid or sopInstanceUids');
     }
-    const job = await archive.jobs.enqueue<SendPayload>(SEND_JOB, { ...body, destination: req.params.ae });
+    const job = await archive.jobs.enqueue<SendPayload>(SEND_JOB, { ...body, destination: req.params.ae, ...requester(req) });
     options.onJobQueued?.();
     return reply.status(202).header('location', `/api/jobs/${job.id}`).send(job);
   });
@@ -72,7 +75,9 @@ export async function dicomRoutes(app: FastifyInstance, archive: Archive, option
     found(await peers.get(req.params.ae), `DICOM peer ${req.params.ae}`);
     const method = req.body?.method ?? 'move';
     if (method !== 'move' && method !== 'get') throw new AtriumError('invalid-input', 'method must be move or get');
-    const job = await archive.jobs.enqueue<RetrievePayload>(RETRIEVE_JOB, { source: req.params.ae, level: level(req.body?.level), keys: keys(req.body?.keys), method });
+    const job = await archive.jobs.enqueue<RetrievePayload>(RETRIEVE_JOB, {
+      source: req.params.ae, level: level(req.body?.level), keys: keys(req.body?.keys), method, ...requester(req),
+    });
     options.onJobQueued?.();
     return reply.status(202).header('location', `/api/jobs/${job.id}`).send(job);
   });
