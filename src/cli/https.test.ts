@@ -99,14 +99,19 @@ test('atrium serve over HTTPS and DICOM TLS with the generated set; users and ke
       ATRIUM_HTTP_TLS_CERT: path.join(certs, 'server.pem'), ATRIUM_HTTP_TLS_KEY: path.join(certs, 'server.key'),
       ATRIUM_DICOM_TLS_CERT: path.join(certs, 'server.pem'), ATRIUM_DICOM_TLS_KEY: path.join(certs, 'server.key'), ATRIUM_DICOM_TLS_CA: path.join(certs, 'ca.pem'),
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   }) as ChildProcess;
+  // Everything the server logs, to check that no secret is in it.
+  let logged = '';
+  server.stderr!.on('data', (c) => (logged += c));
+  server.stdout!.on('data', (c) => (logged += c));
   try {
     let ready: { address: string; dicomTlsPort: number } | null = null;
     for await (const line of createInterface({ input: server.stdout! })) {
       if (line.includes('Atrium is ready')) { ready = JSON.parse(line); break; }
     }
     assert.ok(ready, 'the server did not start');
+    server.stdout!.resume(); // leaving the loop closed readline, which pauses the stream; the log keeps flowing
     assert.match(ready.address, /^https:\/\/127\.0\.0\.1:\d+$/);
     const base = ready.address.replace('127.0.0.1', 'localhost');
 
@@ -158,6 +163,10 @@ test('atrium serve over HTTPS and DICOM TLS with the generated set; users and ke
       await mtls.close();
       await archive.close();
     }
+    for (const secret of [apiKey, apiKey.slice(17), 'a long enough password', cookie.split(';', 1)[0].split('=')[1]]) {
+      assert.ok(!logged.includes(secret), `a secret was logged: ${secret.slice(0, 8)}...`);
+    }
+    assert.match(logged, /"url":"\/api\/login"/, 'the requests themselves are logged');
   } finally {
     server.kill('SIGTERM');
     await once(server, 'exit');
