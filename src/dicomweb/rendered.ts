@@ -10,6 +10,8 @@ import { AtriumError } from '../errors.ts';
 import type { InstanceRecord } from '../ports/index-store.ts';
 import { chooseMediaType, imagingPool, parseRenderParams, renderInstance, type RenderRequest } from '../imaging/index.ts';
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
+import type { DicomwebOptions } from './routes.ts';
 
 export const THUMBNAIL_SIZE = 128;
 /** Instances rendered into one series/study multipart answer at most. */
@@ -105,8 +107,18 @@ async function sendMultipart(reply: FastifyReply, archive: Archive, instances: I
   return reply.type(`multipart/related; type="${render.mediaType}"; boundary=${boundary}`).send(Buffer.concat(chunks));
 }
 
-/** Registers the rendered and thumbnail resources under /dicom-web. */
-export async function renderedRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+/**
+ * Registers the rendered and thumbnail resources under /dicom-web, in a scope of their own with the CORS hook
+ * of every DICOMweb route (give the options dicomwebRoutes has; only corsOrigins is read here).
+ */
+export async function renderedRoutes(parent: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
+  await parent.register(async (app) => {
+    registerCors(app, options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
+    routes(app, archive);
+  });
+}
+
+function routes(app: FastifyInstance, archive: Archive): void {
   const base = '/dicom-web/studies/:study';
   const instancePath = `${base}/series/:series/instances/:instance`;
 

@@ -1,15 +1,17 @@
 /**
- * The DICOMweb transport under /dicom-web: QIDO-RS, WADO-RS and WADO-URI. Thin: each handler decodes the
+ * The DICOMweb transport under /dicom-web: QIDO-RS, WADO-RS and WADO-URI here, STOW-RS (stow.ts) and the
+ * rendered resources (rendered.ts) beside them with the same options. Thin: each handler decodes the
  * request, calls the archive's index and blob store, and encodes the answer. Registered as an encapsulated
  * Fastify scope so that its hooks (CORS, access) apply to DICOMweb only; errors go through the app's
- * problem+json handler.
+ * problem+json handler. Preflights (OPTIONS) of every /dicom-web path are answered here.
  */
 import type { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
 import { searchHandler } from './qido.ts';
 import { bulkdataHandler, framesHandler, metadataHandler, retrieveHandler } from './wado.ts';
 import { wadoUriHandler } from './wado-uri.ts';
+import { DEFAULT_CORS_ORIGINS, registerCors, registerPreflight } from './cors.ts';
 
 /** Renders an instance or one frame (image/jpeg, image/png...): the rendering service plugs in here. */
 export type RenderFunction = (sopInstanceUid: string, frame: number | undefined, params: Record<string, string>) =>
@@ -18,7 +20,10 @@ export type RenderFunction = (sopInstanceUid: string, frame: number | undefined,
 export interface DicomwebOptions {
   /** Public base URL of the service (e.g. "https://pacs.example.org/dicom-web"); default: from the request's Host. */
   baseUrl?: string;
-  /** Origins allowed by CORS; default ["*"] (any), since viewers such as OHIF are often served elsewhere. */
+  /**
+   * Origins allowed by CORS; default ["*"] (any), since viewers such as OHIF are often served elsewhere. The
+   * same list applies to every DICOMweb route: give the same options to stowRoutes and renderedRoutes.
+   */
   corsOrigins?: string[];
   /** WADO-URI rendering (contentType=image/jpeg...); without it such requests answer 406. */
   render?: RenderFunction;
@@ -38,8 +43,6 @@ export interface DicomwebContext {
 
 export const DICOMWEB_PREFIX = '/dicom-web';
 
-const EXPOSED_HEADERS = 'Content-Type, Content-Length, Content-Location, Content-Encoding, ETag, Warning, Location';
-
 export async function dicomwebRoutes(app: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
   const ctx: DicomwebContext = {
     archive,
@@ -49,27 +52,11 @@ export async function dicomwebRoutes(app: FastifyInstance, archive: Archive, opt
       return `${request.protocol}://${request.host}${DICOMWEB_PREFIX}`;
     },
   };
-  const origins = options.corsOrigins ?? ['*'];
+  const origins = options.corsOrigins ?? DEFAULT_CORS_ORIGINS;
 
   await app.register(async (scope) => {
-    // CORS (Fetch standard): simple GETs get Access-Control-Allow-Origin; preflights are answered below.
-    scope.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-      const origin = request.headers.origin;
-      if (!origin) return;
-      if (origins.includes('*')) reply.header('access-control-allow-origin', '*');
-      else if (origins.includes(origin)) reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
-      else return;
-      reply.header('access-control-expose-headers', EXPOSED_HEADERS);
-    });
-    scope.options('/*', async (request, reply) => {
-      const origin = request.headers.origin;
-      if (origin && (origins.includes('*') || origins.includes(origin))) {
-        reply.header('access-control-allow-methods', 'GET, HEAD, POST, OPTIONS')
-          .header('access-control-allow-headers', String(request.headers['access-control-request-headers'] ?? 'Accept, Authorization, Content-Type'))
-          .header('access-control-max-age', '600');
-      }
-      return reply.status(204).send();
-    });
+    registerCors(scope, origins);
+    registerPreflight(scope, origins);
 
     // Access control: the one place where authentication and authorization will plug in.
     scope.addHook('preHandler', async (request: FastifyRequest) => {
@@ -100,7 +87,7 @@ export async function dicomwebRoutes(app: FastifyInstance, archive: Archive, opt
   }, { prefix: DICOMWEB_PREFIX });
   // WADO-URI is also at /wado, where most of its clients look for it (PS3.18 leaves the path to the origin server).
   await app.register(async (scope) => {
-    scope.addHook('onRequest', async (_req, reply) => { reply.header('access-control-allow-origin', '*'); });
+    registerCors(scope, origins);
     scope.get('/wado', wadoUriHandler(ctx));
   });
 }

@@ -3,18 +3,20 @@
  * with a `multipart/related; type="application/dicom"` body. Each part is a Part-10 object streamed from the
  * request straight into the one ingest pipeline (source "stow"): nothing is buffered beyond a chunk, the
  * request is read only as fast as the blob store takes the bytes, and a part is acknowledged only once
- * ingest has made it durable.
+ * ingest has made it durable. The metadata and bulk data form (`type="application/dicom+json"`) is
+ * stow-bulkdata.ts: each data set is built into a Part-10 object that goes through the same ingest call.
  *
  * The answer is the Store Instances Response Module (PS3.18 Annex I) as application/dicom+json, or
  * application/dicom+xml (PS3.19 Native DICOM Model) when asked:
  * - 200 every instance stored (identical duplicates count as stored); 202 some stored, some failed;
- *   409 none stored; 400 a body that is not valid multipart; 415 any other media type (including the
- *   metadata + bulk data form of application/dicom+json / +xml, not supported yet).
+ *   409 none stored; 400 a body that is not valid multipart, or metadata that is not DICOM JSON; 415 any
+ *   other media type (the metadata form with XML metadata, application/dicom+xml, included).
  * - Failure Reason (0008,1197) values (PS3.18 I.2.2): A900 the object lacks what its SOP Class requires
  *   (UIDs, consistent file meta); C000 cannot understand (malformed Part 10); 0122 SOP Class not supported
  *   (DICOMDIR); 0111 duplicate SOP Instance UID with different content ("reject" policy); A700 out of
  *   resources (disk full); 0110 processing failure; C409 Study Instance UID mismatch with the request URL
- *   (the standard leaves it implementation-specific; C409 is the value dcm4chee uses). The human-readable
+ *   (the standard leaves it implementation-specific; C409 is the value dcm4chee uses); A922 bulk data that
+ *   a BulkDataURI of the metadata form references is not in the request (dcm4chee's value too). The human-readable
  *   reason of each failure is sent in a `Warning: 299` header field, since the module has no text attribute.
  */
 import { auditStored } from '../http/access.ts';
@@ -25,38 +27,23 @@ import { Part10Reader, type Part10Header } from '../dicom/part10-reader.ts';
 import { stringValue } from '../dicom/dataset.ts';
 import * as Tag from '../dicom/tags.ts';
 import { boundaryOf, MultipartError, parseMediaType, readMultipart, type MultipartPart } from './multipart-reader.ts';
+import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
+import { MetadataError, removeStaleSpool, storeMetadataAndBulkData } from './stow-bulkdata.ts';
+import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, type StowOutcome } from './stow-outcome.ts';
 
-export const FailureReason = {
-  ProcessingFailure: 0x0110,
-  DuplicateSopInstance: 0x0111,
-  SopClassNotSupported: 0x0122,
-  OutOfResources: 0xa700,
-  DataSetDoesNotMatchSopClass: 0xa900,
-  CannotUnderstand: 0xc000,
-  StudyInstanceUidMismatch: 0xc409,
-} as const;
+export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
+import type { DicomwebOptions } from './routes.ts';
 
 const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
-/** The outcome of one part of the request. */
-export interface StowOutcome {
-  part: number;
-  stored: boolean;
-  sopClassUid: string | null;
-  sopInstanceUid: string | null;
-  studyInstanceUid: string | null;
-  seriesInstanceUid: string | null;
-  /** Set on failure. */
-  failureReason?: number;
-  reason?: string;
-  /** What ingest said, when it got that far. */
-  ingest?: IngestResult['status'];
-  quarantineId?: number;
-}
-
-/** Registers the STOW-RS routes in their own Fastify scope (their body handling touches no other route). */
-export async function stowRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+/**
+ * Registers the STOW-RS routes in their own Fastify scope (their body handling touches no other route), with
+ * the CORS hook of every DICOMweb route (give the options dicomwebRoutes has; only corsOrigins is read here).
+ */
+export async function stowRoutes(app: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
+  await removeStaleSpool(archive);
   await app.register(async (scope) => {
+    registerCors(scope, options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
     // The body is read by the route from the raw request, as it arrives: no parser may consume it.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
@@ -77,9 +64,13 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive): Promis
           `STOW-RS takes multipart/related; type="application/dicom" (got ${req.headers['content-type'] ?? 'no content type'})`);
       }
       const rootType = media.params.type?.toLowerCase();
-      if (rootType !== undefined && rootType !== 'application/dicom') {
+      if (rootType === 'application/dicom+xml') {
         return problem(reply, req, 415, 'Unsupported Media Type',
-          `multipart/related parts of type ${rootType} are not supported; send Part-10 objects as type="application/dicom"`);
+          'the metadata and bulk data form is taken with DICOM JSON metadata, not XML: send type="application/dicom+json" (or Part-10 objects as type="application/dicom")');
+      }
+      if (rootType !== undefined && rootType !== 'application/dicom' && rootType !== 'application/dicom+json') {
+        return problem(reply, req, 415, 'Unsupported Media Type',
+          `multipart/related parts of type ${rootType} are not supported; send Part-10 objects as type="application/dicom", or metadata and bulk data as type="application/dicom+json"`);
       }
       let boundary: string;
       try {
@@ -90,11 +81,21 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive): Promis
 
       const outcomes: StowOutcome[] = [];
       try {
-        let part = 0;
-        for await (const p of readMultipart(req.raw, boundary)) {
-          outcomes.push(await storePart(archive, p, ++part, study));
+        if (rootType === 'application/dicom+json') {
+          const requestUrl = `${req.protocol}://${req.host}${req.url}`;
+          outcomes.push(...await storeMetadataAndBulkData(archive, readMultipart(req.raw, boundary), study, requestUrl));
+        } else {
+          let part = 0;
+          for await (const p of readMultipart(req.raw, boundary)) {
+            outcomes.push(await storePart(archive, p, ++part, study));
+          }
         }
       } catch (error) {
+        if (error instanceof MetadataError) {
+          await auditStored(archive, req, outcomes);
+          log.warn({ err: error }, 'STOW-RS request with metadata that cannot be understood');
+          return problem(reply, req, 400, 'Bad Request', error.message);
+        }
         if (error instanceof MultipartError) {
           const stored = outcomes.filter((o) => o.stored);
           await auditStored(archive, req, outcomes);
@@ -123,7 +124,7 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive): Promis
       const storedCount = outcomes.filter((o) => o.stored).length;
       const status = storedCount === outcomes.length ? 200 : storedCount > 0 ? 202 : 409;
       const warnings = outcomes.filter((o) => !o.stored).slice(0, 50)
-        .map((o) => `299 atrium "part ${o.part}${o.sopInstanceUid ? ` (${o.sopInstanceUid})` : ''}: ${headerSafe(o.reason ?? 'failed')}"`);
+        .map((o) => `299 atrium "${o.label ?? `part ${o.part}`}${o.sopInstanceUid ? ` (${o.sopInstanceUid})` : ''}: ${headerSafe(o.reason ?? 'failed')}"`);
       if (warnings.length > 0) reply.header('warning', warnings);
       log.info({ parts: outcomes.length, stored: storedCount, failed: outcomes.length - storedCount, status }, 'STOW-RS request');
       // Buffers, so that no charset parameter is added: both media types are UTF-8 by definition.
@@ -144,7 +145,7 @@ async function storePart(archive: Archive, part: MultipartPart, index: number, e
   const partType = parseMediaType(part.headers['content-type']);
   if (part.headers['content-type'] !== undefined && partType?.type !== 'application/dicom') {
     for await (const _ of part.body); // skipped
-    return failure(index, null, FailureReason.CannotUnderstand, `part content type ${part.headers['content-type']} is not application/dicom`);
+    return failure(index, NO_IDS, FailureReason.CannotUnderstand, `part content type ${part.headers['content-type']} is not application/dicom`);
   }
   // A second, header-only parse beside ingest's: it tells the UIDs of objects ingest rejects or finds
   // duplicate, and the study of the object before its last bytes are handed over, so that an instance of
@@ -193,44 +194,20 @@ async function storePart(archive: Archive, part: MultipartPart, index: number, e
   } catch (error) {
     if (error instanceof SourceFailure) throw error.cause;
     if (error instanceof StudyMismatch) {
-      return failure(index, header, FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${mismatch} differs from the ${expectedStudy} of the request URL; not stored`);
+      return failure(index, idsOf(header), FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${mismatch} differs from the ${expectedStudy} of the request URL; not stored`);
     }
-    const code = (error as NodeJS.ErrnoException).code;
-    archive.log.error({ err: error, part: index }, 'STOW-RS part failed in ingest');
-    const outOfResources = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EMFILE';
-    return failure(index, header, outOfResources ? FailureReason.OutOfResources : FailureReason.ProcessingFailure,
-      outOfResources ? `out of resources (${code})` : 'processing failure; see the server log');
+    return ingestFailure(archive, error, index, idsOf(header));
   }
-
-  switch (result.status) {
-    case 'stored':
-      return { part: index, stored: true, sopClassUid: result.sopClassUid, sopInstanceUid: result.sopInstanceUid, studyInstanceUid: result.studyInstanceUid,
-        seriesInstanceUid: result.seriesInstanceUid, ingest: 'stored' };
-    case 'duplicate': {
-      let series = header ? uid(header, Tag.SeriesInstanceUID) : null;
-      series ??= (await archive.index.findInstance(result.sopInstanceUid))?.seriesInstanceUid ?? null;
-      return { part: index, stored: true, sopClassUid: result.sopClassUid, sopInstanceUid: result.sopInstanceUid, studyInstanceUid: result.studyInstanceUid,
-        seriesInstanceUid: series, ingest: 'duplicate' };
-    }
-    case 'quarantined':
-      return {
-        ...failure(index, header, failureReasonOf(result.reasonCode), `${result.reason} (quarantined as #${result.quarantineId})`),
-        sopClassUid: result.sopClassUid ?? (header ? uid(header, Tag.SOPClassUID) : null),
-        sopInstanceUid: result.sopInstanceUid ?? (header ? uid(header, Tag.SOPInstanceUID) : null),
-        ingest: 'quarantined', quarantineId: result.quarantineId,
-      };
-    case 'skipped':
-      return { ...failure(index, header, FailureReason.CannotUnderstand, result.reason), ingest: 'skipped' };
-  }
+  return await outcomeOf(archive, result, index, idsOf(header));
 }
 
-function failure(part: number, header: Part10Header | undefined | null, failureReason: number, reason: string): StowOutcome {
+const NO_IDS: InstanceIds = { sopClassUid: null, sopInstanceUid: null, studyInstanceUid: null, seriesInstanceUid: null };
+
+function idsOf(header: Part10Header | undefined): InstanceIds {
+  if (!header) return NO_IDS;
   return {
-    part, stored: false, failureReason, reason,
-    sopClassUid: header ? uid(header, Tag.SOPClassUID) : null,
-    sopInstanceUid: header ? uid(header, Tag.SOPInstanceUID) : null,
-    studyInstanceUid: header ? uid(header, Tag.StudyInstanceUID) : null,
-    seriesInstanceUid: header ? uid(header, Tag.SeriesInstanceUID) : null,
+    sopClassUid: uid(header, Tag.SOPClassUID), sopInstanceUid: uid(header, Tag.SOPInstanceUID),
+    studyInstanceUid: uid(header, Tag.StudyInstanceUID), seriesInstanceUid: uid(header, Tag.SeriesInstanceUID),
   };
 }
 
@@ -240,24 +217,6 @@ function uid(header: Part10Header, tag: number): string | null {
     return value || null;
   } catch {
     return null;
-  }
-}
-
-/** Quarantine reason codes of the ingest pipeline to Failure Reason (0008,1197) values. */
-export function failureReasonOf(reasonCode: string): number {
-  switch (reasonCode) {
-    case 'duplicate-conflict':
-      return FailureReason.DuplicateSopInstance;
-    case 'not-storable':
-      return FailureReason.SopClassNotSupported;
-    case 'missing-uid':
-    case 'invalid-uid':
-    case 'inconsistent-file-meta':
-    case 'missing-file-meta':
-      return FailureReason.DataSetDoesNotMatchSopClass;
-    default:
-      // Parse errors: not-dicom, truncated, invalid-vr, absurd-length, delimiter-mismatch, deflate-error...
-      return FailureReason.CannotUnderstand;
   }
 }
 

@@ -1,13 +1,16 @@
 /**
  * WADO-URI (PS3.18 9): GET ?requestType=WADO&studyUID=&seriesUID=&objectUID=&contentType=&transferSyntax=.
- * application/dicom is the stored object, streamed; image types are rendering, delegated to the renderer
- * plugged in through `options.render` (406 with a problem detail while there is none).
+ * application/dicom is the stored object, streamed, or transcoded into the transferSyntax asked (the choice is
+ * WADO-RS's, retrieve-transfer-syntax.ts); image types are rendering, delegated to the renderer plugged in
+ * through `options.render` (406 with a problem detail while there is none).
  */
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseMediaType, rangeCovers } from './accept.ts';
 import { badRequest, notAcceptable } from './problem.ts';
 import type { DicomwebContext } from './routes.ts';
 import { instanceOf } from './wado.ts';
+import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf } from './retrieve-transfer-syntax.ts';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 
@@ -30,19 +33,21 @@ export function wadoUriHandler(ctx: DicomwebContext) {
     // contentType is a list of acceptable types; absent means image/jpeg for images (PS3.18 9.1.2.2.1).
     const types = (one('contentType') ?? 'image/jpeg').split(',').map((t) => parseMediaType(t)).filter((m) => m.type !== '');
     const rec = await instanceOf(ctx, { study: ids.studyUID, series: ids.seriesUID, sop: ids.objectUID });
-    const stored = rec.transferSyntaxUid.replace(/[\0 ]+$/, '');
+    const stored = storedSyntaxOf(rec);
     const tsParam = one('transferSyntax');
     if (tsParam !== undefined && tsParam !== '*' && !UID.test(tsParam)) throw badRequest(`query parameter transferSyntax: "${tsParam}" is not a UID`);
 
     for (const m of types) {
       if (m.type === 'application/dicom' || m.type === '*/*') {
-        if (tsParam && tsParam !== '*' && tsParam !== stored) {
-          throw notAcceptable(`the object is stored in ${stored} and transcoding to ${tsParam} is not available; omit transferSyntax or ask for ${stored}`);
+        // Absent transferSyntax means Explicit VR Little Endian (PS3.18 9), with the same exceptions as WADO-RS.
+        const delivery = await chooseTransferSyntax(ctx, rec, [tsParam]);
+        if ('refusal' in delivery) {
+          throw notAcceptable(`the object is stored in ${stored} and cannot be sent in ${delivery.refusal}. Omit transferSyntax, or ask for ${stored}`);
         }
-        const etag = `"${rec.sha256}"`;
-        return reply.type('application/dicom').header('etag', etag).header('content-length', rec.sizeBytes)
-          .header('content-disposition', `attachment; filename="${rec.sopInstanceUid}.dcm"`)
-          .send(await ctx.archive.blobs.read(rec.blobKey));
+        reply.type('application/dicom').header('etag', instanceEtag(rec, delivery))
+          .header('content-disposition', `attachment; filename="${rec.sopInstanceUid}.dcm"`);
+        if (delivery.transcode) return reply.send(Readable.from(await instanceBytes(ctx, rec, delivery)));
+        return reply.header('content-length', rec.sizeBytes).send(await instanceBytes(ctx, rec, delivery));
       }
     }
     const renderable = types.find((m) => rangeCovers(m.type, 'image/jpeg') || m.type.startsWith('image/') || m.type.startsWith('video/') || m.type === 'text/html' || m.type === 'text/plain' || m.type === 'application/pdf');

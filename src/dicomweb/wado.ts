@@ -1,9 +1,10 @@
 /**
  * WADO-RS (PS3.18 10.4): instances, metadata, bulk data and frames, streamed from the blob store. The stored
- * bytes are sent as they are: an instance as its Part-10 object, a native frame as a ranged read of its slice
- * of the Pixel Data, an encapsulated frame as its fragments. Nothing is transcoded here (that is the
- * rendering/transcoding service's work): a request for another transfer syntax than the stored one is 406,
- * except Explicit VR Big Endian native pixel data, which is byte-swapped to little endian on the fly.
+ * bytes are sent as they are whenever the client takes them: an instance as its Part-10 object, a native frame
+ * as a ranged read of its slice of the Pixel Data, an encapsulated frame as its fragments. Otherwise the
+ * imaging service (src/imaging) transcodes: whole instances into another transfer syntax
+ * (retrieve-transfer-syntax.ts), compressed frames into native pixels; Explicit VR Big Endian native pixel
+ * data is byte-swapped to little endian on the fly.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -13,6 +14,7 @@ import type { DataElement, DataSet } from '../dicom/dataset.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
 import { transferSyntaxInfo } from '../dicom/transfer-syntax.ts';
 import { swapUnit } from '../dicom/vr.ts';
+import { swapWords } from '../dicom/dataset-stream-writer.ts';
 import type { InstanceRecord, PixelDataLayout } from '../ports/index-store.ts';
 import {
   EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
@@ -23,6 +25,7 @@ import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './routes.ts';
 import { decodeFrame } from '../imaging/index.ts';
+import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
 
 export interface ResourceParams {
   study: string;
@@ -78,21 +81,16 @@ export function instanceUrl(base: string, rec: InstanceRecord): string {
   return `${base}/studies/${rec.studyInstanceUid}/series/${rec.seriesInstanceUid}/instances/${rec.sopInstanceUid}`;
 }
 
-const tsOf = (rec: InstanceRecord) => rec.transferSyntaxUid.replace(/[\0 ]+$/, '');
 
 // ---- Instances (application/dicom) ----
 
 interface DicomChoice {
   multipart: boolean;
-  /** The transfer syntax asked: '*', a UID, or undefined (the media type's default). */
+  /** The transfer syntax asked: '*', a UID, or undefined (the media type's default, Explicit VR Little Endian). */
   ts: string | undefined;
 }
 
-/**
- * Which stored objects the client takes: `transfer-syntax=*` or the stored UID takes the stored object as is;
- * no transfer-syntax takes it too (its part says which syntax it is in; see docs of known gaps: the strict
- * default would be Explicit VR Little Endian, which needs transcoding); another UID is refused.
- */
+/** The application/dicom ranges of the Accept header, most preferred first. */
 function dicomChoices(accept: MediaRange[], singlePartAllowed: boolean): DicomChoice[] {
   const out: DicomChoice[] = [];
   for (const m of accept) {
@@ -108,8 +106,6 @@ function dicomChoices(accept: MediaRange[], singlePartAllowed: boolean): DicomCh
   return out;
 }
 
-const takes = (choice: DicomChoice, stored: string) => choice.ts === undefined || choice.ts === '*' || choice.ts === stored;
-
 export function retrieveHandler(ctx: DicomwebContext) {
   return async (request: Req, reply: FastifyReply) => {
     const p = request.params;
@@ -118,37 +114,45 @@ export function retrieveHandler(ctx: DicomwebContext) {
     if (choices.length === 0) throw notAcceptable('instances are sent as multipart/related; type="application/dicom" (or application/dicom for one instance)');
     const instances = await instancesOf(ctx, p);
     const base = ctx.baseUrl(request);
-    const selected: { rec: InstanceRecord; ts: string }[] = [];
-    let multipart = true;
+    const asked = choices.map((c) => c.ts);
+    const selected: { rec: InstanceRecord; delivery: Delivery }[] = [];
+    const refusals = new Set<string>();
     for (const rec of instances) {
-      const choice = choices.find((c) => takes(c, tsOf(rec)));
-      if (!choice) continue;
-      if (instances.length === 1) multipart = choice.multipart;
-      selected.push({ rec, ts: tsOf(rec) });
+      const delivery = await chooseTransferSyntax(ctx, rec, asked);
+      if ('refusal' in delivery) refusals.add(delivery.refusal);
+      else selected.push({ rec, delivery });
     }
     if (selected.length === 0) {
-      const stored = [...new Set(instances.map(tsOf))].join(', ');
-      throw notAcceptable(`the instances are stored in ${stored} and transcoding is not available; ask for transfer-syntax=* or the stored transfer syntax`);
+      const stored = [...new Set(instances.map(storedSyntaxOf))].join(', ');
+      throw notAcceptable(`the instances are stored in ${stored} and cannot be sent in the transfer syntaxes asked: ${[...refusals].join('; ')}. transfer-syntax=* takes them as stored`);
     }
     if (selected.length < instances.length) {
       reply.header('warning', `299 ${base}: ${instances.length - selected.length} of ${instances.length} instances are not available in an acceptable transfer syntax and were left out`);
     }
+    const multipart = instances.length > 1 || choices[selected[0].delivery.asked].multipart;
     if (!multipart) {
-      const { rec, ts } = selected[0];
-      const etag = `"${rec.sha256}"`;
+      const { rec, delivery } = selected[0];
+      const etag = instanceEtag(rec, delivery);
       reply.header('etag', etag);
-      if (ifNoneMatch(request, etag)) return reply.status(304).send();
-      return reply.type(`application/dicom; transfer-syntax=${ts}`).header('content-length', rec.sizeBytes)
-        .send(await ctx.archive.blobs.read(rec.blobKey));
+      if (ifNoneMatch(request, etag.replace(/^W\//, ''))) return reply.status(304).send();
+      reply.type(`application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`);
+      const bytes = await instanceBytes(ctx, rec, delivery);
+      if (!delivery.transcode) return reply.header('content-length', rec.sizeBytes).send(bytes);
+      return reply.send(Readable.from(bytes));
     }
     const boundary = newBoundary();
-    const parts: Part[] = selected.map(({ rec, ts }) => ({
-      contentType: `application/dicom; transfer-syntax=${ts}`,
-      length: rec.sizeBytes,
-      location: instanceUrl(base, rec),
-      body: async () => await ctx.archive.blobs.read(rec.blobKey) as AsyncIterable<Uint8Array>,
-    }));
-    if (p.sop) reply.header('etag', `"${selected[0].rec.sha256}"`);
+    // Parts are produced as the client reads: each transcoding starts when its part is reached.
+    const parts = (async function* (): AsyncGenerator<Part> {
+      for (const { rec, delivery } of selected) {
+        yield {
+          contentType: `application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`,
+          length: delivery.transcode ? undefined : rec.sizeBytes,
+          location: instanceUrl(base, rec),
+          body: async () => await instanceBytes(ctx, rec, delivery) as AsyncIterable<Uint8Array>,
+        };
+      }
+    })();
+    if (p.sop) reply.header('etag', instanceEtag(selected[0].rec, selected[0].delivery));
     return reply.type(multipartContentType('application/dicom', boundary)).send(multipartStream(parts, boundary));
   };
 }
@@ -191,7 +195,7 @@ export function metadataHandler(ctx: DicomwebContext) {
       if (!ds) continue; // deleted meanwhile
       absoluteBulkDataUris(ds, instanceUrl(base, rec));
       // Available Transfer Syntax UID (0008,3002): what the frames and the instance are stored in.
-      if (!ds['00083002']) ds['00083002'] = { vr: 'UI', Value: [tsOf(rec)] };
+      if (!ds['00083002']) ds['00083002'] = { vr: 'UI', Value: [storedSyntaxOf(rec)] };
       datasets.push(ds);
     }
     if (format === 'json') {
@@ -307,20 +311,6 @@ async function* ranges(ctx: DicomwebContext, key: string, pieces: [number, numbe
   }
 }
 
-/** Swaps each `unit`-byte word of a stream (big to little endian), whatever the chunk boundaries. */
-async function* swapped(source: AsyncIterable<Uint8Array>, unit: number): AsyncGenerator<Uint8Array> {
-  let carry = new Uint8Array(0);
-  for await (const chunk of source) {
-    const joined = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-    const whole = joined.length - (joined.length % unit);
-    const out = new Uint8Array(whole);
-    for (let i = 0; i < whole; i += unit) for (let j = 0; j < unit; j++) out[i + j] = joined[i + unit - 1 - j];
-    carry = joined.slice(whole);
-    if (out.length) yield out;
-  }
-  if (carry.length) yield carry;
-}
-
 interface FrameSelection {
   multipart: boolean;
   /** Part (or body) Content-Type. */
@@ -395,7 +385,7 @@ async function pixelContext(ctx: DicomwebContext, p: ResourceParams) {
   const meta = await ctx.archive.index.instanceMetadata(rec.sopInstanceUid) as DicomJsonDataSet | null;
   if (!meta) throw notFound(`no instance ${p.sop}`);
   const layout = await ctx.archive.index.pixelDataLayout(rec.sopInstanceUid);
-  const stored = tsOf(rec);
+  const stored = storedSyntaxOf(rec);
   if (!layout) {
     if (transferSyntaxInfo(stored).deflated && (meta['7FE00010'] || meta['7FE00008'] || meta['7FE00009'])) {
       throw notAcceptable(`the instance is stored deflated (${stored}): its frames cannot be read by range; retrieve the instance`);
@@ -456,7 +446,7 @@ async function sendDecoded(ctx: DicomwebContext, reply: FastifyReply, rec: Insta
 }
 
 async function sendPixels(ctx: DicomwebContext, _request: Req, reply: FastifyReply, rec: InstanceRecord, sel: FrameSelection, pieces: [number, number][][], locationPrefix?: string, frames?: number[]) {
-  const body = (p: [number, number][]) => (sel.swapUnit > 1 ? swapped(ranges(ctx, rec.blobKey, p), sel.swapUnit) : ranges(ctx, rec.blobKey, p));
+  const body = (p: [number, number][]) => (sel.swapUnit > 1 ? swapWords(ranges(ctx, rec.blobKey, p), sel.swapUnit) : ranges(ctx, rec.blobKey, p));
   const lengthOf = (p: [number, number][]) => p.reduce((a, [, l]) => a + l, 0);
   if (!sel.multipart) {
     return reply.type(sel.contentType).header('content-length', lengthOf(pieces[0])).send(streamOf(body(pieces[0])));
@@ -520,7 +510,7 @@ export function bulkdataHandler(ctx: DicomwebContext) {
       return await sendPixels(ctx, request, reply, rec, sel, pieces);
     }
     const rec = await instanceOf(ctx, request.params);
-    const stored = tsOf(rec);
+    const stored = storedSyntaxOf(rec);
     const info = transferSyntaxInfo(stored);
     const layout = await ctx.archive.index.pixelDataLayout(rec.sopInstanceUid);
     // Only the header is parsed: up to the Pixel Data element when the element sought comes before it.
@@ -548,7 +538,7 @@ export function bulkdataHandler(ctx: DicomwebContext) {
       source = ranges(ctx, rec.blobKey, [[el.offset, el.length]]);
       length = el.length;
     }
-    if (unit > 1) source = swapped(source, unit);
+    if (unit > 1) source = swapWords(source, unit);
     const contentType = `application/octet-stream; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
     if (single) return reply.type(contentType).header('content-length', length).send(streamOf(source));
     const boundary = newBoundary();

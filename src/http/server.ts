@@ -8,7 +8,7 @@ import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 import { viewerRoutes } from './viewer/routes.ts';
 import { stowRoutes } from '../dicomweb/stow.ts';
-import { dicomwebRoutes } from '../dicomweb/routes.ts';
+import { dicomwebRoutes, type DicomwebOptions } from '../dicomweb/routes.ts';
 import { renderedRoutes } from '../dicomweb/rendered.ts';
 import { renderInstance } from '../imaging/index.ts';
 import { registerAccessControl } from './access.ts';
@@ -51,9 +51,13 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await auditRoutes(app, archive);
   await jobRoutes(app, archive);
   await dicomRoutes(app, archive, options);
-  await dicomwebRoutes(app, archive, { corsOrigins: archive.config.http.corsOrigins, render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params) });
-  await stowRoutes(app, archive);
-  await renderedRoutes(app, archive);
+  const dicomweb: DicomwebOptions = {
+    corsOrigins: archive.config.http.corsOrigins,
+    render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params),
+  };
+  await dicomwebRoutes(app, archive, dicomweb);
+  await stowRoutes(app, archive, dicomweb);
+  await renderedRoutes(app, archive, dicomweb);
   await uiRoutes(app);
   await viewerRoutes(app);
   return app;

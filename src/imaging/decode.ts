@@ -113,7 +113,8 @@ function unpackBits(bytes: Uint8Array, bitOffset: number, count: number): Uint8A
 type Codecs = typeof import('dcmjs-codecs');
 let codecs: Promise<Codecs> | undefined;
 
-function loadCodecs(): Promise<Codecs> {
+/** The codecs of this thread (also used by encode.ts). */
+export function loadCodecs(): Promise<Codecs> {
   codecs ??= (async () => {
     const require = createRequire(import.meta.url);
     const module = require('dcmjs-codecs') as Codecs;

@@ -77,53 +77,93 @@ export async function loadFrame(stores: ImagingStores, sopInstanceUid: string, f
     return { instance, ...(await loadFromDeflated(stores, instance, info, frame, limits)) };
   }
   if (info.photometricInterpretation === 'PALETTE COLOR') info.palette = palette(await readHeader(stores, instance, layout, ts));
-
-  if (isNative(ts)) {
-    const frameBits = nativeFrameBits(info);
-    const startBit = (frame - 1) * frameBits;
-    const start = Math.floor(startBit / 8);
-    const end = Math.ceil((startBit + frameBits) / 8);
-    if (end - start > limits.maxFrameBytes) throw new AtriumError('invalid-input', `frame of ${end - start} bytes is over the ${limits.maxFrameBytes}-byte limit`, { reason: 'too-large' });
-    if (end > layout.length) throw new AtriumError('internal', `stored pixel data is corrupt: frame ${frame} ends at byte ${end} of ${layout.length}`, { reason: 'corrupt-pixel-data' });
-    const bytes = await readRange(stores.blobs, instance.blobKey, layout.offset + start, layout.offset + end);
-    return { instance, info, bytes, bitOffset: startBit % 8 };
-  }
-
-  const fragments = layout.fragments ?? [];
-  if (fragments.length === 0) throw new AtriumError('internal', 'stored pixel data is corrupt: encapsulated pixel data without fragments', { reason: 'corrupt-pixel-data' });
-  const chosen = await fragmentsOfFrame(stores, instance, layout, fragments, frame, info.numberOfFrames, ts);
-  const first = chosen[0];
-  const last = chosen[chosen.length - 1];
-  const total = chosen.reduce((n, f) => n + f[1], 0);
-  if (total > limits.maxFrameBytes) throw new AtriumError('invalid-input', `frame of ${total} bytes is over the ${limits.maxFrameBytes}-byte limit`, { reason: 'too-large' });
-  // One read from the first fragment to the end of the last; item headers between them are dropped.
-  const span = await readRange(stores.blobs, instance.blobKey, first[0], last[0] + last[1]);
-  const bytes = new Uint8Array(total);
-  let o = 0;
-  for (const [offset, length] of chosen) {
-    bytes.set(span.subarray(offset - first[0], offset - first[0] + length), o);
-    o += length;
-  }
-  return { instance, info, bytes, bitOffset: 0 };
+  return await new FrameReader(stores, instance, info, layout, limits).read(frame);
 }
 
 /**
- * The fragments of one frame (PS3.5 A.4): by the Basic Offset Table when there is one, one fragment per frame
+ * The frames of one instance read one after the other (whole-object transcoding): the index is asked once and
+ * the fragments of every frame are found once, however many frames are read. Not for deflated objects.
+ */
+export class FrameReader {
+  readonly instance: InstanceRecord;
+  readonly info: ImageInfo;
+  readonly layout: PixelDataLayout;
+  readonly #stores: ImagingStores;
+  readonly #limits: ImagingLimits;
+  #fragments: Promise<[number, number][][]> | undefined;
+
+  constructor(stores: ImagingStores, instance: InstanceRecord, info: ImageInfo, layout: PixelDataLayout, limits: ImagingLimits = DEFAULT_LIMITS) {
+    this.#stores = stores;
+    this.instance = instance;
+    this.info = info;
+    this.layout = layout;
+    this.#limits = limits;
+  }
+
+  /** The reader of an instance's frames; rejects like describeImage, and for deflated objects (no layout). */
+  static async open(stores: ImagingStores, sopInstanceUid: string, limits: ImagingLimits = DEFAULT_LIMITS): Promise<FrameReader> {
+    const { instance, info } = await describeImage(stores, sopInstanceUid);
+    const layout = await stores.index.pixelDataLayout(sopInstanceUid);
+    if (!layout) throw new NotAcceptableError(`the frames of instance ${sopInstanceUid} cannot be read by range (deflated)`, { reason: 'unsupported-transfer-syntax' });
+    return new FrameReader(stores, instance, info, layout, limits);
+  }
+
+  /** Frame `frame` (1-based): the native frame, or its fragments joined. */
+  async read(frame: number): Promise<FrameInput> {
+    const { instance, info, layout } = this;
+    const stores = this.#stores;
+    const limits = this.#limits;
+    if (isNative(info.transferSyntaxUid)) {
+      const frameBits = nativeFrameBits(info);
+      const startBit = (frame - 1) * frameBits;
+      const start = Math.floor(startBit / 8);
+      const end = Math.ceil((startBit + frameBits) / 8);
+      if (end - start > limits.maxFrameBytes) throw new AtriumError('invalid-input', `frame of ${end - start} bytes is over the ${limits.maxFrameBytes}-byte limit`, { reason: 'too-large' });
+      if (end > layout.length) throw new AtriumError('internal', `stored pixel data is corrupt: frame ${frame} ends at byte ${end} of ${layout.length}`, { reason: 'corrupt-pixel-data' });
+      const bytes = await readRange(stores.blobs, instance.blobKey, layout.offset + start, layout.offset + end);
+      return { instance, info, bytes, bitOffset: startBit % 8 };
+    }
+    const fragments = layout.fragments ?? [];
+    if (fragments.length === 0) throw new AtriumError('internal', 'stored pixel data is corrupt: encapsulated pixel data without fragments', { reason: 'corrupt-pixel-data' });
+    this.#fragments ??= frameFragments(stores, instance, layout, fragments, info.numberOfFrames, info.transferSyntaxUid);
+    const chosen = (await this.#fragments)[frame - 1];
+    const first = chosen[0];
+    const last = chosen[chosen.length - 1];
+    const total = chosen.reduce((n, f) => n + f[1], 0);
+    if (total > limits.maxFrameBytes) throw new AtriumError('invalid-input', `frame of ${total} bytes is over the ${limits.maxFrameBytes}-byte limit`, { reason: 'too-large' });
+    // One read from the first fragment to the end of the last; item headers between them are dropped.
+    const span = await readRange(stores.blobs, instance.blobKey, first[0], last[0] + last[1]);
+    const bytes = new Uint8Array(total);
+    let o = 0;
+    for (const [offset, length] of chosen) {
+      bytes.set(span.subarray(offset - first[0], offset - first[0] + length), o);
+      o += length;
+    }
+    return { instance, info, bytes, bitOffset: 0 };
+  }
+}
+
+/**
+ * The fragments of each frame (PS3.5 A.4): by the Basic Offset Table when there is one, one fragment per frame
  * when the counts match, all of them for a single frame, else by looking for each codestream's start marker.
  */
-async function fragmentsOfFrame(stores: ImagingStores, instance: InstanceRecord, layout: PixelDataLayout, fragments: [number, number][],
-  frame: number, frames: number, ts: string): Promise<[number, number][]> {
-  if (frames === 1) return fragments;
+async function frameFragments(stores: ImagingStores, instance: InstanceRecord, layout: PixelDataLayout, fragments: [number, number][],
+  frames: number, ts: string): Promise<[number, number][][]> {
+  if (frames === 1) return [fragments];
   const bot = layout.basicOffsetTable;
   if (bot && bot.length >= frames) {
     // Offsets count from the first fragment's item tag, 8 bytes before its data.
     const base = fragments[0][0] - 8;
-    const from = base + bot[frame - 1];
-    const to = frame < frames ? base + bot[frame] : Infinity;
-    const chosen = fragments.filter(([offset]) => offset - 8 >= from && offset - 8 < to);
-    if (chosen.length > 0) return chosen;
+    const table: [number, number][][] = Array.from({ length: frames }, () => []);
+    let f = 0;
+    for (const fragment of fragments) {
+      const at = fragment[0] - 8 - base;
+      while (f + 1 < frames && at >= bot[f + 1]) f++;
+      if (at >= bot[f]) table[f].push(fragment);
+    }
+    if (table.every((t) => t.length > 0)) return table;
   }
-  if (fragments.length === frames) return [fragments[frame - 1]];
+  if (fragments.length === frames) return fragments.map((f) => [f]);
   if (ts === '1.2.840.10008.1.2.5') throw new AtriumError('internal', `stored pixel data is corrupt: ${fragments.length} RLE fragments for ${frames} frames`, { reason: 'corrupt-pixel-data' });
   // Several fragments per frame and no offset table: a frame starts with a fragment that begins with a
   // JPEG SOI (FFD8) or JPEG 2000 SOC (FF4F) marker.
@@ -135,7 +175,7 @@ async function fragmentsOfFrame(stores: ImagingStores, instance: InstanceRecord,
     if (head[0] === 0xff && (head[1] === 0xd8 || head[1] === 0x4f)) starts.push(i);
   }
   if (starts.length !== frames) throw new AtriumError('internal', `stored pixel data is corrupt: ${starts.length} codestreams found for ${frames} frames`, { reason: 'corrupt-pixel-data' });
-  return fragments.slice(starts[frame - 1], frame < frames ? starts[frame] : fragments.length);
+  return starts.map((start, n) => fragments.slice(start, n + 1 < frames ? starts[n + 1] : fragments.length));
 }
 
 export async function readRange(blobs: BlobStore, key: string, start: number, end: number): Promise<Uint8Array> {

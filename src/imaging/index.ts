@@ -5,7 +5,9 @@ import type { DecodedFrame } from './decode.ts';
 import { loadFrame, type ImagingLimits, type ImagingStores, DEFAULT_LIMITS } from './frame-source.ts';
 import { parseRenderParams, resolveViewport, type RenderRequest } from './params.ts';
 import type { RenderParams } from './render.ts';
-import { WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';
+import { transcodeInstance as transcode } from './transcode.ts';
+import type { InstanceRecord } from '../ports/index-store.ts';
+import { transferable, WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';
 
 export { NotAcceptableError } from './errors.ts';
 export { WorkerPool } from './worker-pool.ts';
@@ -14,6 +16,7 @@ export { parseRenderParams, chooseMediaType, parseViewport, parseWindow, RENDERE
 export type { RenderRequest } from './params.ts';
 export type { ImagingStores, ImagingLimits } from './frame-source.ts';
 export { describeImage } from './frame-source.ts';
+export { instanceTranscodeRefusal, transcodeRefusal, NATIVE_TARGETS, TRANSCODE_TARGETS } from './transcode.ts';
 
 let shared: WorkerPool | undefined;
 
@@ -65,6 +68,16 @@ export async function decodeFrameWithAttributes(stores: ImagingStores, sopInstan
 }
 
 /**
+ * The stored object as a Part-10 stream in another transfer syntax (WADO-RS and WADO-URI retrieves): re-encoded
+ * element by element, frames decoded (and encoded for a compressed syntax) one at a time in the pool. Rejects
+ * with NotAcceptableError when this object cannot be given in `transferSyntaxUid` (see transcodeRefusal for
+ * what is never possible), before anything is streamed.
+ */
+export async function transcodeInstance(stores: ImagingStores, instance: InstanceRecord, transferSyntaxUid: string, options: ImagingOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+  return await transcode(stores, instance, transferSyntaxUid, { pool: options.pool ?? imagingPool(), limits: options.limits });
+}
+
+/**
  * Renders frame `frame` (default 1) of an instance. `params` are query parameters of either DICOMweb
  * (window, viewport, quality) or WADO-URI (contentType, windowCenter, windowWidth, rows, columns, region,
  * imageQuality), or an already parsed RenderRequest. Invalid parameters reject with AtriumError invalid-input.
@@ -86,10 +99,4 @@ export async function renderInstance(stores: ImagingStores, sopInstanceUid: stri
 
 function isRenderRequest(params: Record<string, string | undefined> | RenderRequest): params is RenderRequest {
   return params.mediaType === 'image/jpeg' || params.mediaType === 'image/png';
-}
-
-/** A buffer can be moved to the worker only when the view covers all of it (else it is copied). */
-function transferable(bytes: Uint8Array): ArrayBuffer[] {
-  const buffer = bytes.buffer;
-  return buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? [buffer] : [];
 }

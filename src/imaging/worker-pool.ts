@@ -168,3 +168,9 @@ function toAtriumError(kind: string, message: string): AtriumError {
     default: return new AtriumError('internal', `imaging failed: ${message}`);
   }
 }
+
+/** A buffer can be moved to the worker only when the view covers all of it (else it is copied). */
+export function transferable(bytes: Uint8Array): ArrayBuffer[] {
+  const buffer = bytes.buffer;
+  return buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? [buffer] : [];
+}

@@ -2,16 +2,19 @@
 // event loop. Speaks the protocol of worker-pool.ts.
 import { parentPort } from 'node:worker_threads';
 import { decodeFrameBytes, ImagingError, type DecodedFrame } from './decode.ts';
+import { encodeFrame } from './encode.ts';
 import type { ImageInfo } from './image-info.ts';
 import { renderFrame, type RenderParams } from './render.ts';
 
 export type ImagingTask =
   | { op: 'decode'; info: ImageInfo; bytes: Uint8Array; bitOffset: number }
-  | { op: 'render'; info: ImageInfo; bytes: Uint8Array; bitOffset: number; params: RenderParams };
+  | { op: 'render'; info: ImageInfo; bytes: Uint8Array; bitOffset: number; params: RenderParams }
+  /** Decode, then encode into `encodeAs` (a compressed transfer syntax of encode.ts). */
+  | { op: 'encode'; info: ImageInfo; bytes: Uint8Array; bitOffset: number; encodeAs: string };
 
 export interface ImagingResult {
   bytes: Uint8Array;
-  /** For decode: the attributes of the returned bytes. */
+  /** For decode and encode: the attributes of the pixels returned (decoded, or before encoding). */
   frame?: Omit<DecodedFrame, 'bytes'>;
 }
 
@@ -28,7 +31,27 @@ async function run(task: ImagingTask | CrashTask): Promise<ImagingResult> {
     const { bytes, ...frame } = decoded;
     return { bytes, frame };
   }
+  if (task.op === 'encode') {
+    const pixels = colorByPixel(decoded);
+    const { bytes: _, ...frame } = pixels;
+    return { bytes: await encodeFrame(pixels, task.encodeAs), frame };
+  }
   return { bytes: await renderFrame(task.info, decoded, task.params) };
+}
+
+/** Colour-by-plane native pixels interleaved (Planar Configuration 0), the order the encoders take. */
+function colorByPixel(frame: DecodedFrame): DecodedFrame {
+  if (frame.planarConfiguration !== 1 || frame.samplesPerPixel === 1) return frame;
+  const sampleBytes = frame.bitsAllocated / 8;
+  const pixels = frame.rows * frame.columns;
+  const plane = pixels * sampleBytes;
+  const out = new Uint8Array(plane * frame.samplesPerPixel);
+  for (let p = 0; p < pixels; p++) {
+    for (let s = 0; s < frame.samplesPerPixel; s++) {
+      for (let b = 0; b < sampleBytes; b++) out[(p * frame.samplesPerPixel + s) * sampleBytes + b] = frame.bytes[s * plane + p * sampleBytes + b];
+    }
+  }
+  return { ...frame, bytes: out, planarConfiguration: 0 };
 }
 
 parentPort!.on('message', async (message: { id: number; task: ImagingTask | CrashTask }) => {
