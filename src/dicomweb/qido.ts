@@ -1,10 +1,10 @@
 /**
  * QIDO-RS (PS3.18 10.6): search for studies, series and instances, answered from the index alone through
- * the one query model (archive/query `queryFromQidoParams` -> `IndexStore.find`).
+ * the one query model (dicom/query `queryFromQidoParams` -> `IndexStore.find`).
  */
 import { studyFilter, studyMatchesFilter } from '../security/index.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { queryFromQidoParams } from '../archive/query/index.ts';
+import { queryFromQidoParams } from '../dicom/query/index.ts';
 import type { DicomJsonAttribute, DicomJsonDataSet } from '../dicom/dicom-json.ts';
 import { keywordOf } from '../dicom/dictionary.ts';
 import { rangeCovers, requestAccept, sendText } from './accept.ts';

@@ -1,4 +1,4 @@
-import type { IndexQuery, QueryResults } from '../archive/query/model.ts';
+import type { IndexQuery, QueryResults } from '../dicom/query/model.ts';
 
 /**
  * The index: what the archive knows about every stored object, answered without opening blobs.
@@ -233,7 +233,7 @@ export interface IndexStore {
   deleteInstance(sopInstanceUid: string): Promise<string[] | null>;
 
   /**
-   * C-FIND / QIDO-RS matching (archive/query): the matches as DICOM JSON data sets, streamed in batches;
+   * C-FIND / QIDO-RS matching (dicom/query): the matches as DICOM JSON data sets, streamed in batches;
    * `total()` counts them ignoring limit/offset. Throws AtriumError('invalid-input') for an invalid query.
    */
   find(query: IndexQuery): QueryResults;

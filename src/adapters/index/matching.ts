@@ -1,4 +1,4 @@
-import { foldName } from '../../archive/query/matching.ts';
+import { foldName } from '../../dicom/query/matching.ts';
 
 /**
  * Small pieces of DICOM attribute matching (PS3.4 C.2.2.2) that the SQL adapters share. The full query

@@ -7,7 +7,7 @@ import type {
 import type { AtriumDatabase } from './schema.ts';
 import { migrationProvider, type SqlEngine } from './migrations.ts';
 import { dateRangeBounds, likePattern, searchableName } from './matching.ts';
-import type { IndexQuery, QueryResults } from '../../archive/query/model.ts';
+import type { IndexQuery, QueryResults } from '../../dicom/query/model.ts';
 import { findMatches } from './query/find.ts';
 
 type Db = Kysely<AtriumDatabase>;

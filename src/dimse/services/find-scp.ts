@@ -4,7 +4,7 @@ import type { Association, IncomingRequest } from '../association.ts';
 import { CommandField } from '../command.ts';
 import { Status, describeStatus } from '../status.ts';
 import { AtriumError } from '../../errors.ts';
-import { queryFromIdentifier } from '../../archive/query/identifier.ts';
+import { queryFromIdentifier } from '../../dicom/query/identifier.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
 import { queryRoot } from './sop-classes.ts';

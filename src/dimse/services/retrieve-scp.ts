@@ -3,7 +3,7 @@ import type { Association, IncomingRequest } from '../association.ts';
 import { requestAssociation } from '../requestor.ts';
 import { CommandField } from '../command.ts';
 import { Status, describeStatus } from '../status.ts';
-import { queryFromIdentifier } from '../../archive/query/identifier.ts';
+import { queryFromIdentifier } from '../../dicom/query/identifier.ts';
 import type { RetrieveService } from '../../archive/retrieve.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
 import type { ApplicationEntities } from '../../dicom-access/application-entities.ts';

@@ -1,4 +1,4 @@
-import { T, type QueryLevel } from '../../../archive/query/model.ts';
+import { T, type QueryLevel } from '../../../dicom/query/model.ts';
 
 export type Table = 'patient' | 'study' | 'series' | 'instance';
 

@@ -9,7 +9,7 @@ import { createTestArchive, type TestArchive } from '../../../../test/support/ar
 import { syntheticInstance, type SyntheticInstanceOptions } from '../../../synthetic/synthetic-instance.ts';
 import type { Archive } from '../../../app.ts';
 import type { DicomJsonDataSet } from '../../../dicom/dicom-json.ts';
-import { T, type IndexQuery, type QueryKey } from '../../../archive/query/model.ts';
+import { T, type IndexQuery, type QueryKey } from '../../../dicom/query/model.ts';
 import { AtriumError } from '../../../errors.ts';
 
 const ROOT = '1.2.826.0.1.3680043.10.999';

@@ -1,5 +1,5 @@
 /**
- * The query model (archive/query) compiled to SQL on the index, identical on SQLite and PostgreSQL.
+ * The query model (dicom/query) compiled to SQL on the index, identical on SQLite and PostgreSQL.
  *
  * Case: DICOM matching is case-sensitive except for person names (PS3.4 C.2.2.2.1, C.2.2.2.4). `=` is
  * case-sensitive on both engines, but LIKE is not portable (PostgreSQL's is case-sensitive, SQLite's folds
@@ -15,9 +15,9 @@ import { splitPersonName } from '../../../dicom/charset.ts';
 import {
   QUERY_LEVELS, T, UNIQUE_KEY, hexTag, knownTagsOfLevel, levelIndex, levelOf,
   type IndexQuery, type QueryKey, type QueryLevel, type QueryResults,
-} from '../../../archive/query/model.ts';
-import { datasetMatchesKey, matcherOf, valueMatches, type Matcher, type NameOptions } from '../../../archive/query/matching.ts';
-import { validateQuery } from '../../../archive/query/validate.ts';
+} from '../../../dicom/query/model.ts';
+import { datasetMatchesKey, matcherOf, valueMatches, type Matcher, type NameOptions } from '../../../dicom/query/matching.ts';
+import { validateQuery } from '../../../dicom/query/validate.ts';
 import type { SqlEngine } from '../migrations.ts';
 import { searchableName } from '../matching.ts';
 import { COLUMNS, DATE_TIME_PAIRS, LEVEL_OF_TABLE, REQUEST_ATTRIBUTES_COLUMNS, SELECTED, TABLE_OF_LEVEL, type Column, type Table } from './columns.ts';

@@ -2,7 +2,7 @@
  * The query model of the archive: one description of DICOM attribute matching (PS3.4 C.2.2.2) that the
  * DIMSE C-FIND SCP and DICOMweb QIDO-RS both build, and that the index compiles to SQL. Pure: no I/O.
  */
-import type { DicomJsonDataSet } from '../../dicom/dicom-json.ts';
+import type { DicomJsonDataSet } from '../dicom-json.ts';
 
 export type QueryLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 export const QUERY_LEVELS: readonly QueryLevel[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];

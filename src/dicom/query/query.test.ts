@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromDicomJson, type DicomJsonDataSet } from '../../dicom/dicom-json.ts';
+import { fromDicomJson, type DicomJsonDataSet } from '../dicom-json.ts';
 import { AtriumError } from '../../errors.ts';
 import { searchableName } from '../../adapters/index/matching.ts';
 import { queryFromIdentifier } from './identifier.ts';

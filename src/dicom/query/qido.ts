@@ -1,6 +1,6 @@
 /** QIDO-RS search parameters (PS3.18 10.6.1) as an IndexQuery. */
 import { AtriumError } from '../../errors.ts';
-import { tagOfKeyword, vrOf } from '../../dicom/dictionary.ts';
+import { tagOfKeyword, vrOf } from '../dictionary.ts';
 import { T, type IndexQuery, type QueryKey, type QueryLevel } from './model.ts';
 import { validateQuery } from './validate.ts';
 

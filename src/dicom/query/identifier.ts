@@ -1,9 +1,9 @@
 /** A C-FIND request identifier (PS3.4 C.4.1.1.3) as an IndexQuery. */
 import { AtriumError } from '../../errors.ts';
-import { decodeText } from '../../dicom/charset.ts';
-import { characterSetOf, elementStrings, type DataSet } from '../../dicom/dataset.ts';
-import { vrOf } from '../../dicom/dictionary.ts';
-import { STRING_VRS } from '../../dicom/vr.ts';
+import { decodeText } from '../charset.ts';
+import { characterSetOf, elementStrings, type DataSet } from '../dataset.ts';
+import { vrOf } from '../dictionary.ts';
+import { STRING_VRS } from '../vr.ts';
 import { QUERY_LEVELS, T, formatTagParen, hexTag, type IndexQuery, type QueryKey, type QueryLevel } from './model.ts';
 import { validateQuery } from './validate.ts';
 

@@ -3,7 +3,7 @@
  * in-memory matcher used on stored DICOM JSON where the index has no column.
  */
 import { AtriumError } from '../../errors.ts';
-import type { DicomJsonAttribute, DicomJsonDataSet, DicomJsonPersonName } from '../../dicom/dicom-json.ts';
+import type { DicomJsonAttribute, DicomJsonDataSet, DicomJsonPersonName } from '../dicom-json.ts';
 import { formatTagParen, hexTag, type QueryKey } from './model.ts';
 
 /** VRs for which `*` and `?` are wild cards (C.2.2.2.4). */
