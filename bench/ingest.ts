@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { benchArgs } from './support/args.ts';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { openArchive } from '../src/app.ts';
+import { createReadStream } from 'node:fs';
+import { openArchive, type Archive } from '../src/app.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { importPaths } from '../src/archive/import/folder-import.ts';
 import { Metrics } from '../src/observability/metrics.ts';
@@ -48,8 +49,9 @@ interface RunResult {
 }
 
 
-const { args: parsed, usage, wholeNumber } = benchArgs('bench:ingest', '[--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--repeat N] [--tmp DIR] [--json]', {
+const { args: parsed, usage, wholeNumber } = benchArgs('bench:ingest', '[--count N] [--concurrency N] [--engines sqlite,postgres] [--per-study N] [--repeat N] [--stow] [--tmp DIR] [--json]', {
   count: { type: 'string', default: '1000' },
+  stow: { type: 'boolean', default: false },
   concurrency: { type: 'string', short: 'j', default: '4' },
   engines: { type: 'string' },
   'per-study': { type: 'string', default: '100' },
@@ -57,7 +59,7 @@ const { args: parsed, usage, wholeNumber } = benchArgs('bench:ingest', '[--count
   tmp: { type: 'string' },
   json: { type: 'boolean', default: false },
 });
-const args = parsed as Record<string, string> & { json: boolean };
+const args = parsed as Record<string, string> & { json: boolean; stow: boolean };
 
 const count = wholeNumber('count');
 const concurrency = wholeNumber('concurrency');
@@ -117,6 +119,59 @@ async function runBaseline(corpus: Corpus, tmpRoot: string): Promise<RunResult> 
   return {
     name: 'baseline: fsync\'d copy', files: summary.files, stored: summary.copied, indexed: null, bytes: summary.bytes, seconds,
     ...rates(summary.bytes, summary.copied, seconds), ratioToCopy: 1, cpuPercent, warnings,
+  };
+}
+
+/**
+ * `--stow`: the corpus ingested as STOW-RS does with the parts of one request, one object at a time, either
+ * each with its own ingest() (blob fsyncs, then an index commit, then the next object) or all through one
+ * IngestBatch (blob commits overlapping the next objects, one index transaction per 64 objects).
+ */
+async function runStowLike(engine: Engine, corpus: Corpus, tmpRoot: string, mode: 'one-by-one' | 'batch'): Promise<RunResult> {
+  const name = `atrium: ${engine}+fs, ${mode === 'batch' ? 'IngestBatch' : 'ingest() each'}, 1 at a time`;
+  return await withArchive(engine, tmpRoot, name, async (archive) => {
+    const stream = (file: string) => createReadStream(file, { highWaterMark: 1024 * 1024 });
+    const statuses: string[] = [];
+    if (mode === 'one-by-one') {
+      for (const file of corpus.files) statuses.push((await archive.ingest.ingest(stream(file), { source: 'stow', originalName: file })).status);
+    } else {
+      const batch = archive.ingest.batch({ source: 'stow' });
+      for (const file of corpus.files) await batch.add(stream(file), { originalName: file });
+      statuses.push(...(await batch.commit()).map((r) => r.status));
+    }
+    const stored = statuses.filter((s) => s === 'stored').length;
+    return { files: corpus.files.length, stored, bytes: corpus.bytes, quarantined: statuses.filter((s) => s === 'quarantined').length, failed: statuses.filter((s) => s === 'failed').length };
+  });
+}
+
+/** A fresh archive of the engine (opening not timed), `run` timed, then the index's count and clean-up. */
+async function withArchive(engine: Engine, tmpRoot: string, name: string,
+  run: (archive: Archive) => Promise<{ files: number; stored: number; bytes: number; quarantined?: number; failed?: number }>): Promise<RunResult> {
+  const dataDir = await mkdtemp(join(tmpRoot, `atrium-${engine}-`));
+  const env: Record<string, string> = { ATRIUM_LOG_LEVEL: 'warn' };
+  if (engine === 'postgres') {
+    const schema = await createTestSchema();
+    cleanups.push(() => schema.drop());
+    Object.assign(env, { ATRIUM_INDEX_ENGINE: 'postgres', ATRIUM_POSTGRES_URL: schema.connectionString });
+  }
+  note(`${name}: data folder ${dataDir}`);
+  const archive = await openArchive(loadConfig({ dataDir, env }), { log: pino({ level: 'warn' }, pino.destination(2)), metrics: new Metrics({ defaultMetrics: false }) });
+  let result;
+  let indexed: number;
+  try {
+    result = await timed(() => run(archive));
+    indexed = (await archive.index.statistics()).instances;
+  } finally {
+    await archive.close();
+  }
+  await rm(dataDir, { recursive: true, force: true });
+  const { value: summary, seconds, cpuPercent } = result;
+  const warnings: string[] = [];
+  if (summary.stored !== count) warnings.push(`${name} stored ${summary.stored} instances, expected ${count}`);
+  if (indexed !== count) warnings.push(`${name}: index counts ${indexed} instances, expected ${count}`);
+  return {
+    name, files: summary.files, stored: summary.stored, indexed, bytes: summary.bytes, seconds,
+    ...rates(summary.bytes, summary.stored, seconds), ratioToCopy: 0, cpuPercent, quarantined: summary.quarantined, failed: summary.failed, warnings,
   };
 }
 
@@ -210,6 +265,12 @@ async function main(): Promise<void> {
     for (const engine of runEngines) {
       syncAll();
       round.push(await runAtrium(engine, corpus, tmpRoot));
+      if (args.stow) {
+        for (const mode of ['one-by-one', 'batch'] as const) {
+          syncAll();
+          round.push(await runStowLike(engine, corpus, tmpRoot, mode));
+        }
+      }
     }
     all.push(round);
   }

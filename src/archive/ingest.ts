@@ -4,10 +4,11 @@ import { Part10Reader, DicomParseError, type Part10Header } from '../dicom/part1
 import { toDicomJson } from '../dicom/dicom-json.ts';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
-import type { DuplicatePolicy, IndexStore, PixelDataLayout, StoredObject } from '../ports/index-store.ts';
+import type { DuplicatePolicy, IndexStore, NewInstance, PixelDataLayout, StoreOutcome, StoredObject } from '../ports/index-store.ts';
 import { transferSyntaxInfo } from '../dicom/transfer-syntax.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { newBlobKey } from './blob-keys.ts';
+import { IngestBatch, type IngestBatchOptions } from './ingest-batch.ts';
 import { indexedAttributes, isRejection, tagName, type Rejection } from './instance-attributes.ts';
 
 export interface IngestSource {
@@ -27,6 +28,28 @@ export type IngestResult =
   | { status: 'duplicate'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; blobKey: string; sizeBytes: number }
   | { status: 'quarantined'; quarantineId: number; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection
   | { status: 'skipped'; reasonCode: 'not-dicom'; reason: string };
+
+/** An object in its blob (commit under way) with its index row ready: what remains is to index it. */
+export interface ReceivedObject {
+  from: IngestSource;
+  blobKey: string;
+  stored: StoredObject;
+  /** The blob's commit, started when the last byte arrived. */
+  committed: Promise<void>;
+  instance: NewInstance;
+}
+
+function isReceived(value: IngestResult | ReceivedObject): value is ReceivedObject {
+  return 'committed' in value;
+}
+
+/**
+ * What an IndexStore may offer to index a batch in one transaction (SqlIndexStore does; the IndexStore port
+ * does not require it): the outcomes in order, or a rejection when nothing was committed.
+ */
+export interface BatchIndexStore {
+  storeInstances(inputs: NewInstance[], policy: DuplicatePolicy): Promise<StoreOutcome[]>;
+}
 
 export interface IngestOptions {
   duplicatePolicy: DuplicatePolicy;
@@ -71,7 +94,41 @@ export class IngestService {
     }
   }
 
+  /**
+   * Several objects made durable together, for a caller that answers once for all of them (STOW-RS): see
+   * IngestBatch. Each object's blob is committed as soon as its bytes are in, the index takes the objects
+   * in one transaction per flush, and results come from commit(): nothing may be acknowledged before.
+   */
+  batch(from: IngestSource, options: IngestBatchOptions = {}): IngestBatch {
+    return new IngestBatch({
+      receive: (bytes, part) => this.#receive(bytes, part),
+      index: (objects) => this.#indexAll(objects),
+      finish: (object, outcome) => this.#finish(object, outcome),
+      discard: (object) => this.#blobs.delete(object.blobKey),
+      metrics: this.#metrics,
+    }, from, options);
+  }
+
   async #ingest(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, from: IngestSource): Promise<IngestResult> {
+    const received = await this.#receive(bytes, from);
+    if (!isReceived(received)) return received;
+    await received.committed;
+    let outcome;
+    try {
+      outcome = await this.#index.storeInstance(received.instance, this.#options.duplicatePolicy);
+    } catch (error) {
+      await this.#blobs.delete(received.blobKey).catch(() => {});
+      throw error;
+    }
+    return await this.#finish(received, outcome);
+  }
+
+  /**
+   * Streams an object into a new blob while hashing and parsing it. Objects that cannot be archived are
+   * dealt with here (skipped, or committed to quarantine); the others come back with their blob's commit
+   * under way and the index row ready, for the caller to await the commit and store the row.
+   */
+  async #receive(bytes: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, from: IngestSource): Promise<IngestResult | ReceivedObject> {
     const blobKey = newBlobKey();
     const writer = await this.#blobs.createWriter(blobKey);
     let header: Part10Header | undefined;
@@ -117,8 +174,7 @@ export class IngestService {
 
     // The metadata is built while the blob is being made durable (the fsyncs wait on the disk, not the CPU).
     const committed = writer.commit();
-    committed.catch(() => {}); // awaited below; this only keeps an early throw from leaving it unhandled
-    const { sopInstanceUid, sopClassUid, transferSyntaxUid } = attributes.instance;
+    committed.catch(() => {}); // awaited by the caller; this only keeps an early throw from leaving it unhandled
     const metadataJson = JSON.stringify(toDicomJson(header.dataset, {
       characterSet: attributes.characterSet,
       // Every binary value, however small, is left in the blob: the metadata is text a viewer loads for a
@@ -126,22 +182,45 @@ export class IngestService {
       inlineBinaryMax: 0,
       bulkDataUri: (tagPath: number[]) => `bulkdata/${tagPath.map((t: number) => t.toString(16).toUpperCase().padStart(8, '0')).join('/')}`,
     }));
-    await committed;
-    let outcome;
-    try {
-      outcome = await this.#index.storeInstance({
+    return {
+      from, blobKey, stored, committed,
+      instance: {
         ...attributes, ...stored, datasetSha256, metadataJson, pixelData: pixelDataLayout(header), source: from.source, receivedAt: new Date().toISOString(),
-      }, this.#options.duplicatePolicy);
-    } catch (error) {
-      await this.#blobs.delete(blobKey).catch(() => {});
-      throw error;
+      },
+    };
+  }
+
+  /** One index transaction for a batch when the store offers it (SqlIndexStore does), else one per object. */
+  async #indexAll(objects: ReceivedObject[]): Promise<(StoreOutcome | Error)[]> {
+    const policy = this.#options.duplicatePolicy;
+    const batchIndex = this.#index as IndexStore & Partial<BatchIndexStore>;
+    if (objects.length > 1 && typeof batchIndex.storeInstances === 'function') {
+      try {
+        return await batchIndex.storeInstances(objects.map((o) => o.instance), policy);
+      } catch {
+        // Nothing of the batch was committed: each object is tried alone, and fails alone.
+      }
     }
-    const ids = { sopInstanceUid, sopClassUid, studyInstanceUid: attributes.study.studyInstanceUid };
+    const outcomes: (StoreOutcome | Error)[] = [];
+    for (const object of objects) {
+      outcomes.push(await this.#index.storeInstance(object.instance, policy).catch((error: unknown) => error instanceof Error ? error : new Error(String(error))));
+    }
+    return outcomes;
+  }
+
+  /** What the index said about a received object, turned into the ingest result (and the blobs tidied). */
+  async #finish(object: ReceivedObject, outcome: StoreOutcome): Promise<IngestResult> {
+    const { from, blobKey, stored, instance } = object;
+    const { sopInstanceUid, sopClassUid, transferSyntaxUid } = instance.instance;
+    const ids = { sopInstanceUid, sopClassUid, studyInstanceUid: instance.study.studyInstanceUid };
+    const seriesInstanceUid = instance.series.seriesInstanceUid;
     switch (outcome.kind) {
       case 'stored':
         this.#log.debug({ ...ids, blobKey, source: from.source }, 'instance stored');
-        return { status: 'stored', ...ids, seriesInstanceUid: attributes.series.seriesInstanceUid, transferSyntaxUid, ...stored };
+        return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored };
       case 'identical':
+        // Its own row: a batch retried one by one after a commit whose outcome was unknown. Keep the blob.
+        if (outcome.existing.blobKey === blobKey) return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored };
         await this.#blobs.delete(blobKey);
         this.#log.info({ ...ids, source: from.source }, 'duplicate instance with identical bytes: kept the stored copy');
         return { status: 'duplicate', ...ids, blobKey: outcome.existing.blobKey, sizeBytes: outcome.existing.sizeBytes };
@@ -157,12 +236,12 @@ export class IngestService {
       }
       case 'versioned':
         this.#log.info({ ...ids, previous: outcome.previous.blobKey }, 'new version stored; the previous one is kept as history');
-        return { status: 'stored', ...ids, seriesInstanceUid: attributes.series.seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'versioned' };
+        return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'versioned' };
       case 'overwritten':
         await this.#blobs.delete(outcome.replaced.blobKey).catch((error) =>
           this.#log.warn({ err: error, blobKey: outcome.replaced.blobKey }, 'could not delete the overwritten blob; verify will report it as unreferenced'));
         this.#log.info({ ...ids }, 'instance overwritten by new content');
-        return { status: 'stored', ...ids, seriesInstanceUid: attributes.series.seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'overwritten' };
+        return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'overwritten' };
     }
   }
 
@@ -250,6 +329,6 @@ function feed(step: () => void): DicomParseError | undefined {
 }
 
 /** Metric labels must stay few: "dimse:CT01" counts as "dimse". */
-function sourceLabel(source: string): string {
+export function sourceLabel(source: string): string {
   return source.split(':', 1)[0];
 }

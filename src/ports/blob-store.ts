@@ -8,7 +8,11 @@ import type { Readable } from 'node:stream';
 export interface BlobStore {
   /** Human-readable name of the engine, for logs and stats ("fs", "s3"). */
   readonly kind: string;
-  /** Starts writing the object `key`; nothing is visible under `key` until `commit()` resolves. */
+  /**
+   * Starts writing the object `key`. Nothing is under `key` before `commit()` starts, and it is durable only
+   * once `commit()` resolves: a store may make it visible during the commit (the filesystem renames, then
+   * flushes file and folder together), so a crash can leave an incomplete object that no index row names.
+   */
   createWriter(key: string): Promise<BlobWriter>;
   /** Streams the object, or the inclusive-exclusive byte range [start, end). Rejects with BlobNotFoundError. */
   read(key: string, range?: ByteRange): Promise<Readable>;
@@ -39,7 +43,7 @@ export interface BlobWriter {
    * until commit (to gather small chunks into large writes): the caller must not modify it afterwards.
    */
   write(chunk: Uint8Array): Promise<void>;
-  /** Makes the object durable (fsync / completed upload) and then visible under its key. */
+  /** Makes the object visible under its key and durable (fsync / completed upload); resolved: both. */
   commit(): Promise<void>;
   /** Discards everything written; safe to call after a failed write or twice. */
   abort(): Promise<void>;

@@ -17,9 +17,14 @@ export interface FsBlobStoreOptions {
 
 /**
  * BlobStore over a local folder (`<data>/blobs`). An object `a/b/c.dcm` is the file `<root>/a/b/c.dcm`.
- * Writes go to `<root>/.incoming/<uuid>` and are fsynced then renamed into place on commit, so a key
- * only ever names a complete, durable file. Empty parent folders are left behind by delete() (keys are
- * random, so fan-out folders get reused; removing them would race with concurrent commits).
+ * Writes go to `<root>/.incoming/<uuid>`; commit renames the complete file into place and then makes its
+ * data and its name durable at once (fdatasync of the file and fsync of the folder, concurrently: one
+ * disk round trip less per object than syncing the file before the rename, 0.3 ms of 2 per CT slice in
+ * bench:dimse). So a key names a complete file from the rename on, and a durable one once commit()
+ * resolves; after a crash during commit a key may name a file that nothing references yet (callers index
+ * a key only after commit, and `atrium verify` reports such files as unreferenced). Empty parent folders
+ * are left behind by delete() (keys are random, so fan-out folders get reused; removing them would race
+ * with concurrent commits).
  *
  * Limitation: a key cannot be both an object and a folder of other objects (`a` and `a/b`); S3 allows
  * that, a file system does not. Atrium's random keys never do this.
@@ -46,15 +51,16 @@ export class FsBlobStore implements BlobStore {
     const tempPath = path.join(this.incomingDir, `${process.pid}-${randomUUID()}.tmp`);
     const finalPath = this.#pathOf(key);
     const parent = path.dirname(finalPath);
-    const [handle, createdParent] = await Promise.all([
-      open(tempPath, 'wx', 0o644),
-      // The fan-out folder is made while the object arrives, not on the acknowledgement's critical path,
-      // and only once per process (commit makes it again should someone have removed it since).
-      this.#knownFolders.has(parent) ? undefined : mkdir(parent, { recursive: true }),
-    ]);
+    // The temp file and the fan-out folder are made while the first bytes arrive (writes are gathered
+    // anyway): creating a file took 0.7 ms (median, bench:dimse), which a sender waited for on every
+    // object when the writer was handed out only once the file existed. A failure surfaces at the first
+    // write or at commit. The folder is made once per process (commit makes it again should someone
+    // have removed it since).
+    const opening = open(tempPath, 'wx', 0o644);
+    const creatingParent = this.#knownFolders.has(parent) ? Promise.resolve(undefined) : mkdir(parent, { recursive: true });
     if (this.#knownFolders.size > 10_000) this.#knownFolders.clear();
     this.#knownFolders.add(parent);
-    return new FsBlobWriter(handle, tempPath, finalPath, this.root, this.#fsync, createdParent);
+    return new FsBlobWriter(opening, tempPath, finalPath, this.root, this.#fsync, creatingParent);
   }
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
@@ -176,7 +182,8 @@ export class FsBlobStore implements BlobStore {
 type WriterState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
 
 class FsBlobWriter implements BlobWriter {
-  #handle: FileHandle | undefined;
+  /** The temp file, being created; undefined once closed. */
+  #handle: Promise<FileHandle> | undefined;
   readonly #tempPath: string;
   readonly #finalPath: string;
   readonly #root: string;
@@ -184,7 +191,7 @@ class FsBlobWriter implements BlobWriter {
   #state: WriterState = 'open';
   #bytesWritten = 0;
   /** The first folder mkdir created for this key's parent, if any: its entry must be made durable too. */
-  readonly #createdParent: string | undefined;
+  readonly #createdParent: Promise<string | undefined>;
   /**
    * Chunks not yet written. Network transports hand over 16 KiB PDU fragments; one write per fragment was a
    * thread-pool round trip each, and most of the time a C-STORE took (bench:dimse).
@@ -194,8 +201,12 @@ class FsBlobWriter implements BlobWriter {
   /** Serialises write() calls so bytes land in order even when callers don't await each write. */
   #tail: Promise<void> = Promise.resolve();
   #commit: Promise<void> | undefined;
+  #renamed = false;
 
-  constructor(handle: FileHandle, tempPath: string, finalPath: string, root: string, fsync: boolean, createdParent: string | undefined) {
+  constructor(handle: Promise<FileHandle>, tempPath: string, finalPath: string, root: string, fsync: boolean, createdParent: Promise<string | undefined>) {
+    // Both are awaited at the first write, commit or abort; until then a rejection must not go unhandled.
+    handle.catch(() => {});
+    createdParent.catch(() => {});
     this.#handle = handle;
     this.#createdParent = createdParent;
     this.#tempPath = tempPath;
@@ -224,8 +235,8 @@ class FsBlobWriter implements BlobWriter {
     this.#pendingBytes = 0;
     if (size === 0) return this.#tail;
     const next = this.#tail.then(async () => {
-      const handle = this.#handle;
-      if (this.#state === 'failed' || this.#state === 'aborted' || !handle) throw new Error(`cannot write: blob writer is ${this.#state}`);
+      if (this.#state === 'failed' || this.#state === 'aborted' || !this.#handle) throw new Error(`cannot write: blob writer is ${this.#state}`);
+      const handle = await this.#handle;
       let buffers = batch;
       let left = size;
       while (left > 0) {
@@ -258,13 +269,9 @@ class FsBlobWriter implements BlobWriter {
     this.#state = 'committing';
     try {
       await this.#tail;
-      const handle = this.#handle!;
-      // fdatasync: the data and the size, not the timestamps; the rename below is made durable separately.
-      if (this.#fsync) await handle.datasync();
-      this.#handle = undefined;
+      const handle = await this.#handle!;
       const parent = path.dirname(this.#finalPath);
-      let firstCreated = this.#createdParent;
-      const closed = handle.close();
+      let firstCreated = await this.#createdParent;
       try {
         await rename(this.#tempPath, this.#finalPath);
       } catch (err) {
@@ -272,7 +279,7 @@ class FsBlobWriter implements BlobWriter {
         firstCreated = await mkdir(parent, { recursive: true });
         await rename(this.#tempPath, this.#finalPath);
       }
-      await closed;
+      this.#renamed = true;
       if (this.#fsync) {
         // Make the rename durable, and the entries of any folders mkdir just created.
         const stop = firstCreated === undefined ? parent : path.dirname(firstCreated);
@@ -281,8 +288,11 @@ class FsBlobWriter implements BlobWriter {
           dirs.push(d);
           if (d === stop || d === this.#root || d === path.dirname(d)) break;
         }
-        for (const dir of dirs) await fsyncDir(dir);
+        // Data and name in one go (see the class comment).
+        await Promise.all([handle.datasync(), (async () => { for (const dir of dirs) await fsyncDir(dir); })()]);
       }
+      this.#handle = undefined;
+      await handle.close();
       this.#state = 'committed';
     } catch (err) {
       this.#state = 'failed';
@@ -309,8 +319,9 @@ class FsBlobWriter implements BlobWriter {
     this.#pendingBytes = 0;
     const handle = this.#handle;
     this.#handle = undefined;
-    if (handle) await handle.close().catch(() => {});
-    await unlink(this.#tempPath).catch((err: unknown) => {
+    // A temp file that could not be created leaves nothing to close or remove (unlink below finds nothing).
+    if (handle) await handle.then((h) => h.close()).catch(() => {});
+    await unlink(this.#renamed ? this.#finalPath : this.#tempPath).catch((err: unknown) => {
       if (!isMissing(err)) throw err;
     });
   }
