@@ -22,7 +22,7 @@
 import { auditStored } from '../http/access.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
-import type { IngestResult } from '../archive/ingest.ts';
+import type { IngestBatch } from '../archive/ingest-batch.ts';
 import { Part10Reader, type Part10Header } from '../dicom/part10-reader.ts';
 import { stringValue } from '../dicom/dataset.ts';
 import * as Tag from '../dicom/tags.ts';
@@ -80,6 +80,9 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive, options
       }
 
       const outcomes: StowOutcome[] = [];
+      // The request's instances are made durable and indexed together; the answer waits for all of them.
+      const batch = archive.ingest.batch({ source: 'stow' });
+      const slots: Slot[] = [];
       try {
         if (rootType === 'application/dicom+json') {
           const requestUrl = `${req.protocol}://${req.host}${req.url}`;
@@ -87,10 +90,17 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive, options
         } else {
           let part = 0;
           for await (const p of readMultipart(req.raw, boundary)) {
-            outcomes.push(await storePart(archive, p, ++part, study));
+            slots.push(await addPart(archive, batch, p, ++part, study));
           }
+          outcomes.push(...await settle(archive, batch, slots.splice(0)));
         }
       } catch (error) {
+        // The parts complete before the failure are stored, as they would be had they come alone.
+        outcomes.push(...await settle(archive, batch, slots.splice(0)).catch(async (settling) => {
+          log.error({ err: settling }, 'STOW-RS: the parts received before the failure could not be stored');
+          await batch.abort();
+          return [];
+        }));
         if (error instanceof MetadataError) {
           await auditStored(archive, req, outcomes);
           log.warn({ err: error }, 'STOW-RS request with metadata that cannot be understood');
@@ -141,7 +151,10 @@ class StudyMismatch extends Error {}
 /** Wraps an error of the request stream so that it is told apart from an error of the archive. */
 class SourceFailure extends Error {}
 
-async function storePart(archive: Archive, part: MultipartPart, index: number, expectedStudy: string | undefined): Promise<StowOutcome> {
+/** A part's outcome: known at once (refused before anything was kept), or once the batch is committed. */
+type Slot = StowOutcome | { pending: true; index: number; ids: InstanceIds };
+
+async function addPart(archive: Archive, batch: IngestBatch, part: MultipartPart, index: number, expectedStudy: string | undefined): Promise<Slot> {
   const partType = parseMediaType(part.headers['content-type']);
   if (part.headers['content-type'] !== undefined && partType?.type !== 'application/dicom') {
     for await (const _ of part.body); // skipped
@@ -188,9 +201,8 @@ async function storePart(archive: Archive, part: MultipartPart, index: number, e
     if (pending) yield pending;
   }
 
-  let result: IngestResult;
   try {
-    result = await archive.ingest.ingest(checked(), { source: 'stow', originalName: part.headers['content-location'] || undefined });
+    await batch.add(checked(), { originalName: part.headers['content-location'] || undefined });
   } catch (error) {
     if (error instanceof SourceFailure) throw error.cause;
     if (error instanceof StudyMismatch) {
@@ -198,8 +210,20 @@ async function storePart(archive: Archive, part: MultipartPart, index: number, e
     }
     return ingestFailure(archive, error, index, idsOf(header));
   }
-  return await outcomeOf(archive, result, index, idsOf(header));
+  return { pending: true, index, ids: idsOf(header) };
 }
+
+/** Commits the batch and gives every part its outcome, in the order of the parts. */
+async function settle(archive: Archive, batch: IngestBatch, slots: Slot[]): Promise<StowOutcome[]> {
+  const results = await batch.commit();
+  let next = 0;
+  return await Promise.all(slots.map(async (slot) => {
+    if (!('pending' in slot)) return slot;
+    const result = results[next++];
+    return result.status === 'failed' ? ingestFailure(archive, result.error, slot.index, slot.ids) : await outcomeOf(archive, result, slot.index, slot.ids);
+  }));
+}
+
 
 const NO_IDS: InstanceIds = { sopClassUid: null, sopInstanceUid: null, studyInstanceUid: null, seriesInstanceUid: null };
 
