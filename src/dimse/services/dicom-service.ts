@@ -13,10 +13,13 @@ import { handleRetrieve, type RetrieveDeps } from './retrieve-scp.ts';
 import { handleCommitment } from './commitment-scp.ts';
 import { outboundTls } from './tls.ts';
 import { AuthError, authorize, type Action, type Principal } from '../../security/index.ts';
-import { auditPrincipal } from '../../audit/audit-service.ts';
+import { auditPrincipal, type StudyAccumulator } from '../../audit/audit-service.ts';
 import type { IngestService } from '../../archive/ingest.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
 import { isStorageSopClass, operationOf, queryRoot, storableTransferSyntax, StorageCommitmentPushModel, UNCOMPRESSED } from './sop-classes.ts';
+
+/** How long the stores of an open association may wait for their audit record. */
+const STORE_AUDIT_EVERY_MS = 10_000;
 
 export interface DicomService {
   port: number;
@@ -112,6 +115,7 @@ export async function startDicomService(archive: Archive, options: { port?: numb
     const key = keyOf(association.remoteAddress, association.callingAETitle);
     const principal = principals.get(key) ?? security.dicomAePrincipal(association.callingAETitle, ipOf(association.remoteAddress), ['integration']);
     principals.delete(key);
+    const stores = storeAudit(association, principal);
     const running = new Map<number, AbortController>();
     association.onRequest(async (request) => {
       const field = request.command.CommandField;
@@ -123,7 +127,7 @@ export async function startDicomService(archive: Archive, options: { port?: numb
       const messageId = request.command.MessageID ?? -1;
       running.set(messageId, controller);
       try {
-        await dispatch(request, association, principal, controller.signal);
+        await dispatch(request, association, principal, controller.signal, stores);
       } finally {
         running.delete(messageId);
       }
@@ -136,7 +140,31 @@ export async function startDicomService(archive: Archive, options: { port?: numb
   };
   const AUDIT_OF = { 'study:write': 'store', query: 'query', 'study:export': 'export' } as const;
 
-  const dispatch = async (request: IncomingRequest, association: Association, principal: Principal, signal: AbortSignal): Promise<void> => {
+  /**
+   * The stores of one association are audited once per study, with their count, like a retrieve: the record
+   * (PS3.15 A.5.3.2 "DICOM Instances Transferred") is written when the association ends, and every
+   * STORE_AUDIT_EVERY_MS meanwhile for an association a modality keeps open. One record per instance cost
+   * a study lookup and an index transaction per C-STORE.
+   */
+  const auditsInFlight = new Set<Promise<unknown>>();
+  const storeAudit = (association: Association, principal: Principal) => {
+    const origin = { address: ipOf(association.remoteAddress), aeTitle: association.callingAETitle };
+    const accumulator = audit.accumulator({ principal: auditPrincipal(principal), interface: 'dimse', origin, action: 'store' });
+    const flush = () => {
+      const written = accumulator.flush().catch((error) => { log.error({ err: error }, 'audit record failed'); });
+      auditsInFlight.add(written);
+      void written.finally(() => auditsInFlight.delete(written));
+    };
+    const timer = setInterval(() => { if (accumulator.size > 0) flush(); }, STORE_AUDIT_EVERY_MS);
+    timer.unref();
+    void association.closed.finally(() => {
+      clearInterval(timer);
+      flush();
+    });
+    return accumulator;
+  };
+
+  const dispatch = async (request: IncomingRequest, association: Association, principal: Principal, signal: AbortSignal, stores: StudyAccumulator): Promise<void> => {
     const field = request.command.CommandField;
     const action = ACTION_OF[field];
     const origin = { address: ipOf(association.remoteAddress), aeTitle: association.callingAETitle };
@@ -156,12 +184,12 @@ export async function startDicomService(archive: Archive, options: { port?: numb
     switch (field) {
       case CommandField.C_ECHO_RQ: return await handleEcho(request, association);
       case CommandField.C_STORE_RQ: {
-        // C-STORE: one record per stored instance's study (what ingest says it stored).
+        // C-STORE: what ingest says it stored counts in the association's record of that study.
         const ingest = {
           ingest: async (...args: Parameters<IngestService['ingest']>) => {
             const result = await archive.ingest.ingest(...args);
             if ('studyInstanceUid' in result) {
-              safely(audit.record({ ...base, action: 'store', studies: [{ studyInstanceUid: result.studyInstanceUid, sopClassUids: [result.sopClassUid], numberOfInstances: 1 }] }));
+              stores.add({ studyInstanceUid: result.studyInstanceUid, seriesInstanceUid: 'seriesInstanceUid' in result ? result.seriesInstanceUid : undefined, sopClassUid: result.sopClassUid });
             } else {
               safely(audit.record({ ...base, action: 'store', outcome: 'minor-failure', outcomeReason: result.status }));
             }
@@ -242,6 +270,8 @@ export async function startDicomService(archive: Archive, options: { port?: numb
     tlsPort: servers[1]?.port ?? null,
     async close() {
       await Promise.all(servers.map((s) => s.close()));
+      // The associations ended with the servers: their store records are written before the index closes.
+      await Promise.allSettled([...auditsInFlight]);
     },
   };
 }

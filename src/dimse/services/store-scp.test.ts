@@ -1,7 +1,7 @@
 // End-to-end: Atrium's C-STORE SCP against DCMTK's storescu, with the whole test corpus.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
@@ -12,6 +12,9 @@ import { CommandField } from '../command.ts';
 import { Status } from '../status.ts';
 import * as TS from '../../dicom/transfer-syntax.ts';
 import { fileMetaLength } from '../../dicom/part10-writer.ts';
+import { generateUid } from '../../dicom/uid.ts';
+import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
+import type { AuditRecord } from '../../ports/audit-store.ts';
 
 const CORPUS = '/work/shared/testdata/dicom';
 
@@ -230,6 +233,33 @@ describe('C-STORE SCP with DCMTK storescu', { timeout: 600_000 }, () => {
     const after = await t.archive.index.statistics();
     assert.equal(after.quarantined, before.quarantined, 'the copy from OTHERSCU was quarantined as a conflicting duplicate');
     assert.equal(after.instances, before.instances);
+  });
+
+  test('the stores of one association are audited once per study, with their counts, when it ends', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-store-audit-'));
+    try {
+      const studies = [generateUid(), generateUid()];
+      const files: string[] = [];
+      for (const [i, studyInstanceUid] of [studies[0], studies[0], studies[0], studies[1], studies[1]].entries()) {
+        const file = path.join(dir, `IM${i}.dcm`);
+        await writeFile(file, await collect(syntheticInstance({ studyInstanceUid, patientId: 'AUDIT-P', rows: 16, columns: 16, seed: i })));
+        files.push(file);
+      }
+      // One storescu run: one association for the five objects.
+      const r = await runTool('storescu', ['-aet', 'AUDITSCU', '-aec', aet(), '127.0.0.1', String(dicom.port), ...files], { timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.output);
+      let records: AuditRecord[] = [];
+      for (let i = 0; i < 100 && records.length < 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the record follows the association's end
+        await t.archive.audit.drain();
+        records = (await t.archive.audit.search({ action: 'store', interface: 'dimse', patientId: 'AUDIT-P' }, { limit: 10, offset: 0 })).items;
+      }
+      const counts = Object.fromEntries(records.map((rec) => [rec.studies[0].studyInstanceUid, rec.studies[0].numberOfInstances]));
+      assert.deepEqual(counts, { [studies[0]]: 3, [studies[1]]: 2 });
+      assert.ok(records.every((rec) => rec.outcome === 'success' && rec.patientIds.includes('AUDIT-P') && rec.origin?.aeTitle === 'AUDITSCU'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a data set that does not parse (truncated) is refused with a failure status and nothing is kept as an instance', async () => {
