@@ -4,12 +4,12 @@
  * WADO-RS's, retrieve-transfer-syntax.ts); image types are rendering, delegated to the renderer plugged in
  * through `options.render` (406 with a problem detail while there is none).
  */
-import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseMediaType, rangeCovers } from './accept.ts';
 import { badRequest, notAcceptable } from './problem.ts';
 import type { DicomwebContext } from './routes.ts';
 import { instanceOf } from './wado.ts';
+import { bodyStream } from './multipart-writer.ts';
 import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf } from './retrieve-transfer-syntax.ts';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -46,8 +46,9 @@ export function wadoUriHandler(ctx: DicomwebContext) {
         }
         reply.type('application/dicom').header('etag', instanceEtag(rec, delivery))
           .header('content-disposition', `attachment; filename="${rec.sopInstanceUid}.dcm"`);
-        if (delivery.transcode) return reply.send(Readable.from(await instanceBytes(ctx, rec, delivery)));
-        return reply.header('content-length', rec.sizeBytes).send(await instanceBytes(ctx, rec, delivery));
+        const bytes = bodyStream(await instanceBytes(ctx, rec, delivery));
+        if (delivery.transcode) return reply.send(bytes);
+        return reply.header('content-length', rec.sizeBytes).send(bytes);
       }
     }
     const renderable = types.find((m) => rangeCovers(m.type, 'image/jpeg') || m.type.startsWith('image/') || m.type.startsWith('video/') || m.type === 'text/html' || m.type === 'text/plain' || m.type === 'application/pdf');

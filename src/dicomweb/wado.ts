@@ -7,7 +7,7 @@
  * data is byte-swapped to little endian on the fly.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DicomJsonAttribute, DicomJsonDataSet } from '../dicom/dicom-json.ts';
 import type { DataElement, DataSet } from '../dicom/dataset.ts';
@@ -20,12 +20,12 @@ import {
   EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
   frameMediaType, ifNoneMatch, rangeCovers, requestAccept, sendText, type MediaRange,
 } from './accept.ts';
-import { multipartContentType, multipartStream, newBoundary, type Part } from './multipart-writer.ts';
+import { bodyStream, multipartContentType, multipartStream, newBoundary, type BodySource, type Part } from './multipart-writer.ts';
 import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './routes.ts';
 import { decodeFrame } from '../imaging/index.ts';
-import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
+import { blobRanges, blobSource, chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
 
 export interface ResourceParams {
   study: string;
@@ -136,9 +136,9 @@ export function retrieveHandler(ctx: DicomwebContext) {
       reply.header('etag', etag);
       if (ifNoneMatch(request, etag.replace(/^W\//, ''))) return reply.status(304).send();
       reply.type(`application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`);
-      const bytes = await instanceBytes(ctx, rec, delivery);
+      const bytes = bodyStream(await instanceBytes(ctx, rec, delivery));
       if (!delivery.transcode) return reply.header('content-length', rec.sizeBytes).send(bytes);
-      return reply.send(Readable.from(bytes));
+      return reply.send(bytes);
     }
     const boundary = newBoundary();
     // Parts are produced as the client reads: each transcoding starts when its part is reached.
@@ -148,7 +148,7 @@ export function retrieveHandler(ctx: DicomwebContext) {
           contentType: `application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`,
           length: delivery.transcode ? undefined : rec.sizeBytes,
           location: instanceUrl(base, rec),
-          body: async () => await instanceBytes(ctx, rec, delivery) as AsyncIterable<Uint8Array>,
+          body: async () => await instanceBytes(ctx, rec, delivery),
         };
       }
     })();
@@ -303,13 +303,6 @@ async function readAll(stream: Readable): Promise<Uint8Array> {
   return Buffer.concat(chunks);
 }
 
-/** Streams the pieces one after the other, each by a ranged read. */
-async function* ranges(ctx: DicomwebContext, key: string, pieces: [number, number][]): AsyncGenerator<Uint8Array> {
-  for (const [offset, length] of pieces) {
-    if (length === 0) continue;
-    for await (const chunk of await ctx.archive.blobs.read(key, { start: offset, end: offset + length })) yield chunk as Uint8Array;
-  }
-}
 
 interface FrameSelection {
   multipart: boolean;
@@ -446,24 +439,22 @@ async function sendDecoded(ctx: DicomwebContext, reply: FastifyReply, rec: Insta
 }
 
 async function sendPixels(ctx: DicomwebContext, _request: Req, reply: FastifyReply, rec: InstanceRecord, sel: FrameSelection, pieces: [number, number][][], locationPrefix?: string, frames?: number[]) {
-  const body = (p: [number, number][]) => (sel.swapUnit > 1 ? swapWords(ranges(ctx, rec.blobKey, p), sel.swapUnit) : ranges(ctx, rec.blobKey, p));
+  // Big endian words are swapped on their way (rare); other pixels are copied as stored.
+  const body = async (p: [number, number][]) => (sel.swapUnit > 1 ? swapWords(blobRanges(ctx, rec.blobKey, p), sel.swapUnit) : await blobSource(ctx, rec.blobKey, p));
   const lengthOf = (p: [number, number][]) => p.reduce((a, [, l]) => a + l, 0);
   if (!sel.multipart) {
-    return reply.type(sel.contentType).header('content-length', lengthOf(pieces[0])).send(streamOf(body(pieces[0])));
+    return reply.type(sel.contentType).header('content-length', lengthOf(pieces[0])).send(bodyStream(await body(pieces[0])));
   }
   const boundary = newBoundary();
   const parts: Part[] = pieces.map((p, i) => ({
     contentType: sel.contentType,
     length: lengthOf(p),
     location: locationPrefix && frames ? `${locationPrefix}${frames[i]}` : undefined,
-    body: body(p),
+    body: () => body(p),
   }));
   return reply.type(multipartContentType(sel.rootType, boundary)).send(multipartStream(parts, boundary));
 }
 
-function streamOf(source: AsyncIterable<Uint8Array>): Readable {
-  return Readable.from(source);
-}
 
 // ---- Bulk data ----
 
@@ -528,19 +519,19 @@ export function bulkdataHandler(ctx: DicomwebContext) {
     if (!ok) throw notAcceptable('bulk data is sent as multipart/related; type="application/octet-stream" or application/octet-stream');
     const single = accept.some((m) => m.type === 'application/octet-stream') && !accept.some((m) => m.type === 'multipart/related');
     const unit = header.littleEndian ? 1 : swapUnit(el.vr);
-    let source: AsyncIterable<Uint8Array>;
+    let source: BodySource;
     let length: number;
     if (el.value) {
-      source = (async function* () { yield el.value!; })();
+      source = unit > 1 ? swapWords((async function* () { yield el.value!; })(), unit) : el.value;
       length = el.value.length;
     } else {
       if (info.deflated) throw notAcceptable(`the instance is stored deflated (${stored}): its bulk data cannot be read by range; retrieve the instance`);
-      source = ranges(ctx, rec.blobKey, [[el.offset, el.length]]);
+      const piece: [number, number][] = [[el.offset, el.length]];
+      source = unit > 1 ? swapWords(blobRanges(ctx, rec.blobKey, piece), unit) : await blobSource(ctx, rec.blobKey, piece);
       length = el.length;
     }
-    if (unit > 1) source = swapWords(source, unit);
     const contentType = `application/octet-stream; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
-    if (single) return reply.type(contentType).header('content-length', length).send(streamOf(source));
+    if (single) return reply.type(contentType).header('content-length', length).send(bodyStream(source));
     const boundary = newBoundary();
     return reply.type(multipartContentType('application/octet-stream', boundary))
       .send(multipartStream([{ contentType, length, body: source }], boundary));

@@ -165,6 +165,30 @@ export function blobStoreContract(
         await assert.rejects(store.read(nestedKey(), { start: 5 }), BlobNotFoundError);
       }));
 
+    test('openReader, where offered: positional reads into the caller\'s buffer, the size, a missing key', () =>
+      withStore(async (store) => {
+        if (!store.openReader) return; // optional: S3 serves streams only
+        const key = nestedKey();
+        const data = randomBytes(10_000);
+        await put(store, key, data);
+        const reader = await store.openReader(key);
+        try {
+          assert.equal(reader.size, 10_000);
+          const buffer = new Uint8Array(4096);
+          const copy = Buffer.alloc(10_000);
+          let position = 0;
+          for (let n; (n = await reader.read(buffer, position)) > 0; position += n) copy.set(buffer.subarray(0, n), position);
+          assert.equal(position, 10_000);
+          assert.ok(copy.equals(data));
+          assert.equal(await reader.read(buffer, 9_990), 10);
+          assert.ok(Buffer.from(buffer.subarray(0, 10)).equals(data.subarray(9_990)));
+          assert.equal(await reader.read(buffer, 10_000), 0, 'a read at the end gives nothing');
+        } finally {
+          await reader.close();
+        }
+        await assert.rejects(store.openReader(nestedKey()), BlobNotFoundError);
+      }));
+
     test('missing objects: stat is null, read rejects with BlobNotFoundError', () =>
       withStore(async (store) => {
         const key = nestedKey();

@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { BlobNotFoundError } from '../../ports/blob-store.ts';
-import type { BlobStore, BlobWriter, ByteRange } from '../../ports/blob-store.ts';
+import type { BlobReader, BlobStore, BlobWriter, ByteRange } from '../../ports/blob-store.ts';
 import { RESERVED_INCOMING_DIR, assertValidBlobKey, assertValidRange } from './blob-key.ts';
 
 export interface FsBlobStoreOptions {
@@ -84,6 +84,29 @@ export class FsBlobStore implements BlobStore {
       }
       // createReadStream's `end` is inclusive; it stops at end of file when `end` lies beyond it.
       return handle.createReadStream({ start, end: end === undefined ? undefined : end - 1, autoClose: true });
+    } catch (err) {
+      await handle.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  async openReader(key: string): Promise<BlobReader> {
+    assertValidBlobKey(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#pathOf(key), 'r');
+    } catch (err) {
+      if (isMissing(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new BlobNotFoundError(key);
+      return {
+        size: info.size,
+        read: async (into, position) => (await handle.read(into, 0, into.length, position)).bytesRead,
+        close: async () => await handle.close(),
+      };
     } catch (err) {
       await handle.close().catch(() => {});
       throw err;
