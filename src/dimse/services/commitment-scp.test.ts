@@ -187,11 +187,13 @@ test('a requester that is not listening gets the result from a retry job once it
   await t.archive.peers.upsert({ aeTitle: 'MODALITY3', host: '127.0.0.1', port, operations: ['commit'] });
   const transactionUid = generateUid();
   await commitAndRelease('MODALITY3', transactionUid, [stored]);
-  await waitFor(async () => (await commitmentJobs()).length === 1, 'the retry job');
+  const isWarning = (l: { msg: string }) => /^storage commitment result not delivered to MODALITY3: cannot connect/.test(l.msg);
+  // The job row is readable as soon as it is committed; the warning follows once the job is durable.
+  await waitFor(async () => (await commitmentJobs()).length === 1 && logged.some(isWarning), 'the retry job and its warning');
   const [queued] = await commitmentJobs();
   const payload = queued.payload as CommitmentReport;
   assert.deepEqual([queued.state, payload.requester, payload.transactionUid, payload.eventTypeId], ['queued', 'MODALITY3', transactionUid, 1]);
-  const warning = logged.find((l) => /^storage commitment result not delivered to MODALITY3: cannot connect/.test(l.msg));
+  const warning = logged.find(isWarning);
   assert.ok(warning, 'the failed delivery is logged');
   assert.match(warning.msg, new RegExp(`job ${queued.id} retries it`));
   assert.equal(warning.level, 40, 'a warning');
