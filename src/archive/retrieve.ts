@@ -1,8 +1,11 @@
 import type { Readable } from 'node:stream';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
-import type { BlobStore } from '../ports/blob-store.ts';
+import type { BlobStore, PositionalSource } from '../ports/blob-store.ts';
 import type { IndexStore, InstanceRecord } from '../ports/index-store.ts';
 import { AtriumError } from '../errors.ts';
+
+/** Enough for any File Meta Information we store (ours are a few hundred bytes). */
+const META_HEAD_BYTES = 64 * 1024;
 
 /** Reading stored objects back, exactly as they were received. */
 export class RetrieveService {
@@ -25,9 +28,27 @@ export class RetrieveService {
    * a C-STORE carries the bare data set in the presentation context's transfer syntax). The meta's own
    * group length tells where the data set starts, so nothing but the first bytes is parsed.
    */
-  async openDataset(sopInstanceUid: string): Promise<{ instance: InstanceRecord; dataset: AsyncIterable<Uint8Array> }> {
-    const { instance, bytes } = await this.openInstance(sopInstanceUid);
-    return { instance, dataset: skipFileMeta(bytes) };
+  async openDataset(sopInstanceUid: string): Promise<{ instance: InstanceRecord; dataset: AsyncIterable<Uint8Array> | PositionalSource }> {
+    const instance = await this.#index.findInstance(sopInstanceUid);
+    if (!instance) throw new AtriumError('not-found', `no instance with SOP Instance UID ${sopInstanceUid}`);
+    if (!this.#blobs.openReader) return { instance, dataset: skipFileMeta(await this.#blobs.read(instance.blobKey)) };
+    // Read by position where the store can (no buffer allocated per chunk): the meta's length from its head.
+    const reader = await this.#blobs.openReader(instance.blobKey);
+    try {
+      const head = new Uint8Array(Math.min(reader.size, META_HEAD_BYTES));
+      let metaLength: number | undefined;
+      for (let n = 0; metaLength === undefined;) {
+        const r = await reader.read(head.subarray(n), n);
+        n += r;
+        metaLength = fileMetaLength(head.subarray(0, n));
+        if (r === 0 || n === head.length) break;
+      }
+      if (metaLength === undefined) throw new AtriumError('internal', `the stored object of ${sopInstanceUid} has no readable File Meta Information`);
+      return { instance, dataset: { reader, pieces: [[metaLength, reader.size - metaLength]] } };
+    } catch (error) {
+      await reader.close();
+      throw error;
+    }
   }
 
   async openQuarantined(id: number): Promise<Readable> {

@@ -10,6 +10,8 @@
 //    socket has drained the previous ones, never concatenating a whole object.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { ReusableBuffers } from '../io/reusable-buffers.ts';
+import type { PositionalSource } from '../ports/blob-store.ts';
 import { CommandError, CommandField, NO_DATASET, commandName, decodeCommand, encodeCommand, isResponse } from './command.ts';
 import type { CommandSet } from './command.ts';
 import { PduFramer } from './pdu-framer.ts';
@@ -79,6 +81,9 @@ export interface DimseResponse {
 
 /** A response: CommandField, MessageIDBeingRespondedTo and AffectedSOPClassUID default from the request. */
 export type ResponseCommand = Partial<CommandSet> & { Status: number };
+
+/** A data set to send: in memory, streamed, or read by position from the blob store (no allocation per chunk). */
+export type DatasetSource = Uint8Array | AsyncIterable<Uint8Array> | PositionalSource;
 
 export type CloseReason = 'released' | 'aborted' | 'peer-aborted' | 'timeout' | 'socket-error' | 'rejected';
 export interface Closed { reason: CloseReason; detail?: string }
@@ -301,6 +306,8 @@ interface IncomingMessage {
 }
 
 const MAX_COMMAND_LENGTH = 1024 * 1024;
+/** Largest PDV sent from a stored object (less when the peer takes smaller PDUs). */
+const SEND_BUFFER_BYTES = 256 * 1024;
 const utf8 = new TextDecoder();
 
 export class Association {
@@ -342,6 +349,7 @@ export class Association {
   #pending = new Map<number, ResponseQueue>();
   #incoming: IncomingMessage | undefined;
   #sendChain: Promise<void> = Promise.resolve();
+  #sendBuffers: ReusableBuffers | undefined;
   #finalResponded = new WeakSet<IncomingRequest>();
   #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** @internal Requestor: settles with the A-ASSOCIATE-AC or the rejection. */
@@ -427,7 +435,7 @@ export class Association {
    * Sends a request (e.g. C-STORE-RQ during C-GET, or as an SCU) and yields every response for its MessageID
    * (pending ones, then the final one). MessageID is assigned when absent. Sending starts at once.
    */
-  request(pcId: number, command: CommandSet, dataset?: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<DimseResponse> {
+  request(pcId: number, command: CommandSet, dataset?: DatasetSource): AsyncIterable<DimseResponse> {
     const queue = new ResponseQueue();
     const messageId = command.MessageID ?? this.nextMessageId();
     const pc = this.#byId.get(pcId);
@@ -843,7 +851,7 @@ export class Association {
   }
 
   /** Sends one message (command, then data set); messages are never interleaved. */
-  #sendMessage(pcId: number, command: CommandSet, dataset?: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+  #sendMessage(pcId: number, command: CommandSet, dataset?: DatasetSource): Promise<void> {
     const run = async (): Promise<void> => {
       if (!this.isOpen) {
         throw new DimseError(`cannot send ${commandName(command.CommandField)}: ${this.#notOpenWhy()}`, this.#settled?.reason ?? 'protocol');
@@ -869,8 +877,9 @@ export class Association {
     return Math.max(1, max - 6);
   }
 
-  async #sendFragments(pcId: number, command: boolean, source: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+  async #sendFragments(pcId: number, command: boolean, source: DatasetSource): Promise<void> {
     const max = this.#maxPdvData();
+    if (!(source instanceof Uint8Array) && 'reader' in source) return await this.#sendPositional(pcId, source, max);
     if (source instanceof Uint8Array) {
       let o = 0;
       do {
@@ -902,7 +911,44 @@ export class Association {
     await this.#writePdv(pcId, command, true, pending, pendingLength);
   }
 
-  async #writePdv(pcId: number, command: boolean, last: boolean, pieces: Uint8Array[], length: number): Promise<void> {
+  /**
+   * A stored data set read by position into a few reused buffers, each written as one PDV and taken again on
+   * its write callback (io/reusable-buffers.ts: no allocation per chunk). An odd total gets one NUL byte, as
+   * evenLength() gives streamed ones (store-scu.ts): PDV fragments have even lengths.
+   */
+  async #sendPositional(pcId: number, source: PositionalSource, max: number): Promise<void> {
+    const { reader } = source;
+    const pieces = source.pieces ?? [[0, reader.size]];
+    const total = pieces.reduce((sum, [, length]) => sum + length, 0);
+    // Buffers of an even size, each filled before it is sent: every PDV but the last is even, and the last,
+    // when odd, is shorter than a buffer and has room for the padding.
+    const buffers = this.#sendBuffers ??= new ReusableBuffers(Math.min(max, SEND_BUFFER_BYTES) & ~1);
+    let sent = 0;
+    try {
+      for (const [offset, length] of pieces) {
+        for (let done = 0; done < length;) {
+          const buffer = await buffers.take();
+          const want = Math.min(buffer.length, length - done);
+          let n = 0;
+          for (let r = -1; n < want && r !== 0; n += r) r = await reader.read(buffer.subarray(n, want), offset + done + n);
+          if (n < want) {
+            buffers.giveBack(buffer);
+            throw new DimseError(`the stored object ended ${length - done - n} bytes early (at ${offset + done + n})`, 'protocol');
+          }
+          done += n;
+          sent += n;
+          let size = n;
+          if (sent === total && total % 2 === 1) buffer[size++] = 0;
+          await this.#writePdv(pcId, false, sent === total, [buffer.subarray(0, size)], size, () => buffers.giveBack(buffer));
+        }
+      }
+      if (total === 0) await this.#writePdv(pcId, false, true, [], 0);
+    } finally {
+      await reader.close();
+    }
+  }
+
+  async #writePdv(pcId: number, command: boolean, last: boolean, pieces: Uint8Array[], length: number, written?: () => void): Promise<void> {
     if (this.#settled) {
       throw new DimseError(`association closed while sending: ${this.#notOpenWhy()}`, this.#settled.reason);
     }
@@ -910,7 +956,7 @@ export class Association {
     if (s.destroyed || s.writableEnded) throw new DimseError('the connection is closed', 'socket-error');
     s.cork();
     let ok = s.write(encodePDataHeader(pcId, command, last, length));
-    for (const p of pieces) ok = s.write(p);
+    for (let i = 0; i < pieces.length; i++) ok = i === pieces.length - 1 && written ? s.write(pieces[i], written) : s.write(pieces[i]);
     s.uncork();
     this.stats.bytesSent += length + 12;
     this.stats.pdusSent++;
@@ -944,6 +990,7 @@ export class Association {
 
   #settle(reason: CloseReason, detail?: string, quiet = false): void {
     if (this.#settled) return;
+    this.#sendBuffers?.close();
     this.#settled = detail ? { reason, detail } : { reason };
     this.#clearIdle();
     const error = new DimseError(`association ${reason}${detail ? `: ${detail}` : ''}`, reason);

@@ -46,6 +46,15 @@ export interface BlobReader {
   close(): Promise<void>;
 }
 
+/**
+ * Bytes of a stored object to be read by position into the reader's user's own buffers (BlobStore.openReader):
+ * the whole object, or these [offset, length] pieces in order. Whoever takes one closes its reader.
+ */
+export interface PositionalSource {
+  reader: BlobReader;
+  pieces?: [number, number][];
+}
+
 export interface ByteRange {
   start: number;
   /** Exclusive; absent means to the end of the object. */

@@ -9,6 +9,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Part10Reader } from '../../src/dicom/part10-reader.ts';
+import type { PositionalSource } from '../../src/ports/blob-store.ts';
 import type { Part10Header } from '../../src/dicom/part10-reader.ts';
 
 export interface ToolResult {
@@ -130,9 +131,21 @@ export async function startStorescp(dir: string, options: { aeTitle?: string; ex
   };
 }
 
-/** Concatenates an async iterable of chunks. */
-export async function collect(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Buffer> {
+/** Concatenates an async iterable of chunks, or reads a positional source (RetrieveService.openDataset) and closes it. */
+export async function collect(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | PositionalSource): Promise<Buffer> {
   const parts: Uint8Array[] = [];
+  if ('reader' in chunks) {
+    try {
+      for (const [offset, length] of chunks.pieces ?? [[0, chunks.reader.size]]) {
+        const piece = new Uint8Array(length);
+        for (let n = 0, r = -1; n < length && r !== 0; n += r) r = await chunks.reader.read(piece.subarray(n), offset + n);
+        parts.push(piece);
+      }
+    } finally {
+      await chunks.reader.close();
+    }
+    return Buffer.concat(parts);
+  }
   for await (const c of chunks) parts.push(c);
   return Buffer.concat(parts);
 }

@@ -99,7 +99,7 @@ async function storeOne(association: Association, uid: string, deps: { index: In
     for await (const rsp of association.request(pc.id, {
       CommandField: CommandField.C_STORE_RQ, AffectedSOPClassUID: instance.sopClassUid, AffectedSOPInstanceUID: uid, Priority: Priority.Medium,
       ...(moveOriginator ? { MoveOriginatorApplicationEntityTitle: moveOriginator.aeTitle, MoveOriginatorMessageID: moveOriginator.messageId } : {}),
-    }, evenLength(dataset))) {
+    }, 'reader' in dataset ? dataset : evenLength(dataset))) {
       status = rsp.command.Status;
     }
     const category = statusCategory(status ?? Status.ProcessingFailure);
