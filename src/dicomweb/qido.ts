@@ -15,6 +15,7 @@ import type { DicomwebContext } from './routes.ts';
 export type SearchLevel = 'STUDY' | 'SERIES' | 'IMAGE';
 
 const RETRIEVE_URL = '00081190';
+const QUERY_RETRIEVE_LEVEL = '00080052';
 /** Parameters of PS3.18 8.3.4 this server does not implement: ignored with a Warning (8.3.4.5, 8.3.4.6). */
 const UNSUPPORTED_FLAGS: Record<string, string> = {
   emptyvaluematching: 'The emptyvaluematching parameter is not supported. Empty Value Matching has not been performed.',
@@ -88,10 +89,8 @@ export function searchHandler(ctx: DicomwebContext, level: SearchLevel) {
         warnings.push('There are additional results that can be requested.');
       }
     }
-    for (const ds of matches) {
-      delete ds['00080052']; // Query/Retrieve Level is C-FIND's, not part of a QIDO-RS answer
-      addRetrieveUrl(ds, level, base);
-    }
+    // Query/Retrieve Level is C-FIND's, not part of a QIDO-RS answer; RetrieveURL is QIDO's.
+    for (let i = 0; i < matches.length; i++) matches[i] = withRetrieveUrl(matches[i], level, base);
     if (warnings.length > 0) reply.header('warning', warnings.map((w) => `299 ${base}: ${w}`));
 
     if (format === 'json') return await sendText(request, reply, 'application/dicom+json', JSON.stringify(matches));
@@ -112,8 +111,12 @@ function uidOf(ds: DicomJsonDataSet, tag: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** RetrieveURL (0008,1190) of a match: the WADO-RS resource of the study, series or instance. */
-function addRetrieveUrl(ds: DicomJsonDataSet, level: SearchLevel, base: string): void {
+/**
+ * The match without Query/Retrieve Level and with its RetrieveURL (0008,1190), the WADO-RS resource of the
+ * study, series or instance, in tag order as the JSON model lists it. A new object, not deletes and
+ * re-inserts: that turned each data set into a slow dictionary-mode object (7% of a study search).
+ */
+function withRetrieveUrl(ds: DicomJsonDataSet, level: SearchLevel, base: string): DicomJsonDataSet {
   const study = uidOf(ds, '0020000D');
   const series = uidOf(ds, '0020000E');
   const sop = uidOf(ds, '00080018');
@@ -121,13 +124,17 @@ function addRetrieveUrl(ds: DicomJsonDataSet, level: SearchLevel, base: string):
   if (level === 'STUDY' && study) url = `${base}/studies/${study}`;
   else if (level === 'SERIES' && study && series) url = `${base}/studies/${study}/series/${series}`;
   else if (level === 'IMAGE' && study && series && sop) url = `${base}/studies/${study}/series/${series}/instances/${sop}`;
-  if (!url) return;
-  ds[RETRIEVE_URL] = { vr: 'UR', Value: [url] };
-  // Keep the data set in tag order, as the JSON model lists it.
-  const sorted = Object.keys(ds).sort();
-  const copy = { ...ds };
-  for (const k of Object.keys(ds)) delete ds[k];
-  for (const k of sorted) ds[k] = copy[k];
+  const out: DicomJsonDataSet = {};
+  let placed = url === undefined;
+  for (const key of Object.keys(ds)) {
+    if (!placed && key > RETRIEVE_URL) {
+      out[RETRIEVE_URL] = { vr: 'UR', Value: [url!] };
+      placed = true;
+    }
+    if (key !== QUERY_RETRIEVE_LEVEL && key !== RETRIEVE_URL) out[key] = ds[key];
+  }
+  if (!placed) out[RETRIEVE_URL] = { vr: 'UR', Value: [url!] };
+  return out;
 }
 
 // ---- PS3.19 Native DICOM Model (application/dicom+xml) ----

@@ -251,6 +251,20 @@ for (const combination of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.equal(page.length, 2);
       assert.equal(await archive.index.find(q).total(), 9);
     });
+
+    // Last: it adds a study the tests above do not expect.
+    test('a study without a date comes after the dated ones, with or without a person name filter', async () => {
+      const result = await archive.ingest.ingest(source(syntheticInstance({
+        patientId: 'PAT4', patientName: 'Smithers^Wayland', studyInstanceUid: study(7), seriesInstanceUid: series(7, 1), sopInstanceUid: sop(7, 1, 1),
+        studyDate: '', studyTime: '', rows: 4, columns: 4, seed: 99,
+      })), { source: 'test' });
+      assert.equal(result.status, 'stored');
+      assert.deepEqual(await studies('undated-all', [key(T.StudyDate, 'DA')]), [5, 2, 6, 1, 4, 3, 7]);
+      assert.deepEqual(await studies('undated-pid', [key(T.PatientID, 'LO', 'PAT3\\PAT4')]), [5, 6, 7]);
+      // A person name wild card (SQLite then sorts the matches rather than walk the list's index): same order.
+      assert.deepEqual(await studies('undated-name', [key(T.PatientName, 'PN', 'smith*')], { caseInsensitivePersonNames: true }), [5, 6, 7]);
+      assert.deepEqual(await studies('undated-name-page', [key(T.PatientName, 'PN', 'smith*')], { caseInsensitivePersonNames: true, limit: 2, offset: 1 }), [6, 7]);
+    });
   });
 }
 

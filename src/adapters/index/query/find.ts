@@ -35,6 +35,8 @@ interface Compiled {
   residuals: Residual[];
   /** IMAGE level: the instance metadata is needed to match. */
   matchesMetadata: boolean;
+  /** A person name is matched: a narrow filter no index serves (wild cards on both sides, name groups). */
+  matchesPersonName: boolean;
 }
 
 /** The matches of `query` as DICOM JSON data sets, read in batches of 500 rows. */
@@ -102,7 +104,7 @@ export function findMatches(db: Kysely<any>, engine: SqlEngine, query: IndexQuer
 
 function compile(engine: SqlEngine, query: IndexQuery): Compiled {
   const names: NameOptions = { fuzzy: query.fuzzy, caseInsensitive: query.caseInsensitivePersonNames };
-  const out: Compiled = { where: [], residuals: [], matchesMetadata: false };
+  const out: Compiled = { where: [], residuals: [], matchesMetadata: false, matchesPersonName: false };
   const qi = levelIndex(query.level);
   /** Predicates on tables below the query level, by table: one EXISTS joins them all. */
   const below = new Map<Table, Pred[]>();
@@ -168,6 +170,7 @@ function compile(engine: SqlEngine, query: IndexQuery): Compiled {
       continue;
     }
     const { pred, residual } = columnPredicate(engine, col, m, names);
+    if (col.kind === 'pn' && pred) out.matchesPersonName = true;
     add(col.table, pred);
     // A residual can only run on a row that carries the column: tables at or above the query level.
     if (residual && atOrAbove && levelIndex(LEVEL_OF_TABLE[col.table]) <= qi) out.residuals.push(residual);
@@ -332,13 +335,20 @@ function whereClause(where: Pred[]): RawBuilder<unknown> {
 /**
  * Stable order: patients by name, studies newest first (StudyDate, StudyTime descending), series by
  * SeriesNumber and instances by InstanceNumber within their parent; NULLs last and the primary key as
- * the tie-break on both engines (their NULL ordering differs, hence the explicit `is null`).
+ * the tie-break on both engines (their NULL ordering differs, hence the explicit `is null`, or `nulls last`
+ * for studies, which study_list_order_idx serves on both).
  */
-function orderClause(engine: SqlEngine, level: QueryLevel): RawBuilder<unknown> {
+function orderClause(engine: SqlEngine, level: QueryLevel, compiled: Compiled): RawBuilder<unknown> {
   const c = engine === 'postgres' ? sql.raw(' collate "C"') : sql``;
   switch (level) {
     case 'PATIENT': return sql`order by patient.patient_name is null, patient.patient_name${c}, patient.patient_id${c}, patient.pk`;
-    case 'STUDY': return sql`order by study.study_date is null, study.study_date desc, study.study_time is null, study.study_time desc, study.pk desc`;
+    case 'STUDY': {
+      // SQLite, without statistics on a name pattern, would walk study_list_order_idx and test every study's
+      // patient name, when sorting the few that match is cheaper (at 10,000 studies, a family and given
+      // name: 1.8 against 9 ms). A unary + makes the sort key an expression no index provides.
+      const date = engine === 'sqlite' && compiled.matchesPersonName ? sql`+study.study_date` : sql`study.study_date`;
+      return sql`order by ${date} desc nulls last, study.study_time desc nulls last, study.pk desc`;
+    }
     case 'SERIES': return sql`order by study.pk, series.series_number is null, series.series_number, series.pk`;
     case 'IMAGE': return sql`order by series.pk, instance.instance_number is null, instance.instance_number, instance.pk`;
   }
@@ -356,7 +366,7 @@ async function selectRows(db: Kysely<any>, engine: SqlEngine, query: IndexQuery,
     cols.push(sql`(select coalesce(sum(d.number_of_series), 0) from study d where d.patient_pk = patient.pk) as derived__series`);
     cols.push(sql`(select coalesce(sum(d.number_of_instances), 0) from study d where d.patient_pk = patient.pk) as derived__instances`);
   }
-  const { rows } = await sql<Row>`select ${sql.join(cols)} from ${fromClause(query.level)} ${whereClause(compiled.where)} ${orderClause(engine, query.level)} limit ${limit} offset ${offset}`.execute(db);
+  const { rows } = await sql<Row>`select ${sql.join(cols)} from ${fromClause(query.level)} ${whereClause(compiled.where)} ${orderClause(engine, query.level, compiled)} limit ${limit} offset ${offset}`.execute(db);
   return rows;
 }
 
@@ -435,22 +445,27 @@ async function representativeMetadata(db: Kysely<any>, level: QueryLevel, rows: 
 async function toDatasets(db: Kysely<any>, query: IndexQuery, plan: ReturnPlan, rows: Row[]): Promise<DicomJsonDataSet[]> {
   const metadata = plan.needsMetadata ? await representativeMetadata(db, query.level, rows) : new Map<number, DicomJsonDataSet>();
   const qi = levelIndex(query.level);
+  const pkColumn = `${TABLE_OF_LEVEL[query.level]}__pk`;
+  // The data set lists its attributes in tag order: the tags asked for are sorted once, not per match.
+  const ordered = [...plan.tags].sort((a, b) => (a >>> 0) - (b >>> 0));
   return rows.map((row) => {
-    const md = metadata.get(Number(row[`${TABLE_OF_LEVEL[query.level]}__pk`]));
-    const out: DicomJsonDataSet = {};
-    const tags = new Set(plan.tags);
+    const md = metadata.get(Number(row[pkColumn]));
+    let tags = ordered;
     if (plan.all && md) {
       // Everything the representative instance holds at this level; at IMAGE level its whole metadata.
+      const all = new Set(ordered);
       for (const hex of Object.keys(md)) {
         const tag = parseInt(hex, 16) >>> 0;
-        if (query.level === 'IMAGE' || levelIndex(levelOf(tag, query.root, 'IMAGE')) <= qi) tags.add(tag);
+        if (query.level === 'IMAGE' || levelIndex(levelOf(tag, query.root, 'IMAGE')) <= qi) all.add(tag);
       }
+      tags = [...all].sort((a, b) => (a >>> 0) - (b >>> 0));
     }
+    const out: DicomJsonDataSet = {};
     for (const tag of tags) {
       const attr = attributeValue(query, qi, plan, row, md, tag);
       if (attr) out[hexTag(tag)] = attr;
     }
-    return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    return out;
   });
 }
 
