@@ -64,33 +64,29 @@ export class FsBlobStore implements BlobStore {
   }
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    assertValidBlobKey(key);
     if (range) assertValidRange(range);
-    let handle: FileHandle;
-    try {
-      handle = await open(this.#pathOf(key), 'r');
-    } catch (err) {
-      if (isMissing(err)) throw new BlobNotFoundError(key);
-      throw err;
+    const { handle } = await this.#openCommitted(key);
+    const start = range?.start ?? 0;
+    const end = range?.end;
+    if (end !== undefined && end <= start) {
+      await handle.close();
+      return Readable.from([]);
     }
-    try {
-      const info = await handle.stat();
-      if (!info.isFile()) throw new BlobNotFoundError(key);
-      const start = range?.start ?? 0;
-      const end = range?.end;
-      if (end !== undefined && end <= start) {
-        await handle.close();
-        return Readable.from([]);
-      }
-      // createReadStream's `end` is inclusive; it stops at end of file when `end` lies beyond it.
-      return handle.createReadStream({ start, end: end === undefined ? undefined : end - 1, autoClose: true });
-    } catch (err) {
-      await handle.close().catch(() => {});
-      throw err;
-    }
+    // createReadStream's `end` is inclusive; it stops at end of file when `end` lies beyond it.
+    return handle.createReadStream({ start, end: end === undefined ? undefined : end - 1, autoClose: true });
   }
 
   async openReader(key: string): Promise<BlobReader> {
+    const { handle, size } = await this.#openCommitted(key);
+    return {
+      size,
+      read: async (into, position) => (await handle.read(into, 0, into.length, position)).bytesRead,
+      close: async () => await handle.close(),
+    };
+  }
+
+  /** The committed object's file, open for reading, and its size; BlobNotFoundError when there is none. */
+  async #openCommitted(key: string): Promise<{ handle: FileHandle; size: number }> {
     assertValidBlobKey(key);
     let handle: FileHandle;
     try {
@@ -102,11 +98,7 @@ export class FsBlobStore implements BlobStore {
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new BlobNotFoundError(key);
-      return {
-        size: info.size,
-        read: async (into, position) => (await handle.read(into, 0, into.length, position)).bytesRead,
-        close: async () => await handle.close(),
-      };
+      return { handle, size: info.size };
     } catch (err) {
       await handle.close().catch(() => {});
       throw err;
