@@ -19,7 +19,7 @@ import type { IndexStore } from '../../ports/index-store.ts';
 import { isStorageSopClass, operationOf, queryRoot, storableTransferSyntax, StorageCommitmentPushModel, UNCOMPRESSED } from './sop-classes.ts';
 
 /** How long the stores of an open association may wait for their audit record. */
-const STORE_AUDIT_EVERY_MS = 10_000;
+const STORE_AUDIT_EVERY_MS = 2_000;
 
 export interface DicomService {
   port: number;
