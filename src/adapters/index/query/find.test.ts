@@ -252,6 +252,13 @@ for (const combination of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.equal(await archive.index.find(q).total(), 9);
     });
 
+    test('series attributes asked for at study level come from the representative (first) instance', async () => {
+      // OHIF's study list asks for Modality (0008,0060) at study level; study 1 has a CT series, then an MR one.
+      const found = await run('study-modality', studyQuery([key(T.PatientID, 'LO', 'PAT1')], { include: [T.Modality, T.SeriesDescription, T.StudyDescription] }));
+      assert.deepEqual(found.map((ds) => [Number(String(first(ds, T.StudyInstanceUID)).split('.').pop()), first(ds, T.Modality)]), [[2, 'MR'], [1, 'CT']]);
+      for (const ds of found) assert.ok('0008103E' in ds && '00081030' in ds, 'asked attributes are returned, empty when unknown');
+    });
+
     // Last: it adds a study the tests above do not expect.
     test('a study without a date comes after the dated ones, with or without a person name filter', async () => {
       const result = await archive.ingest.ingest(source(syntheticInstance({
