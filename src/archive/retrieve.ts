@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, PositionalSource } from '../ports/blob-store.ts';
+import { readFully } from '../io/reusable-buffers.ts';
 import type { IndexStore, InstanceRecord } from '../ports/index-store.ts';
 import { AtriumError } from '../errors.ts';
 
@@ -36,13 +37,7 @@ export class RetrieveService {
     const reader = await this.#blobs.openReader(instance.blobKey);
     try {
       const head = new Uint8Array(Math.min(reader.size, META_HEAD_BYTES));
-      let metaLength: number | undefined;
-      for (let n = 0; metaLength === undefined;) {
-        const r = await reader.read(head.subarray(n), n);
-        n += r;
-        metaLength = fileMetaLength(head.subarray(0, n));
-        if (r === 0 || n === head.length) break;
-      }
+      const metaLength = fileMetaLength(head.subarray(0, await readFully(reader, head, 0)));
       if (metaLength === undefined) throw new AtriumError('internal', `the stored object of ${sopInstanceUid} has no readable File Meta Information`);
       return { instance, dataset: { reader, pieces: [[metaLength, reader.size - metaLength]] } };
     } catch (error) {

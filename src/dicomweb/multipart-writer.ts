@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import type { PositionalSource } from '../ports/blob-store.ts';
-import { ReusableBuffers } from '../io/reusable-buffers.ts';
+import { positionalChunks, ReusableBuffers } from '../io/reusable-buffers.ts';
 
 export type BodySource = Uint8Array | AsyncIterable<Uint8Array> | PositionalSource;
 
@@ -127,22 +127,8 @@ class ResponseBody extends Readable {
   }
 
   async #copy(destination: Writable, source: PositionalSource): Promise<void> {
-    const { reader } = source;
-    try {
-      for (const [offset, length] of source.pieces ?? [[0, reader.size]]) {
-        for (let done = 0; done < length;) {
-          const buffer = await this.#buffers.take();
-          const n = await reader.read(buffer.subarray(0, Math.min(buffer.length, length - done)), offset + done);
-          if (n === 0) {
-            this.#buffers.giveBack(buffer);
-            throw new Error(`the stored object ended ${length - done} bytes early (at ${offset + done})`);
-          }
-          done += n;
-          await this.#write(destination, buffer.subarray(0, n), () => this.#buffers.giveBack(buffer));
-        }
-      }
-    } finally {
-      await reader.close();
+    for await (const { buffer, length } of positionalChunks(source, this.#buffers)) {
+      await this.#write(destination, buffer.subarray(0, length), () => this.#buffers.giveBack(buffer));
     }
   }
 }

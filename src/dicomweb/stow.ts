@@ -224,7 +224,6 @@ async function settle(archive: Archive, batch: IngestBatch, slots: Slot[]): Prom
   }));
 }
 
-
 const NO_IDS: InstanceIds = { sopClassUid: null, sopInstanceUid: null, studyInstanceUid: null, seriesInstanceUid: null };
 
 function idsOf(header: Part10Header | undefined): InstanceIds {

@@ -10,7 +10,7 @@
 //    socket has drained the previous ones, never concatenating a whole object.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { ReusableBuffers } from '../io/reusable-buffers.ts';
+import { positionalChunks, ReusableBuffers } from '../io/reusable-buffers.ts';
 import type { PositionalSource } from '../ports/blob-store.ts';
 import { CommandError, CommandField, NO_DATASET, commandName, decodeCommand, encodeCommand, isResponse } from './command.ts';
 import type { CommandSet } from './command.ts';
@@ -917,35 +917,21 @@ export class Association {
    * evenLength() gives streamed ones (store-scu.ts): PDV fragments have even lengths.
    */
   async #sendPositional(pcId: number, source: PositionalSource, max: number): Promise<void> {
-    const { reader } = source;
-    const pieces = source.pieces ?? [[0, reader.size]];
-    const total = pieces.reduce((sum, [, length]) => sum + length, 0);
     // Buffers of an even size, each filled before it is sent: every PDV but the last is even, and the last,
     // when odd, is shorter than a buffer and has room for the padding.
     const buffers = this.#sendBuffers ??= new ReusableBuffers(Math.min(max, SEND_BUFFER_BYTES) & ~1);
-    let sent = 0;
+    let empty = true;
     try {
-      for (const [offset, length] of pieces) {
-        for (let done = 0; done < length;) {
-          const buffer = await buffers.take();
-          const want = Math.min(buffer.length, length - done);
-          let n = 0;
-          for (let r = -1; n < want && r !== 0; n += r) r = await reader.read(buffer.subarray(n, want), offset + done + n);
-          if (n < want) {
-            buffers.giveBack(buffer);
-            throw new DimseError(`the stored object ended ${length - done - n} bytes early (at ${offset + done + n})`, 'protocol');
-          }
-          done += n;
-          sent += n;
-          let size = n;
-          if (sent === total && total % 2 === 1) buffer[size++] = 0;
-          await this.#writePdv(pcId, false, sent === total, [buffer.subarray(0, size)], size, () => buffers.giveBack(buffer));
-        }
+      for await (const { buffer, length, last } of positionalChunks(source, buffers)) {
+        empty = false;
+        let size = length;
+        if (last && size % 2 === 1) buffer[size++] = 0;
+        await this.#writePdv(pcId, false, last, [buffer.subarray(0, size)], size, () => buffers.giveBack(buffer));
       }
-      if (total === 0) await this.#writePdv(pcId, false, true, [], 0);
-    } finally {
-      await reader.close();
+    } catch (error) {
+      throw error instanceof DimseError ? error : new DimseError((error as Error).message, 'protocol');
     }
+    if (empty) await this.#writePdv(pcId, false, true, [], 0);
   }
 
   async #writePdv(pcId: number, command: boolean, last: boolean, pieces: Uint8Array[], length: number, written?: () => void): Promise<void> {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Part10Reader } from '../../src/dicom/part10-reader.ts';
 import type { PositionalSource } from '../../src/ports/blob-store.ts';
+import { positionalChunks, ReusableBuffers } from '../../src/io/reusable-buffers.ts';
 import type { Part10Header } from '../../src/dicom/part10-reader.ts';
 
 export interface ToolResult {
@@ -135,14 +136,10 @@ export async function startStorescp(dir: string, options: { aeTitle?: string; ex
 export async function collect(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | PositionalSource): Promise<Buffer> {
   const parts: Uint8Array[] = [];
   if ('reader' in chunks) {
-    try {
-      for (const [offset, length] of chunks.pieces ?? [[0, chunks.reader.size]]) {
-        const piece = new Uint8Array(length);
-        for (let n = 0, r = -1; n < length && r !== 0; n += r) r = await chunks.reader.read(piece.subarray(n), offset + n);
-        parts.push(piece);
-      }
-    } finally {
-      await chunks.reader.close();
+    const buffers = new ReusableBuffers(64 * 1024);
+    for await (const { buffer, length } of positionalChunks(chunks, buffers)) {
+      parts.push(buffer.slice(0, length));
+      buffers.giveBack(buffer);
     }
     return Buffer.concat(parts);
   }
