@@ -1,6 +1,6 @@
-import type { Metrics } from '../observability/metrics.ts';
+import { sourceLabel, type Metrics } from '../observability/metrics.ts';
 import type { StoreOutcome } from '../ports/index-store.ts';
-import { sourceLabel, type IngestResult, type IngestSource, type ReceivedObject } from './ingest.ts';
+import type { IngestResult, IngestSource, ReceivedObject } from './ingest.ts';
 
 export interface IngestBatchOptions {
   /**

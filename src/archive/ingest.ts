@@ -6,7 +6,7 @@ import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
 import type { DuplicatePolicy, IndexStore, NewInstance, PixelDataLayout, StoreOutcome, StoredObject } from '../ports/index-store.ts';
 import { transferSyntaxInfo } from '../dicom/transfer-syntax.ts';
-import type { Metrics } from '../observability/metrics.ts';
+import { sourceLabel, type Metrics } from '../observability/metrics.ts';
 import { newBlobKey } from './blob-keys.ts';
 import { IngestBatch, type IngestBatchOptions } from './ingest-batch.ts';
 import { indexedAttributes, isRejection, tagName, type Rejection } from './instance-attributes.ts';
@@ -326,9 +326,4 @@ function feed(step: () => void): DicomParseError | undefined {
     if (error instanceof DicomParseError) return error;
     throw error;
   }
-}
-
-/** Metric labels must stay few: "dimse:CT01" counts as "dimse". */
-export function sourceLabel(source: string): string {
-  return source.split(':', 1)[0];
 }

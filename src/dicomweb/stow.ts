@@ -19,7 +19,7 @@
  *   a BulkDataURI of the metadata form references is not in the request (dcm4chee's value too). The human-readable
  *   reason of each failure is sent in a `Warning: 299` header field, since the module has no text attribute.
  */
-import { auditStored } from '../http/access.ts';
+import { auditStored } from '../audit/http-request-audit.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
 import type { IngestBatch } from '../archive/ingest-batch.ts';

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
 import type { AuditAction, AuditStudyRef } from '../ports/audit-store.ts';
 import { auditPrincipal } from '../audit/audit-service.ts';
+import { interfaceOf } from '../audit/http-request-audit.ts';
 import type { StudyRecord } from '../ports/index-store.ts';
 import {
   AuthError, PERMISSIONS, authorize, studyFilter, studyMatchesFilter, type Action, type Principal, type StudyFilter,
@@ -330,35 +331,4 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive): v
   });
 }
 
-export function interfaceOf(request: FastifyRequest): 'dicomweb' | 'rest' {
-  const url = request.routeOptions.url ?? request.url;
-  return url.startsWith(DW) || url === '/wado' ? 'dicomweb' : 'rest';
-}
-
 export type { StudyFilter };
-
-/** What a store request (STOW-RS, POST /api/instances) stored: one audit record per study, with its counts. */
-export async function auditStored(archive: Archive, request: FastifyRequest,
-  items: { studyInstanceUid: string | null; seriesInstanceUid?: string | null; sopClassUid?: string | null; stored: boolean }[]): Promise<void> {
-  const principal = request.principal;
-  if (!principal) return; // a server without the access hook (test fixtures)
-  const base = { principal: auditPrincipal(principal), action: 'store' as const, interface: interfaceOf(request), origin: { address: request.ip } };
-  try {
-    const ok = archive.audit.accumulator(base);
-    const failed = archive.audit.accumulator(base);
-    for (const item of items) {
-      if (!item.studyInstanceUid) continue;
-      (item.stored ? ok : failed).add({
-        studyInstanceUid: item.studyInstanceUid, ...(item.seriesInstanceUid ? { seriesInstanceUid: item.seriesInstanceUid } : {}),
-        ...(item.sopClassUid ? { sopClassUid: item.sopClassUid } : {}),
-      });
-    }
-    await ok.flush();
-    await failed.flush({ outcome: 'minor-failure', outcomeReason: 'some instances were not stored' });
-    if (ok.size === 0 && failed.size === 0 && items.every((i) => !i.studyInstanceUid)) {
-      await archive.audit.record({ ...base, outcome: 'minor-failure', outcomeReason: 'nothing was stored', detail: `${request.method} ${request.url}` });
-    }
-  } catch (error) {
-    request.log.error({ err: error }, 'audit record failed');
-  }
-}

@@ -37,3 +37,8 @@ export class Metrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'atrium_' });
   }
 }
+
+/** Metric labels must stay few: "dimse:CT01" counts as "dimse". */
+export function sourceLabel(source: string): string {
+  return source.split(':', 1)[0];
+}

@@ -6,7 +6,7 @@ import { found, type Params } from './paging.ts';
 import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
 import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../dimse/services/dicom-jobs.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
-import { interfaceOf } from '../access.ts';
+import { interfaceOf } from '../../audit/http-request-audit.ts';
 
 export interface DicomRouteOptions {
   /** Atrium as an SCU; without it (tests of the REST alone) the peer operations answer 503. */

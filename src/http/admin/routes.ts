@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
-import { auditStored } from '../access.ts';
+import { auditStored } from '../../audit/http-request-audit.ts';
 import { found, page, type Params, type Query } from './paging.ts';
 
 /** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
