@@ -25,6 +25,12 @@ test('no two source files import each other, directly or through others', () => 
   assert.deepEqual(cycles(importGraph(SRC)), []);
 });
 
+test('production code imports nothing from outside src/ (test support lives in test/support/)', () => {
+  const outside = [...importGraph(SRC)].flatMap(([file, targets]) =>
+    targets.filter((target) => target.startsWith('..')).map((target) => `${file} -> ${target}`));
+  assert.deepEqual(outside, []);
+});
+
 test('every area imports only areas below it', () => {
   const upward: string[] = [];
   for (const [area, targets] of areaGraph(importGraph(SRC))) {

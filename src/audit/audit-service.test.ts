@@ -15,10 +15,10 @@ import { SqlAuditStore } from '../adapters/index/sql-audit-store.ts';
 import { createTestSchema } from '../../test/support/postgres.ts';
 import type { AuditPrincipal, AuditRecord, AuditStore } from '../ports/audit-store.ts';
 import { AuditService, type AuditExportFormat } from './audit-service.ts';
-import { validateFhirAuditEvent } from './fhir-validate.ts';
+import { validateFhirAuditEvent } from '../../test/support/fhir-audit-event.ts';
 import { DCM_SYSTEM } from './event-codes.ts';
 import { toFhirAuditEvent } from './fhir-audit-event.ts';
-import { child, childrenNamed, parseXml } from './xml-test-parser.ts';
+import { child, childrenNamed, parseXml } from '../../test/support/xml.ts';
 import { AtriumError } from '../errors.ts';
 
 class TestClock {

@@ -17,7 +17,7 @@ import { startDicomwebServer, type DicomwebServer } from '../../test/support/dic
 import { filesIn, killAllChildren, runTool, startStorescp, type Storescp } from '../../test/support/dcmtk.ts';
 import { startDicomService, type DicomService } from '../dimse/services/dicom-service.ts';
 import type { AuditRecord } from '../ports/audit-store.ts';
-import { validateFhirAuditEvent } from './fhir-validate.ts';
+import { validateFhirAuditEvent } from '../../test/support/fhir-audit-event.ts';
 
 const CORPUS = path.resolve(import.meta.dirname, '../../../shared/testdata/dicom');
 

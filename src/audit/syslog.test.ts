@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AuditRecord } from '../ports/audit-store.ts';
 import { SyslogSender, formatRfc5424, frameOctetCounting, type SyslogProtocol } from './syslog.ts';
-import { child, parseXml } from './xml-test-parser.ts';
+import { child, parseXml } from '../../test/support/xml.ts';
 import { generateCertificateSet } from '../security/certificates.ts';
 
 const clock = () => new Date('2031-03-01T08:00:00.000Z');

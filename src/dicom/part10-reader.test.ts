@@ -4,7 +4,7 @@ import { Part10Reader, DicomParseError } from './part10-reader.ts';
 import { findElement, numberValue, stringValue } from './dataset.ts';
 import type { DataSet } from './dataset.ts';
 import * as T from './tags.ts';
-import { parse, readTestFile, snapshot, testFiles } from './test-helpers.ts';
+import { parse, readTestFile, snapshot, testFiles } from '../../test/support/codec.ts';
 
 // Files that must be rejected, with the reason. no_meta.dcm here starts with a stray 0x20 byte (DCMTK rejects
 // it too); SC_rgb_jpeg.dcm has an invalid VR (bytes 18 00) in its data set.

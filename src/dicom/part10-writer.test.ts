@@ -5,7 +5,7 @@ import { fromDicomJson, toDicomJson } from './dicom-json.ts';
 import { findElement, numberValue, stringValue } from './dataset.ts';
 import * as T from './tags.ts';
 import * as TS from './transfer-syntax.ts';
-import { content, parse, readTestFile } from './test-helpers.ts';
+import { content, parse, readTestFile } from '../../test/support/codec.ts';
 
 const KEEP_ALL = { bulkThreshold: 1 << 30 };
 const ROUND_TRIP_FILES = [

@@ -11,7 +11,7 @@ import { echo, handleEcho, VERIFICATION_SOP_CLASS } from './echo.ts';
 import { encodePDataHeader, encodePdu } from './pdu.ts';
 import type { AssociateRQ } from './pdu.ts';
 import { Status } from './status.ts';
-import { captureLogger, rawPeer, run, waitFor } from './test-helpers.ts';
+import { captureLogger, rawPeer, run, waitFor } from '../../test/support/dimse-peers.ts';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const IMPLICIT = '1.2.840.10008.1.2';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startDicomServer, negotiateContexts } from './acceptor.ts';
 import type { AssociateRequestInfo } from './acceptor.ts';
 import { echo, handleEcho, VERIFICATION_SOP_CLASS } from './echo.ts';
-import { captureLogger, run, waitFor } from './test-helpers.ts';
+import { captureLogger, run, waitFor } from '../../test/support/dimse-peers.ts';
 import { generateCertificateSet } from '../security/certificates.ts';
 
 test('TLS with client certificates: echoscu and our requestor succeed with a cert, fail without', async () => {

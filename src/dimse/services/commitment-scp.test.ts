@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
 import { freePort } from '../../../test/support/dcmtk.ts';
-import { waitFor } from '../test-helpers.ts';
+import { waitFor } from '../../../test/support/dimse-peers.ts';
 import { startDicomService, type DicomService } from './dicom-service.ts';
 import { startDicomServer, type DicomServer, type ProposedContext } from '../acceptor.ts';
 import { requestAssociation } from '../requestor.ts';

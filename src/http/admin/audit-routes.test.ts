@@ -9,8 +9,8 @@ import { openIndexStore } from '../../adapters/index/open-index-store.ts';
 import type { SqlIndexStore } from '../../adapters/index/sql-index-store.ts';
 import { SqlAuditStore } from '../../adapters/index/sql-audit-store.ts';
 import { AuditService } from '../../audit/audit-service.ts';
-import { validateFhirAuditEvent } from '../../audit/fhir-validate.ts';
-import { childrenNamed, parseXml } from '../../audit/xml-test-parser.ts';
+import { validateFhirAuditEvent } from '../../../test/support/fhir-audit-event.ts';
+import { childrenNamed, parseXml } from '../../../test/support/xml.ts';
 import { sendProblem } from '../problem.ts';
 import { auditRoutes } from './audit-routes.ts';
 

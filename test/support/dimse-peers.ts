@@ -1,9 +1,9 @@
 // Shared by the src/dimse tests: a capturing logger, raw sockets, helpers around DCMTK.
 import { execFile } from 'node:child_process';
 import net from 'node:net';
-import type { DimseLogger } from './association.ts';
-import { PduFramer } from './pdu-framer.ts';
-import type { FrameEvent } from './pdu-framer.ts';
+import type { DimseLogger } from '../../src/dimse/association.ts';
+import { PduFramer } from '../../src/dimse/pdu-framer.ts';
+import type { FrameEvent } from '../../src/dimse/pdu-framer.ts';
 
 export interface LogLine { level: string; msg: string; fields: Record<string, unknown> }
 

@@ -1,10 +1,10 @@
 // Shared helpers for the codec's tests (test-only: reads the shared test data from disk).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { Part10Reader } from './part10-reader.ts';
-import type { Part10Header, Part10ReaderOptions } from './part10-reader.ts';
-import type { DataSet } from './dataset.ts';
-import { paddingByte, swapBytes, swapUnit } from './vr.ts';
+import { Part10Reader } from '../../src/dicom/part10-reader.ts';
+import type { Part10Header, Part10ReaderOptions } from '../../src/dicom/part10-reader.ts';
+import type { DataSet } from '../../src/dicom/dataset.ts';
+import { paddingByte, swapBytes, swapUnit } from '../../src/dicom/vr.ts';
 
 export const TESTDATA = '/work/shared/testdata/dicom';
 
