@@ -8,6 +8,8 @@ export type AtriumErrorCode =
   | 'conflict'
   | 'unavailable'
   | 'forbidden'
+  /** The thing exists but cannot be given in the form asked (media type, transfer syntax, rendering). */
+  | 'not-acceptable'
   | 'internal';
 
 export class AtriumError extends Error {

@@ -15,6 +15,6 @@ export class HttpError extends Error {
   }
 }
 
-export const notAcceptable = (detail: string) => new HttpError(406, 'Not Acceptable', detail);
+export const notAcceptable = (detail: string) => new AtriumError('not-acceptable', detail);
 export const badRequest = (detail: string) => new AtriumError('invalid-input', detail);
 export const notFound = (detail: string) => new AtriumError('not-found', detail);

@@ -91,7 +91,7 @@ async function sendMultipart(reply: FastifyReply, archive: Archive, instances: I
         parts[i] = await renderInstance(archive, instances[i].sopInstanceUid, 1, render);
       } catch (error) {
         // Not an image (SR, RT plan...): not part of a rendered series. Other failures fail the request.
-        if ((error as { statusCode?: number }).statusCode === 406 && (error as { details?: { reason?: string } }).details?.reason === 'not-an-image') continue;
+        if (error instanceof AtriumError && error.code === 'not-acceptable' && error.details?.reason === 'not-an-image') continue;
         throw error;
       }
     }

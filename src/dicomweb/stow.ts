@@ -30,6 +30,7 @@ import { boundaryOf, MultipartError, parseMediaType, readMultipart, type Multipa
 import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
 import { MetadataError, removeStaleSpool, storeMetadataAndBulkData } from './stow-bulkdata.ts';
 import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, type StowOutcome } from './stow-outcome.ts';
+import { notAcceptable } from './problem.ts';
 
 export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
 import type { DicomwebOptions } from './routes.ts';
@@ -53,7 +54,7 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive, options
       const study = req.params.study;
       const format = responseFormat(req.headers.accept);
       if (!format) {
-        return problem(reply, req, 406, 'Not Acceptable', 'the Store Instances Response is available as application/dicom+json or application/dicom+xml');
+        throw notAcceptable('the Store Instances Response is available as application/dicom+json or application/dicom+xml');
       }
       if (study !== undefined && (study.length > 64 || !UID_PATTERN.test(study))) {
         return problem(reply, req, 400, 'Bad Request', `"${study}" is not a valid Study Instance UID`);

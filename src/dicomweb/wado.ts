@@ -248,7 +248,7 @@ function nativeFrameBytes(g: PixelGeometry, vrTag: number): number {
   const samples = g.photometric === 'YBR_FULL_422' ? 2 : g.samplesPerPixel;
   const frameBits = g.rows * g.columns * samples * bits;
   if (frameBits % 8 !== 0 && g.numberOfFrames > 1) {
-    throw new HttpError(406, 'Not Acceptable', 'bit-packed frames that do not start on a byte boundary cannot be cut from the stored pixel data; retrieve the bulk data or the instance');
+    throw notAcceptable('bit-packed frames that do not start on a byte boundary cannot be cut from the stored pixel data; retrieve the bulk data or the instance');
   }
   return Math.ceil(frameBits / 8);
 }
@@ -292,7 +292,7 @@ async function encapsulatedFrame(ctx: DicomwebContext, rec: InstanceRecord, layo
     if (isStart) starts.push(i);
   }
   if (starts.length !== frames || starts[0] !== 0) {
-    throw new HttpError(406, 'Not Acceptable', `the ${fragments.length} fragments of this instance cannot be assigned to its ${frames} frames (no Basic Offset Table); retrieve the instance`);
+    throw notAcceptable(`the ${fragments.length} fragments of this instance cannot be assigned to its ${frames} frames (no Basic Offset Table); retrieve the instance`);
   }
   return fragments.slice(starts[n - 1], n < frames ? starts[n] : fragments.length);
 }

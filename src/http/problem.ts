@@ -6,6 +6,7 @@ const STATUS: Record<AtriumErrorCode, number> = {
   'invalid-input': 400,
   forbidden: 403,
   'not-found': 404,
+  'not-acceptable': 406,
   conflict: 409,
   unavailable: 503,
   internal: 500,

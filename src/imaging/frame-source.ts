@@ -12,7 +12,6 @@ import { findElement, elementNumbers, type DataSet } from '../dicom/dataset.ts';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import { ExplicitVRLittleEndian, ImplicitVRLittleEndian } from '../dicom/transfer-syntax.ts';
 import { canDecode, isNative } from './decode.ts';
-import { NotAcceptableError } from './errors.ts';
 import { hasPixelData, imageInfoFromMetadata, nativeFrameBits, Tags, type ImageInfo, type PaletteLut } from './image-info.ts';
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -51,7 +50,7 @@ export async function describeImage(stores: ImagingStores, sopInstanceUid: strin
   if (!instance) throw new AtriumError('not-found', `no instance with SOP Instance UID ${sopInstanceUid}`);
   const metadata = await stores.index.instanceMetadata(sopInstanceUid);
   if (!metadata || !hasPixelData(metadata)) {
-    throw new NotAcceptableError(`instance ${sopInstanceUid} has no pixel data to render or decode`, { reason: 'not-an-image' });
+    throw new AtriumError('not-acceptable', `instance ${sopInstanceUid} has no pixel data to render or decode`, { reason: 'not-an-image' });
   }
   const ts = instance.transferSyntaxUid.replace(/[\0 ]+$/, '');
   const info = imageInfoFromMetadata(metadata, ts, frame);
@@ -59,10 +58,10 @@ export async function describeImage(stores: ImagingStores, sopInstanceUid: strin
     throw new AtriumError('not-found', `instance ${sopInstanceUid} has ${info.numberOfFrames} frame(s); there is no frame ${frame}`);
   }
   if (!canDecode(ts)) {
-    throw new NotAcceptableError(`frames in transfer syntax ${ts} cannot be decoded here`, { reason: 'unsupported-transfer-syntax', transferSyntaxUid: ts });
+    throw new AtriumError('not-acceptable', `frames in transfer syntax ${ts} cannot be decoded here`, { reason: 'unsupported-transfer-syntax', transferSyntaxUid: ts });
   }
   if (![1, 8, 16, 32, 64].includes(info.bitsAllocated) || info.bitsAllocated === 64 && info.floatPixels !== 64) {
-    throw new NotAcceptableError(`Bits Allocated ${info.bitsAllocated} is not supported`, { reason: 'unsupported-pixel-format' });
+    throw new AtriumError('not-acceptable', `Bits Allocated ${info.bitsAllocated} is not supported`, { reason: 'unsupported-pixel-format' });
   }
   return { instance, info };
 }
@@ -104,7 +103,7 @@ export class FrameReader {
   static async open(stores: ImagingStores, sopInstanceUid: string, limits: ImagingLimits = DEFAULT_LIMITS): Promise<FrameReader> {
     const { instance, info } = await describeImage(stores, sopInstanceUid);
     const layout = await stores.index.pixelDataLayout(sopInstanceUid);
-    if (!layout) throw new NotAcceptableError(`the frames of instance ${sopInstanceUid} cannot be read by range (deflated)`, { reason: 'unsupported-transfer-syntax' });
+    if (!layout) throw new AtriumError('not-acceptable', `the frames of instance ${sopInstanceUid} cannot be read by range (deflated)`, { reason: 'unsupported-transfer-syntax' });
     return new FrameReader(stores, instance, info, layout, limits);
   }
 

@@ -9,7 +9,6 @@ import { transcodeInstance as transcode } from './transcode.ts';
 import type { InstanceRecord } from '../ports/index-store.ts';
 import { transferable, WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';
 
-export { NotAcceptableError } from './errors.ts';
 export { WorkerPool } from './worker-pool.ts';
 export type { WorkerPoolOptions, WorkerPoolStats } from './worker-pool.ts';
 export { parseRenderParams, chooseMediaType, parseViewport, parseWindow, RENDERED_MEDIA_TYPES } from './params.ts';
@@ -53,7 +52,7 @@ export type DecodedFrameAttributes = Omit<DecodedFrame, 'bytes'>;
  * instance's Image Pixel attributes, except that frames decoded from a compressed syntax are color-by-pixel
  * (Planar Configuration 0), JPEG and JPEG 2000 color comes out as RGB, and 1-bit frames come out one byte per
  * pixel. `decodeFrameWithAttributes` tells exactly what the bytes are.
- * Rejects with AtriumError not-found (no such instance or frame), NotAcceptableError (not an image, or a
+ * Rejects with AtriumError not-found (no such instance or frame), AtriumError not-acceptable (not an image, or a
  * transfer syntax that cannot be decoded), AtriumError internal (corrupt pixel data), unavailable (pool busy).
  */
 export async function decodeFrame(stores: ImagingStores, sopInstanceUid: string, frame: number, options: ImagingOptions = {}): Promise<Uint8Array> {
@@ -70,7 +69,7 @@ export async function decodeFrameWithAttributes(stores: ImagingStores, sopInstan
 /**
  * The stored object as a Part-10 stream in another transfer syntax (WADO-RS and WADO-URI retrieves): re-encoded
  * element by element, frames decoded (and encoded for a compressed syntax) one at a time in the pool. Rejects
- * with NotAcceptableError when this object cannot be given in `transferSyntaxUid` (see transcodeRefusal for
+ * with AtriumError not-acceptable when this object cannot be given in `transferSyntaxUid` (see transcodeRefusal for
  * what is never possible), before anything is streamed.
  */
 export async function transcodeInstance(stores: ImagingStores, instance: InstanceRecord, transferSyntaxUid: string, options: ImagingOptions = {}): Promise<AsyncIterable<Uint8Array>> {

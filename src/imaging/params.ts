@@ -1,7 +1,6 @@
 // Query parameters of rendered resources: DICOMweb (PS3.18 8.3.5.1: window, viewport, quality) and WADO-URI
 // (PS3.18 9.1.2.2: windowCenter/windowWidth, rows/columns, region, imageQuality, contentType).
 import { AtriumError } from '../errors.ts';
-import { NotAcceptableError } from './errors.ts';
 import type { RenderedMediaType, ViewportParam, WindowParam } from './render.ts';
 
 export interface RenderRequest {
@@ -72,7 +71,7 @@ export function chooseMediaType(types: string[]): RenderedMediaType {
     if (type === 'image/png') return 'image/png';
     if (type === 'image/*' || type === '*/*' || type === '*') return 'image/jpeg';
   }
-  throw new NotAcceptableError(`rendered media types available are ${RENDERED_MEDIA_TYPES.join(' and ')}; asked for ${types.join(', ') || 'nothing'}`, { reason: 'media-type' });
+  throw new AtriumError('not-acceptable', `rendered media types available are ${RENDERED_MEDIA_TYPES.join(' and ')}; asked for ${types.join(', ') || 'nothing'}`, { reason: 'media-type' });
 }
 
 /**

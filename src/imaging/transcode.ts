@@ -20,7 +20,6 @@ import type { InstanceRecord, PixelDataLayout } from '../ports/index-store.ts';
 import { AtriumError } from '../errors.ts';
 import { canDecode, isNative } from './decode.ts';
 import { ENCODABLE_TRANSFER_SYNTAXES, encodeRefusal } from './encode.ts';
-import { NotAcceptableError } from './errors.ts';
 import { DEFAULT_LIMITS, FrameReader, readRange, type ImagingLimits, type ImagingStores } from './frame-source.ts';
 import { hasPixelData, imageInfoFromMetadata, Tags, type ImageInfo } from './image-info.ts';
 import { transferable, type WorkerPool } from './worker-pool.ts';
@@ -109,14 +108,14 @@ export interface TranscodeOptions {
 
 /**
  * The stored object `instance` as a Part-10 stream in transfer syntax `to` (not the stored one). What can fail
- * before the first byte does so here, as NotAcceptableError (406: this object cannot be given in `to`) or
+ * before the first byte does so here, as AtriumError not-acceptable (406: this object cannot be given in `to`) or
  * AtriumError: the header is read and the first frame decoded before the stream is returned. A later failure
  * (a corrupt frame further on) ends the stream with an error.
  */
 export async function transcodeInstance(stores: ImagingStores, instance: InstanceRecord, to: string, options: TranscodeOptions): Promise<AsyncIterable<Uint8Array>> {
   const from = clean(instance.transferSyntaxUid);
   const refusal = await instanceTranscodeRefusal(stores, instance, to);
-  if (refusal) throw new NotAcceptableError(`instance ${instance.sopInstanceUid} cannot be sent in ${to}: ${refusal}`, { reason: 'cannot-transcode', transferSyntaxUid: to });
+  if (refusal) throw new AtriumError('not-acceptable', `instance ${instance.sopInstanceUid} cannot be sent in ${to}: ${refusal}`, { reason: 'cannot-transcode', transferSyntaxUid: to });
   if (transferSyntaxInfo(from).deflated) return await inflated(stores, instance);
 
   const metadata = await stores.index.instanceMetadata(instance.sopInstanceUid);
@@ -129,7 +128,7 @@ export async function transcodeInstance(stores: ImagingStores, instance: Instanc
   const tail = layout ? await readTail(stores, instance, layout, from) : [];
   const elements = [...header.dataset.elements, ...tail];
   if (containsEncapsulated(elements)) {
-    throw new NotAcceptableError(`instance ${instance.sopInstanceUid} has encapsulated pixel data nested in a sequence (an icon image), which is not transcoded here`,
+    throw new AtriumError('not-acceptable', `instance ${instance.sopInstanceUid} has encapsulated pixel data nested in a sequence (an icon image), which is not transcoded here`,
       { reason: 'cannot-transcode', transferSyntaxUid: to });
   }
 
