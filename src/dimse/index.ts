@@ -1,7 +1,8 @@
 // Public API of Atrium's DICOM upper layer (PS3.8) and DIMSE messaging (PS3.7).
 export {
-  Association, AssociationRejectedError, DimseError, DEFAULT_MAX_PDU_LENGTH, silentLogger,
+  Association, AssociationRejectedError, DEFAULT_MAX_PDU_LENGTH, silentLogger,
 } from './association.ts';
+export { DimseError } from './message-streams.ts';
 export type {
   PresentationContext, UserIdentity, IncomingRequest, IncomingDataset, DimseResponse, ResponseCommand, CloseReason, Closed,
   DimseLogger,
