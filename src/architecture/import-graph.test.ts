@@ -15,6 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dicom', 'security'],
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb'],
+  ['exchange'],
   ['http'],
   ['app.ts'],
   ['cli'],

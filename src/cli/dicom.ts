@@ -1,7 +1,7 @@
 import type { AtriumConfig } from '../config/config.ts';
 import { openArchive } from '../app.ts';
 import { DicomClient, type QueryLevelName } from '../dimse/services/scu.ts';
-import { registerDicomJobs, RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../dimse/services/dicom-jobs.ts';
+import { registerDicomJobs, RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../exchange/dicom-jobs.ts';
 import { hostname, userInfo } from 'node:os';
 import { outboundTls } from '../dimse/services/tls.ts';
 import { JobRunner } from '../jobs/job-runner.ts';

@@ -4,7 +4,7 @@ import { serveCommand } from './serve.ts';
 import { importCommand } from './import.ts';
 import { verifyCommand } from './verify.ts';
 import { echoCommand, jobCommand, queryCommand } from './dicom.ts';
-import { RETRIEVE_JOB, SEND_JOB } from '../dimse/services/dicom-jobs.ts';
+import { RETRIEVE_JOB, SEND_JOB } from '../exchange/dicom-jobs.ts';
 import type { QueryLevelName } from '../dimse/services/scu.ts';
 import { apiKeyAddCommand, certsCommand, userAddCommand } from './security.ts';
 

@@ -3,7 +3,7 @@ import { openArchive } from '../app.ts';
 import { createHttpServer } from '../http/server.ts';
 import { startDicomService } from '../dimse/services/dicom-service.ts';
 import { DicomClient } from '../dimse/services/scu.ts';
-import { registerDicomJobs } from '../dimse/services/dicom-jobs.ts';
+import { registerDicomJobs } from '../exchange/dicom-jobs.ts';
 import { JobRunner } from '../jobs/job-runner.ts';
 import { outboundTls } from '../dimse/services/tls.ts';
 

@@ -26,7 +26,7 @@ import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
 import { JobRunner } from '../../jobs/job-runner.ts';
 import { encodeJsonDataset } from './identifier.ts';
 import { COMMITMENT_REPORT_JOB, type CommitmentReport } from './commitment-scp.ts';
-import { registerDicomJobs } from './dicom-jobs.ts';
+import { registerDicomJobs } from '../../exchange/dicom-jobs.ts';
 import { DicomClient } from './scu.ts';
 import { StorageCommitmentPushModel, StorageCommitmentPushModelInstance } from './sop-classes.ts';
 

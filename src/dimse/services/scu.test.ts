@@ -12,7 +12,7 @@ import { createTestArchive, type TestArchive } from '../../../test/support/archi
 import { startStorescp, runTool, freePort, waitForPort, filesIn, readPart10, parsePart10, collect, killAllChildren } from '../../../test/support/dcmtk.ts';
 import { startDicomService, type DicomService } from './dicom-service.ts';
 import { DicomClient } from './scu.ts';
-import { registerDicomJobs, SEND_JOB } from './dicom-jobs.ts';
+import { registerDicomJobs, SEND_JOB } from '../../exchange/dicom-jobs.ts';
 import { JobRunner } from '../../jobs/job-runner.ts';
 import type { Job } from '../../ports/job-queue.ts';
 import { syntheticSeries } from '../../synthetic/synthetic-instance.ts';

@@ -4,7 +4,7 @@ import { AtriumError } from '../../errors.ts';
 import type { DicomPeerInput } from '../../ports/peer-registry.ts';
 import { found, type Params } from './paging.ts';
 import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
-import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../dimse/services/dicom-jobs.ts';
+import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../exchange/dicom-jobs.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import { interfaceOf } from '../../audit/http-request-audit.ts';
 

@@ -1,12 +1,17 @@
-import type { Archive } from '../../app.ts';
-import type { JobContext, JobRunner } from '../../jobs/job-runner.ts';
-import type { Job } from '../../ports/job-queue.ts';
-import { AtriumError } from '../../errors.ts';
-import type { DicomClient, QueryLevelName } from './scu.ts';
-import { statusCategory, describeStatus } from '../status.ts';
-import { COMMITMENT_REPORT_JOB, reportOnNewAssociation, type CommitmentReport } from './commitment-scp.ts';
-import { outboundTls } from './tls.ts';
-import type { AuditEventInput, AuditInterface, AuditPrincipal } from '../../ports/audit-store.ts';
+/**
+ * Exchange with other DICOM nodes as jobs: send studies to a peer (C-STORE) and retrieve them from one
+ * (C-MOVE/C-GET), queued, retried and audited. An area of its own above the DIMSE transport, which it
+ * uses as a client, so that the transport knows nothing of the job queue.
+ */
+import type { Archive } from '../app.ts';
+import type { JobContext, JobRunner } from '../jobs/job-runner.ts';
+import type { Job } from '../ports/job-queue.ts';
+import { AtriumError } from '../errors.ts';
+import type { DicomClient, QueryLevelName } from '../dimse/services/scu.ts';
+import { statusCategory, describeStatus } from '../dimse/status.ts';
+import { COMMITMENT_REPORT_JOB, reportOnNewAssociation, type CommitmentReport } from '../dimse/services/commitment-scp.ts';
+import { outboundTls } from '../dimse/services/tls.ts';
+import type { AuditEventInput, AuditInterface, AuditPrincipal } from '../ports/audit-store.ts';
 
 /** Who asked for a job, and through which interface: the job's audit records name them when it runs. */
 export interface JobRequester {
