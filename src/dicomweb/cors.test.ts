@@ -11,7 +11,8 @@ import { createTestArchive, type TestArchive } from '../../test/support/archive.
 import { createHttpServer } from '../http/server.ts';
 import { sendProblem } from '../http/problem.ts';
 import { closeImagingPool } from '../imaging/index.ts';
-import { dicomwebRoutes, type DicomwebOptions } from './routes.ts';
+import { dicomwebRoutes } from './routes.ts';
+import type { DicomwebOptions } from './context.ts';
 import { renderedRoutes } from './rendered.ts';
 import { stowRoutes } from './stow.ts';
 

@@ -10,7 +10,7 @@ import { keywordOf } from '../dicom/dictionary.ts';
 import { rangeCovers, requestAccept, sendText } from './accept.ts';
 import { multipartContentType, multipartStream, newBoundary } from './multipart-writer.ts';
 import { badRequest, notAcceptable } from './problem.ts';
-import type { DicomwebContext } from './routes.ts';
+import type { DicomwebContext } from './context.ts';
 
 export type SearchLevel = 'STUDY' | 'SERIES' | 'IMAGE';
 

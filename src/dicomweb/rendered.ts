@@ -11,7 +11,7 @@ import type { InstanceRecord } from '../ports/index-store.ts';
 import { chooseMediaType, imagingPool, parseRenderParams, renderInstance, type RenderRequest } from '../imaging/index.ts';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
-import type { DicomwebOptions } from './routes.ts';
+import type { DicomwebOptions } from './context.ts';
 
 export const THUMBNAIL_SIZE = 128;
 /** Instances rendered into one series/study multipart answer at most. */

@@ -8,7 +8,7 @@ import type { BodySource } from './multipart-writer.ts';
 import type { InstanceRecord } from '../ports/index-store.ts';
 import { instanceTranscodeRefusal, transcodeInstance } from '../imaging/index.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, isLossy } from './accept.ts';
-import type { DicomwebContext } from './routes.ts';
+import type { DicomwebContext } from './context.ts';
 
 /** What one instance is sent as. `asked` is the index of the request's choice it satisfies. */
 export interface Delivery {

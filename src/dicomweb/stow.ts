@@ -33,7 +33,7 @@ import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, typ
 import { notAcceptable } from './problem.ts';
 
 export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
-import type { DicomwebOptions } from './routes.ts';
+import type { DicomwebOptions } from './context.ts';
 
 const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 

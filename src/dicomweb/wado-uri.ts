@@ -7,7 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseMediaType, rangeCovers } from './accept.ts';
 import { badRequest, notAcceptable } from './problem.ts';
-import type { DicomwebContext } from './routes.ts';
+import type { DicomwebContext } from './context.ts';
 import { instanceOf } from './wado.ts';
 import { bodyStream } from './multipart-writer.ts';
 import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf } from './retrieve-transfer-syntax.ts';

@@ -23,7 +23,7 @@ import {
 import { bodyStream, multipartContentType, multipartStream, newBoundary, type BodySource, type Part } from './multipart-writer.ts';
 import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
-import type { DicomwebContext } from './routes.ts';
+import type { DicomwebContext } from './context.ts';
 import { decodeFrame } from '../imaging/index.ts';
 import { blobRanges, blobSource, chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
 

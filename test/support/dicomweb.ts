@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import { api } from 'dicomweb-client';
 import type { Archive } from '../../src/app.ts';
 import { createHttpServer } from '../../src/http/server.ts';
-import { dicomwebRoutes, type DicomwebOptions } from '../../src/dicomweb/routes.ts';
+import { dicomwebRoutes } from '../../src/dicomweb/routes.ts';
+import type { DicomwebOptions } from '../../src/dicomweb/context.ts';
 
 export interface DicomwebServer {
   app: FastifyInstance;
