@@ -7,7 +7,10 @@ import type { FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
 import { auditPrincipal } from './audit-service.ts';
 
-/** The interface an HTTP request came through, as the audit trail names it. */
+/**
+ * The interface an HTTP request came through, as the audit trail names it. The DICOMweb paths are spelled
+ * here rather than imported: dicomweb/ sits above audit/ in the layers.
+ */
 export function interfaceOf(request: FastifyRequest): 'dicomweb' | 'rest' {
   const url = request.routeOptions.url ?? request.url;
   return url.startsWith('/dicom-web') || url === '/wado' ? 'dicomweb' : 'rest';
