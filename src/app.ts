@@ -4,7 +4,18 @@ import { pino, type Logger } from 'pino';
 import type { AtriumConfig } from './config/config.ts';
 import type { BlobStore } from './ports/blob-store.ts';
 import type { IndexStore } from './ports/index-store.ts';
-import { openIndexStore } from './adapters/index/open-index-store.ts';
+import { Database, type DatabaseConfig } from './database/database.ts';
+import { SqlIndexStore } from './adapters/index/sql-index-store.ts';
+import { SqlEventOutbox } from './adapters/index/sql-event-outbox.ts';
+import type { EventOutbox } from './ports/event-outbox.ts';
+import { EventDispatcher } from './events/dispatcher.ts';
+import type { EventHandler } from './events/event-map.ts';
+import { migrationsOf, type AtriumModule } from './modules/module.ts';
+import { archiveModule } from './archive/module.ts';
+import { exchangeModule } from './exchange/module.ts';
+import { securityModule } from './security/module.ts';
+import { auditModule } from './audit/module.ts';
+import { eventsModule } from './events/module.ts';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -22,17 +33,40 @@ import { SecurityService, securityDisabledWarning } from './security/index.ts';
 import { AuditService, type AuditSink } from './audit/audit-service.ts';
 import { SyslogSender } from './audit/syslog.ts';
 
+/**
+ * The modules this build installs, in the order their parts are installed. A new area (ris, fhir,
+ * quality ...) is one folder exporting an AtriumModule, added here.
+ */
+export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule];
+
+/** The one database of a node, migrated to what the modules need (several nodes may do this at once). */
+export async function openDatabase(config: DatabaseConfig, modules: readonly AtriumModule[] = MODULES): Promise<Database> {
+  const database = Database.open(config);
+  try {
+    await database.migrate(migrationsOf(modules));
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  return database;
+}
+
 /** The archive with its adapters and services, before any transport is attached. */
 export interface Archive {
   config: AtriumConfig;
   log: Logger;
   metrics: Metrics;
+  database: Database;
   index: IndexStore;
   blobs: BlobStore;
   ingest: IngestService;
   retrieve: RetrieveService;
   deletion: DeletionService;
   jobs: JobQueue;
+  /** The reading side of the event outbox (the dispatcher, the stuck-events listing). */
+  events: EventOutbox;
+  /** The handlers every module subscribed, for the dispatcher `atrium serve` runs. */
+  eventHandlers: readonly EventHandler[];
   peers: PeerRegistry;
   applicationEntities: ApplicationEntities;
   /** Authentication and the one authorization policy of every transport (src/security/). */
@@ -52,14 +86,15 @@ export function createLogger(config: AtriumConfig, destination?: NodeJS.Writable
 }
 
 /** Composition happens here, once: config -> adapters -> services. Transports attach to the result. */
-export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics; firstRunSetup?: boolean } = {}): Promise<Archive> {
+export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics; firstRunSetup?: boolean; modules?: readonly AtriumModule[] } = {}): Promise<Archive> {
   const log = options.log ?? createLogger(config);
   const metrics = options.metrics ?? new Metrics();
   mkdirSync(config.dataDir, { recursive: true });
 
-  const index = await openIndexStore(config.index.engine === 'sqlite'
+  const database = await openDatabase(config.index.engine === 'sqlite'
     ? { engine: 'sqlite', path: join(config.dataDir, 'index.sqlite') }
-    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize });
+    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize }, options.modules);
+  const index = new SqlIndexStore(database);
 
   let blobs: BlobStore;
   if (config.blobs.engine === 'fs') {
@@ -81,14 +116,15 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy } });
   const retrieve = new RetrieveService({ index, blobs });
   const deletion = new DeletionService({ index, blobs, log });
-  // The job queue and the AE registry live in the index database: one engine to run and back up.
-  const jobs = new SqlJobQueue(index.db, index.kind);
-  const peers = new SqlPeerRegistry(index.db);
+  // Every store lives in the one database: one engine to run and back up.
+  const jobs = new SqlJobQueue(database);
+  const events = new SqlEventOutbox(database);
+  const peers = new SqlPeerRegistry(database);
   const synced = await peers.syncFromConfig(config.dicom.peers);
   if (synced.created + synced.updated + synced.deleted > 0) log.info(synced, 'DICOM peers synchronized from the configuration');
   const applicationEntities = new ApplicationEntities({ peers, config: config.dicom });
   // Security and audit live in the index database too (tables security_*, audit_*).
-  const security = new SecurityService({ store: new SqlSecurityStore(index.db, index.kind), config: config.security });
+  const security = new SecurityService({ store: new SqlSecurityStore(database), config: config.security });
   // The server (`atrium serve`) asks for the first-run setup: a one-off CLI command must neither print
   // nor rotate the setup token of the running server.
   if (options.firstRunSetup) {
@@ -102,21 +138,28 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
     : null;
   const sinks: AuditSink[] = syslog ? [syslog] : [];
   const audit = new AuditService({
-    store: new SqlAuditStore(index.db), sourceId: config.dicom.aeTitle, sinks,
+    store: new SqlAuditStore(database), sourceId: config.dicom.aeTitle, sinks,
     studyInfo: async (uid) => {
       const study = await index.getStudy(uid);
       return study ? { patientId: study.patient.patientId, accessionNumber: study.accessionNumber } : null;
     },
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
-  return {
-    config, log, metrics, index, blobs, ingest, retrieve, deletion, jobs, peers, applicationEntities, security, audit,
+  const archive: Archive = {
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, eventHandlers: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});
       await syslog?.close().catch(() => {});
-      await index.close();
+      await database.close();
       await blobs.close();
     },
   };
+  archive.eventHandlers = (options.modules ?? MODULES).flatMap((m) => m.eventHandlers?.(archive) ?? []);
+  return archive;
+}
+
+/** The dispatcher of the archive's events to its modules' handlers (run by `atrium serve`). */
+export function eventDispatcher(archive: Archive): EventDispatcher {
+  return new EventDispatcher({ outbox: archive.events, handlers: archive.eventHandlers, log: archive.log, metrics: archive.metrics });
 }

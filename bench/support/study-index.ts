@@ -8,7 +8,8 @@
  * - `qidoQueries`: a fixed list of study searches that match that data, like a viewer's study list.
  */
 import { sql } from 'kysely';
-import { openIndexStore } from '../../src/adapters/index/open-index-store.ts';
+import { openDatabase } from '../../src/app.ts';
+import type { AtriumDatabase } from '../../src/adapters/index/schema.ts';
 import { searchableName } from '../../src/adapters/index/matching.ts';
 import { syntheticInstance } from '../../src/synthetic/synthetic-instance.ts';
 
@@ -126,15 +127,15 @@ function metadataJson(study: StudySpec, series: SeriesSpec, sopInstanceUid: stri
 }
 
 /**
- * Writes `studies` into the SQLite index at `indexPath` (created and migrated by `openIndexStore`; the
+ * Writes `studies` into the SQLite index at `indexPath` (created and migrated by `openDatabase`; the
  * Atrium that will serve it must be stopped). Rows are what ingest would have written, with counters,
  * ModalitiesInStudy and SOPClassesInStudy filled in; the first instance of each series carries a full
  * metadata JSON (what study-level QIDO reads for attributes that are not index columns), the others `{}`.
  * Blob keys point at nothing. Returns the instance count.
  */
 export async function seedAtriumIndex(indexPath: string, studies: StudySpec[], onProgress?: (studiesDone: number) => void): Promise<number> {
-  const store = await openIndexStore({ engine: 'sqlite', path: indexPath });
-  const db = store.db;
+  const database = await openDatabase({ engine: 'sqlite', path: indexPath });
+  const db = database.kysely<AtriumDatabase>();
   const now = new Date().toISOString();
   const SIZE = 525_000;
   let instances = 0;
@@ -190,7 +191,7 @@ export async function seedAtriumIndex(indexPath: string, studies: StudySpec[], o
     // What the server would see after a checkpoint; no ANALYZE (ingest never runs one either).
     await sql`pragma wal_checkpoint(truncate)`.execute(db);
   } finally {
-    await store.close();
+    await database.close();
   }
   return instances;
 }

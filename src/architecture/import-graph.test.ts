@@ -11,8 +11,8 @@ const SRC = fileURLToPath(new URL('..', import.meta.url));
  * other, and only the composition (app.ts) and the CLI see everything. A new area must be placed here.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'io', 'observability', 'ports', 'jobs', 'dicom-access', 'architecture'],
-  ['dicom', 'security'],
+  ['errors.ts', 'io', 'observability', 'ports', 'jobs', 'dicom-access', 'architecture', 'database', 'modules'],
+  ['dicom', 'security', 'events'],
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb'],
   ['exchange'],

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { createTestArchive, ENGINE_COMBINATIONS, type TestArchive } from '../../test/support/archive.ts';
 import { FsBlobStore } from '../adapters/blob/fs-blob-store.ts';
-import { openIndexStore } from '../adapters/index/open-index-store.ts';
+import { openDatabase } from '../app.ts';
+import type { Database } from '../database/database.ts';
+import { SqlIndexStore } from '../adapters/index/sql-index-store.ts';
 import type { Archive } from '../app.ts';
 import { stringValue } from '../dicom/dataset.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
@@ -102,15 +104,17 @@ for (const combination of ENGINE_COMBINATIONS) {
 
 describe('ingest batch failures', () => {
   let dir: string;
+  let database: Database;
   let index: IndexStore;
   let blobs: FsBlobStore;
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-batch-'));
-    index = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
+    database = await openDatabase({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
+    index = new SqlIndexStore(database);
     blobs = new FsBlobStore(path.join(dir, 'blobs'));
   });
   after(async () => {
-    await index.close();
+    await database.close();
     await rm(dir, { recursive: true, force: true });
   });
 

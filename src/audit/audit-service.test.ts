@@ -6,13 +6,8 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { openIndexStore } from '../adapters/index/open-index-store.ts';
-import type { SqlIndexStore } from '../adapters/index/sql-index-store.ts';
 import { SqlAuditStore } from '../adapters/index/sql-audit-store.ts';
-import { createTestSchema } from '../../test/support/postgres.ts';
+import { openTestDatabase, type TestDatabase } from '../../test/support/postgres.ts';
 import type { AuditPrincipal, AuditRecord, AuditStore } from '../ports/audit-store.ts';
 import { AuditService, type AuditExportFormat } from './audit-service.ts';
 import { validateFhirAuditEvent } from '../../test/support/fhir-audit-event.ts';
@@ -35,17 +30,6 @@ const STUDY = '1.2.826.0.1.3680043.8.498.1';
 const alice: AuditPrincipal = { kind: 'user', id: 'alice', displayName: 'Alice Martin', roles: ['radiologist'] };
 const browser = { address: '10.1.1.1' };
 
-async function openEngine(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-audit-svc-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
-  }
-  const schema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  return { store, async cleanup() { await store.close(); await schema.drop(); } };
-}
-
 async function collect(chunks: AsyncIterable<string>): Promise<string> {
   let text = '';
   for await (const chunk of chunks) text += chunk;
@@ -54,15 +38,15 @@ async function collect(chunks: AsyncIterable<string>): Promise<string> {
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`AuditService on ${kind}`, () => {
-    let engine: Awaited<ReturnType<typeof openEngine>>;
+    let engine: TestDatabase;
     let clock: TestClock;
     let audit: AuditService;
     const sunk: AuditRecord[] = [];
 
     before(async () => {
-      engine = await openEngine(kind);
+      engine = await openTestDatabase(kind);
       clock = new TestClock();
-      audit = new AuditService({ store: new SqlAuditStore(engine.store.db), sourceId: 'ATRIUM', clock: clock.now, sinks: [{ sendAudit: (r) => sunk.push(r) }] });
+      audit = new AuditService({ store: new SqlAuditStore(engine.database), sourceId: 'ATRIUM', clock: clock.now, sinks: [{ sendAudit: (r) => sunk.push(r) }] });
 
       // The scripted session, one step a minute.
       const steps: Array<() => Promise<unknown>> = [

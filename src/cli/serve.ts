@@ -1,5 +1,5 @@
 import type { AtriumConfig } from '../config/config.ts';
-import { openArchive } from '../app.ts';
+import { eventDispatcher, openArchive } from '../app.ts';
 import { createHttpServer } from '../http/server.ts';
 import { startDicomService } from '../dimse/services/dicom-service.ts';
 import { DicomClient } from '../dimse/services/scu.ts';
@@ -15,6 +15,8 @@ export async function serveCommand(config: AtriumConfig): Promise<void> {
   const http = await createHttpServer(archive, { client, onJobQueued: () => runner.wake() });
   const dicom = await startDicomService(archive);
   runner.start();
+  const events = eventDispatcher(archive);
+  events.start();
   const address = await http.listen({ host: config.http.host, port: config.http.port });
   archive.log.info({ address, dicomPort: dicom.port, dicomTlsPort: dicom.tlsPort, aeTitle: config.dicom.aeTitle, index: archive.index.kind, blobs: archive.blobs.kind, dataDir: config.dataDir },
     `Atrium is ready: ${address}`);
@@ -27,6 +29,7 @@ export async function serveCommand(config: AtriumConfig): Promise<void> {
     // Reverse order of start: stop taking requests, let those under way finish, then close storage.
     await http.close();
     await runner.stop();
+    await events.stop();
     await dicom.close();
     await archive.close();
     process.exit(0);

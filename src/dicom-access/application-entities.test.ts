@@ -2,11 +2,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SqlPeerRegistry } from '../adapters/index/sql-peer-registry.ts';
-import { openTestIndexStore } from '../../test/support/postgres.ts';
+import { openTestDatabase } from '../../test/support/postgres.ts';
 import { loadConfig } from '../config/config.ts';
 import { ApplicationEntities } from './application-entities.ts';
 
-const openStore = openTestIndexStore;
+const openStore = openTestDatabase;
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`application entities on ${kind}`, () => {
@@ -15,7 +15,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     let registry: SqlPeerRegistry;
     before(async () => {
       opened = await openStore(kind);
-      registry = new SqlPeerRegistry(opened.store.db);
+      registry = new SqlPeerRegistry(opened.database);
       const config = loadConfig({ env: { ATRIUM_DATA: '/nonexistent-atrium-data', ATRIUM_DICOM_AE_TITLE: 'VNA' } });
       await registry.syncFromConfig([
         { aeTitle: 'CT1', host: '10.0.0.1', port: 104, operations: ['echo', 'store', 'commit'] },

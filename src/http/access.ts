@@ -99,6 +99,9 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'GET /api/jobs/:id': 'admin:config',
   'POST /api/jobs/:id/cancel': 'admin:config',
   'POST /api/jobs/:id/retry': 'admin:config',
+  'GET /api/events/stuck': 'admin:config',
+  'GET /api/events/backlog': 'admin:config',
+  'POST /api/events/deliveries/:id/retry': 'admin:config',
   // DICOMweb: QIDO-RS.
   [`GET ${DW}/studies`]: 'query',
   [`GET ${DW}/series`]: 'query',

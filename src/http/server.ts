@@ -4,6 +4,7 @@ import type { Archive } from '../app.ts';
 import { sendProblem } from './problem.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { jobRoutes } from './admin/jobs-routes.ts';
+import { eventRoutes } from './admin/events-routes.ts';
 import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { uiRoutes } from './ui/routes.ts';
 import { viewerRoutes } from './viewer/routes.ts';
@@ -51,6 +52,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   // audit:read is enforced by the onRequest hook (access.ts).
   await auditRoutes(app, archive);
   await jobRoutes(app, archive);
+  await eventRoutes(app, archive);
   await dicomRoutes(app, archive, options);
   const dicomweb: DicomwebOptions = {
     corsOrigins: archive.config.http.corsOrigins,

@@ -7,8 +7,9 @@ import { describe, test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { SqlJobQueue } from '../adapters/index/sql-job-queue.ts';
-import { openTestIndexStore } from '../../test/support/postgres.ts';
+import { openTestDatabase } from '../../test/support/postgres.ts';
 import { JobRunner, type JobRunnerOptions } from './job-runner.ts';
+import type { AtriumDatabase } from '../adapters/index/schema.ts';
 
 class TestClock {
   #t = Date.parse('2031-03-01T08:00:00.000Z');
@@ -24,7 +25,7 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } 
   return { promise, resolve };
 }
 
-const openStore = openTestIndexStore;
+const openStore = openTestDatabase;
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`job runner on ${kind}`, () => {
@@ -51,9 +52,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
     beforeEach(async () => {
       for (const r of runners.splice(0)) await r.stop();
-      await opened.store.db.deleteFrom('job').execute();
+      await opened.database.kysely<AtriumDatabase>().deleteFrom('job').execute();
       clock = new TestClock();
-      queue = new SqlJobQueue(opened.store.db, opened.store.kind, clock.now, { random: () => 0.5 });
+      queue = new SqlJobQueue(opened.database, clock.now, { random: () => 0.5 });
       logs = [];
     });
 

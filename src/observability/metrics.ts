@@ -29,7 +29,20 @@ export class Metrics {
   });
   readonly outboxPending = new Gauge({
     name: 'atrium_outbox_pending_events',
-    help: 'Events written to the outbox and not yet dispatched (queue depth)',
+    help: 'Events written to the outbox and not yet delivered to every handler subscribed to them (queue depth)',
+    registers: [this.registry],
+  });
+  readonly eventDeliveries = new Counter({
+    name: 'atrium_event_deliveries_total',
+    help: 'Event deliveries to handlers, by handler and outcome (delivered, failed: retried with backoff)',
+    labelNames: ['handler', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly eventDeliverySeconds = new Histogram({
+    name: 'atrium_event_delivery_duration_seconds',
+    help: 'Time an event handler took on a successful delivery',
+    labelNames: ['handler'] as const,
+    buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60],
     registers: [this.registry],
   });
 

@@ -194,18 +194,8 @@ export interface ArchiveStatistics {
   pendingEvents: number;
 }
 
-export interface OutboxEvent {
-  id: number;
-  eventType: string;
-  payload: unknown;
-  createdAt: string;
-}
-
 export interface IndexStore {
   readonly kind: string;
-  /** Creates or upgrades the schema; safe to call from several nodes at once. */
-  migrate(): Promise<void>;
-  close(): Promise<void>;
 
   /** Indexes one durably stored object, in one transaction with its InstanceStored outbox event. */
   storeInstance(instance: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome>;
@@ -241,7 +231,4 @@ export interface IndexStore {
   statistics(): Promise<ArchiveStatistics>;
   /** Every object the index points at (instances, versions, quarantine), for verify and GC. */
   storedObjects(): AsyncIterable<StoredObject & { sopInstanceUid: string | null; where: 'instance' | 'version' | 'quarantine' }>;
-
-  pendingEvents(limit: number): Promise<OutboxEvent[]>;
-  markEventsDispatched(ids: number[]): Promise<void>;
 }

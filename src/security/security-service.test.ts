@@ -7,14 +7,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
-import { openIndexStore } from '../adapters/index/open-index-store.ts';
-import type { SqlIndexStore } from '../adapters/index/sql-index-store.ts';
+import type { AtriumDatabase } from '../adapters/index/schema.ts';
 import { SqlSecurityStore } from '../adapters/index/sql-security-store.ts';
-import { createTestSchema } from '../../test/support/postgres.ts';
+import { openTestDatabase } from '../../test/support/postgres.ts';
 import { AtriumError } from '../errors.ts';
 import { SecurityService } from './security-service.ts';
 import { AuthError, DEFAULT_SECURITY_CONFIG, securityDisabledWarning, type Principal, type SecurityConfig } from './types.ts';
@@ -43,28 +39,21 @@ function codeOf(result: unknown): string {
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`security service on ${engine}`, () => {
-    let store: SqlIndexStore;
-    let cleanup: () => Promise<void>;
+    let opened: Awaited<ReturnType<typeof openTestDatabase>>;
+    let db: ReturnType<typeof opened.database.kysely<AtriumDatabase>>;
 
     before(async () => {
-      if (engine === 'sqlite') {
-        const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-security-'));
-        store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-        cleanup = async () => { await store.close(); await rm(dir, { recursive: true, force: true }); };
-      } else {
-        const schema = await createTestSchema();
-        store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-        cleanup = async () => { await store.close(); await schema.drop(); };
-      }
+      opened = await openTestDatabase(engine);
+      db = opened.database.kysely<AtriumDatabase>();
     });
-    after(async () => cleanup());
+    after(async () => opened.cleanup());
 
     /** A fresh service over emptied security tables. */
     async function fresh(config: Partial<SecurityConfig> = {}, clock = new TestClock()) {
       for (const table of ['security_session', 'security_user', 'security_api_key', 'security_login_throttle', 'security_setting'] as const) {
-        await store.db.deleteFrom(table).execute();
+        await db.deleteFrom(table).execute();
       }
-      const security = new SecurityService({ store: new SqlSecurityStore(store.db, store.kind), config: { ...DEFAULT_SECURITY_CONFIG, ...config }, clock: clock.now, scrypt: FAST });
+      const security = new SecurityService({ store: new SqlSecurityStore(opened.database), config: { ...DEFAULT_SECURITY_CONFIG, ...config }, clock: clock.now, scrypt: FAST });
       return { security, clock };
     }
 
@@ -74,7 +63,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const { setupToken } = await security.start();
       assert.ok(setupToken && setupToken.length >= 32);
       assert.match(security.setupMessage(setupToken), /no default password/);
-      const stored = await store.db.selectFrom('security_setting').selectAll().execute();
+      const stored = await db.selectFrom('security_setting').selectAll().execute();
       assert.ok(stored.every((r) => !r.value.includes(setupToken)), 'the token is stored only as a digest');
 
       await assert.rejects(security.createFirstAdmin({ username: 'admin', password: PASSWORD }), (e: unknown) => e instanceof AtriumError && e.code === 'forbidden');
@@ -108,7 +97,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const { security } = await fresh();
       await security.createUser({ username: 'u1', password: PASSWORD, roles: ['radiologist'] });
       await security.createUser({ username: 'u2', password: PASSWORD, roles: ['radiologist'] });
-      const rows = await store.db.selectFrom('security_user').select(['password_hash']).execute();
+      const rows = await db.selectFrom('security_user').select(['password_hash']).execute();
       assert.notEqual(rows[0].password_hash, rows[1].password_hash);
       assert.ok(rows.every((r) => r.password_hash.startsWith('scrypt$') && !r.password_hash.includes(PASSWORD)));
       await assert.rejects(security.createUser({ username: 'U1', password: PASSWORD, roles: [] }), (e: unknown) => e instanceof AtriumError && e.code === 'conflict');
@@ -124,7 +113,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.ok(!(login instanceof AuthError));
       assert.equal(login.principal.authMethod, 'password');
       assert.match(security.sessionCookie(login), /^atrium_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Expires=.+; Secure$/);
-      const sessions = await store.db.selectFrom('security_session').selectAll().execute();
+      const sessions = await db.selectFrom('security_session').selectAll().execute();
       assert.equal(sessions.length, 1);
       assert.notEqual(sessions[0].id_hash, login.sessionId, 'only a digest of the session id is stored');
 
@@ -215,7 +204,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.match(key, /^atr_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
       assert.ok(key.includes(apiKey.keyId));
       assert.equal(JSON.stringify(apiKey).includes(key.slice(17)), false);
-      const rows = await store.db.selectFrom('security_api_key').selectAll().execute();
+      const rows = await db.selectFrom('security_api_key').selectAll().execute();
       assert.equal(rows.length, 1);
       const secret = key.slice(17);
       for (const value of Object.values(rows[0])) assert.ok(!String(value).includes(secret), 'the table never contains the secret');

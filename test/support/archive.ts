@@ -8,7 +8,6 @@ import { Metrics } from '../../src/observability/metrics.ts';
 import type { DuplicatePolicy } from '../../src/ports/index-store.ts';
 import { createTestSchema } from './postgres.ts';
 import { startS3Server } from './s3-server.ts';
-import type { SqlIndexStore } from '../../src/adapters/index/sql-index-store.ts';
 import { SqlSecurityStore } from '../../src/adapters/index/sql-security-store.ts';
 import { sha256Hex } from '../../src/security/secrets.ts';
 
@@ -48,8 +47,7 @@ export function installAuthFetch(): void {
 
 /** Creates the test administrator key in the archive's database (once per database). */
 export async function createTestAdminKey(archive: Archive): Promise<string> {
-  const index = archive.index as SqlIndexStore;
-  const store = new SqlSecurityStore(index.db, index.kind);
+  const store = new SqlSecurityStore(archive.database);
   if (!(await store.getApiKeyBySecretHash(sha256Hex(TEST_ADMIN_KEY)))) {
     await store.createApiKey({
       keyId: TEST_ADMIN_KEY.slice(4, 16), name: 'test administrator', secretHash: sha256Hex(TEST_ADMIN_KEY), roles: ['administrator'],

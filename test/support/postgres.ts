@@ -8,8 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { openIndexStore } from '../../src/adapters/index/open-index-store.ts';
-import type { SqlIndexStore } from '../../src/adapters/index/sql-index-store.ts';
+import { openDatabase } from '../../src/app.ts';
+import type { Database, DatabaseConfig } from '../../src/database/database.ts';
+import { SqlIndexStore } from '../../src/adapters/index/sql-index-store.ts';
 import type { PoolConfig } from 'pg';
 
 export interface TestSchema {
@@ -87,16 +88,44 @@ export async function createTestSchema(): Promise<TestSchema> {
 }
 
 /**
- * An index store of the given engine in a throwaway place (a temp folder for SQLite, a schema for
- * PostgreSQL), migrated, for the tests of the stores that live in the index database.
+ * The database of the given engine in a throwaway place (a temp folder for SQLite, a schema for
+ * PostgreSQL), migrated with every module's migrations, with the index store over it: for the tests of
+ * the stores that live in it. `reopen()` opens another connection (pool) to the same database, as a
+ * second node would.
  */
-export async function openTestIndexStore(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
+export async function openTestDatabase(kind: 'sqlite' | 'postgres'): Promise<TestDatabase> {
+  let config: DatabaseConfig;
+  let remove: () => Promise<void>;
   if (kind === 'sqlite') {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-index-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
+    config = { engine: 'sqlite', path: path.join(dir, 'index.sqlite') };
+    remove = () => rm(dir, { recursive: true, force: true });
+  } else {
+    const schema = await createTestSchema();
+    config = { engine: 'postgres', connectionString: schema.connectionString };
+    remove = () => schema.drop();
   }
-  const schema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  return { store, async cleanup() { await store.close(); await schema.drop(); } };
+  const database = await openDatabase(config);
+  const others: Database[] = [];
+  return {
+    database, config, store: new SqlIndexStore(database),
+    async reopen() {
+      const other = await openDatabase(config);
+      others.push(other);
+      return other;
+    },
+    async cleanup() {
+      for (const other of others) await other.close();
+      await database.close();
+      await remove();
+    },
+  };
+}
+
+export interface TestDatabase {
+  database: Database;
+  config: DatabaseConfig;
+  store: SqlIndexStore;
+  reopen(): Promise<Database>;
+  cleanup(): Promise<void>;
 }

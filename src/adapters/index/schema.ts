@@ -1,6 +1,6 @@
 import type { Generated } from 'kysely';
 
-/** Table shapes as Kysely sees them; one schema for SQLite and PostgreSQL (see migrations.ts). */
+/** Table shapes as Kysely sees them; one schema for SQLite and PostgreSQL (migrations in each module's migrations/ folder). */
 export interface PatientTable {
   pk: Generated<number>;
   patient_id: string;
@@ -119,7 +119,27 @@ export interface OutboxTable {
   event_type: string;
   payload: string;
   created_at: string;
+  /** When its deliveries were created (routed to the handlers subscribed then). */
   dispatched_at: Generated<string | null>;
+  /** The study the event belongs to: its events are delivered in order (migration 0006). */
+  ordering_key: string | null;
+}
+
+/** One event's delivery to one handler (src/events/dispatcher.ts, sql-event-outbox.ts). */
+export interface EventDeliveryTable {
+  pk: Generated<number>;
+  event_pk: number;
+  handler: string;
+  ordering_key: string | null;
+  state: 'pending' | 'done';
+  attempts: Generated<number>;
+  run_at: string;
+  last_error: string | null;
+  locked_by: string | null;
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+  delivered_at: string | null;
 }
 
 /** The durable job queue (src/adapters/index/sql-job-queue.ts). JSON columns are text. */
@@ -248,6 +268,7 @@ export interface AtriumDatabase {
   instance_version: InstanceVersionTable;
   quarantine: QuarantineTable;
   outbox: OutboxTable;
+  event_delivery: EventDeliveryTable;
   job: JobTable;
   ae_peer: AePeerTable;
   security_user: SecurityUserTable;

@@ -4,27 +4,11 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { openIndexStore } from './open-index-store.ts';
-import type { SqlIndexStore } from './sql-index-store.ts';
 import { SqlAuditStore } from './sql-audit-store.ts';
-import { createTestSchema } from '../../../test/support/postgres.ts';
+import { openTestDatabase, type TestDatabase } from '../../../test/support/postgres.ts';
 import type { AuditRecord, NewAuditRecord } from '../../ports/audit-store.ts';
-
-async function openEngine(kind: 'sqlite' | 'postgres'): Promise<{ store: SqlIndexStore; cleanup(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-audit-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
-  }
-  const schema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  return { store, async cleanup() { await store.close(); await schema.drop(); } };
-}
 
 function rec(minute: number, overrides: Partial<NewAuditRecord> = {}): NewAuditRecord {
   return {
@@ -48,13 +32,13 @@ function rec(minute: number, overrides: Partial<NewAuditRecord> = {}): NewAuditR
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`SqlAuditStore on ${kind}`, () => {
-    let engine: Awaited<ReturnType<typeof openEngine>>;
+    let engine: TestDatabase;
     let audit: SqlAuditStore;
     let written: AuditRecord[];
 
     before(async () => {
-      engine = await openEngine(kind);
-      audit = new SqlAuditStore(engine.store.db);
+      engine = await openTestDatabase(kind);
+      audit = new SqlAuditStore(engine.database);
       // Appended out of time order on purpose: results are ordered by time, not by insertion.
       written = await audit.append([
         rec(5),
@@ -116,7 +100,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
 
     test('the database itself refuses UPDATE and DELETE of audit rows', async () => {
-      const db = engine.store.db;
+      const db = engine.database.kysely<unknown>();
       const attempts = [
         sql`UPDATE audit_event SET outcome = 'success' WHERE action = 'delete'`,
         sql`DELETE FROM audit_event WHERE action = 'delete'`,

@@ -2,6 +2,7 @@ import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely';
 import type { AuditFilter, AuditRecord, AuditStore, NewAuditRecord } from '../../ports/audit-store.ts';
 import type { Page, Paged } from '../../ports/index-store.ts';
 import type { AtriumDatabase, AuditEventTable } from './schema.ts';
+import type { Database } from '../../database/database.ts';
 
 type Db = Kysely<AtriumDatabase>;
 type EventQuery = SelectQueryBuilder<AtriumDatabase, 'audit_event', {}>;
@@ -17,7 +18,8 @@ type EventQuery = SelectQueryBuilder<AtriumDatabase, 'audit_event', {}>;
 export class SqlAuditStore implements AuditStore {
   readonly #db: Db;
 
-  constructor(db: Db) {
+  constructor(database: Database) {
+    const db = database.kysely<AtriumDatabase>();
     this.#db = db;
   }
 

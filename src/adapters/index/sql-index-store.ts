@@ -1,11 +1,13 @@
-import { Kysely, Migrator, sql, type Transaction, type SelectQueryBuilder, type Expression, type SqlBool } from 'kysely';
+import { Kysely, sql, type Transaction, type SelectQueryBuilder, type Expression, type SqlBool } from 'kysely';
 import type {
-  ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, NewInstance, OutboxEvent, Page, Paged,
+  ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, NewInstance, Page, Paged,
   PatientRecord, PixelDataLayout, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
   StudyRecord,
 } from '../../ports/index-store.ts';
 import type { AtriumDatabase } from './schema.ts';
-import { migrationProvider, type SqlEngine } from './migrations.ts';
+import type { Database } from '../../database/database.ts';
+import type { SqlEngine } from '../../database/migration.ts';
+import { emit, undeliveredEvents } from './sql-event-outbox.ts';
 import { dateRangeBounds, likePattern, searchableName } from './matching.ts';
 import type { IndexQuery, QueryResults } from '../../dicom/query/model.ts';
 import { findMatches } from './query/find.ts';
@@ -21,36 +23,10 @@ type Tx = Transaction<AtriumDatabase>;
 export class SqlIndexStore implements IndexStore {
   readonly kind: SqlEngine;
   readonly #db: Db;
-  readonly #onClose: () => Promise<void>;
 
-  constructor(db: Db, engine: SqlEngine, onClose: () => Promise<void> = async () => {}) {
-    this.#db = db;
-    this.kind = engine;
-    this.#onClose = onClose;
-  }
-
-  /** For adapters' own tests and for later services that need a raw query. */
-  get db(): Db {
-    return this.#db;
-  }
-
-  async migrate(): Promise<void> {
-    // Kysely looks for its bookkeeping tables across every schema it can see; with several Atrium
-    // databases as schemas of one PostgreSQL database it would find another's. Pin it to ours.
-    const migrationTableSchema = this.kind === 'postgres'
-      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(this.#db)).rows[0]?.schema
-      : undefined;
-    const migrator = new Migrator({ db: this.#db, provider: migrationProvider(this.kind), migrationTableSchema });
-    const { error, results } = await migrator.migrateToLatest();
-    if (error) {
-      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-      throw new Error(`index migration ${failed} failed: ${(error as Error).message ?? error}`, { cause: error });
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.#db.destroy();
-    await this.#onClose();
+  constructor(database: Database) {
+    this.#db = database.kysely<AtriumDatabase>();
+    this.kind = database.engine;
   }
 
   async storeInstance(input: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome> {
@@ -177,7 +153,7 @@ export class SqlIndexStore implements IndexStore {
       const seriesMayBeNew = series.created_at === now;
       const sopClassIsNew = !study.sop_classes_in_study.split('\\').includes(input.instance.sopClassUid);
       if (seriesMayBeNew || sopClassIsNew) await this.#refreshCounts(tx, [], [studyPk], now);
-      await emit(tx, 'InstanceStored', instanceEvent(input), now);
+      await emit(tx, { type: 'InstanceStored', payload: instanceEvent(input) }, now);
       return { kind: 'stored', instancePk: Number(inserted.pk) };
     }
 
@@ -197,7 +173,7 @@ export class SqlIndexStore implements IndexStore {
     }
     await tx.updateTable('instance').set(row).where('pk', '=', existing.pk).execute();
     await this.#refreshCounts(tx, [seriesPk, Number(existing.series_pk)], [studyPk, Number(existing.study_pk)], now);
-    await emit(tx, 'InstanceStored', { ...instanceEvent(input), replaced: previous.blobKey, policy }, now);
+    await emit(tx, { type: 'InstanceStored', payload: { ...instanceEvent(input), replaced: previous.blobKey, policy } }, now);
     const instancePk = Number(existing.pk);
     return policy === 'version'
       ? { kind: 'versioned', instancePk, previous }
@@ -289,7 +265,7 @@ export class SqlIndexStore implements IndexStore {
         sha256: entry.sha256,
         received_at: entry.receivedAt,
       }).returning('pk').executeTakeFirstOrThrow();
-      await emit(tx, 'InstanceQuarantined', { quarantinePk: Number(row.pk), reasonCode: entry.reasonCode, sopInstanceUid: entry.sopInstanceUid, source: entry.source }, entry.receivedAt);
+      await emit(tx, { type: 'InstanceQuarantined', payload: { quarantinePk: Number(row.pk), reasonCode: entry.reasonCode, sopInstanceUid: entry.sopInstanceUid, source: entry.source } }, entry.receivedAt);
       return Number(row.pk);
     });
   }
@@ -407,33 +383,34 @@ export class SqlIndexStore implements IndexStore {
       const keys = await removeInstances(tx, (qb) => qb.where('series_pk', 'in', seriesPks.length ? seriesPks : [-1]));
       await tx.deleteFrom('series').where('study_pk', '=', study.pk).execute();
       await tx.deleteFrom('study').where('pk', '=', study.pk).execute();
-      await emit(tx, 'StudyDeleted', { studyInstanceUid }, new Date().toISOString());
+      await emit(tx, { type: 'StudyDeleted', payload: { studyInstanceUid } }, new Date().toISOString());
       return keys;
     });
   }
 
   async deleteSeries(seriesInstanceUid: string): Promise<string[] | null> {
     return await this.#db.transaction().execute(async (tx) => {
-      const series = await tx.selectFrom('series').select(['pk', 'study_pk']).where('series_instance_uid', '=', seriesInstanceUid).executeTakeFirst();
+      const series = await tx.selectFrom('series').innerJoin('study', 'study.pk', 'series.study_pk')
+        .select(['series.pk', 'series.study_pk', 'study.study_instance_uid']).where('series_instance_uid', '=', seriesInstanceUid).executeTakeFirst();
       if (!series) return null;
       await lockStudy(tx, Number(series.study_pk), this.kind);
       const keys = await removeInstances(tx, (qb) => qb.where('series_pk', '=', series.pk));
       await tx.deleteFrom('series').where('pk', '=', series.pk).execute();
       await this.#refreshCounts(tx, [], [Number(series.study_pk)], new Date().toISOString());
-      await emit(tx, 'SeriesDeleted', { seriesInstanceUid }, new Date().toISOString());
+      await emit(tx, { type: 'SeriesDeleted', payload: { seriesInstanceUid, studyInstanceUid: series.study_instance_uid } }, new Date().toISOString());
       return keys;
     });
   }
 
   async deleteInstance(sopInstanceUid: string): Promise<string[] | null> {
     return await this.#db.transaction().execute(async (tx) => {
-      const inst = await tx.selectFrom('instance').innerJoin('series', 'series.pk', 'instance.series_pk')
-        .select(['instance.pk', 'instance.series_pk', 'series.study_pk']).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+      const inst = await tx.selectFrom('instance').innerJoin('series', 'series.pk', 'instance.series_pk').innerJoin('study', 'study.pk', 'series.study_pk')
+        .select(['instance.pk', 'instance.series_pk', 'series.study_pk', 'study.study_instance_uid']).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
       if (!inst) return null;
       await lockStudy(tx, Number(inst.study_pk), this.kind);
       const keys = await removeInstances(tx, (qb) => qb.where('pk', '=', inst.pk));
       await this.#refreshCounts(tx, [Number(inst.series_pk)], [Number(inst.study_pk)], new Date().toISOString());
-      await emit(tx, 'InstanceDeleted', { sopInstanceUid }, new Date().toISOString());
+      await emit(tx, { type: 'InstanceDeleted', payload: { sopInstanceUid, studyInstanceUid: inst.study_instance_uid } }, new Date().toISOString());
       return keys;
     });
   }
@@ -446,10 +423,9 @@ export class SqlIndexStore implements IndexStore {
     const count = async (table: keyof AtriumDatabase) =>
       Number((await this.#db.selectFrom(table).select((e) => e.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const size = await this.#db.selectFrom('instance').select((e) => e.fn.coalesce(e.fn.sum<number>('size_bytes'), sql<number>`0`).as('s')).executeTakeFirstOrThrow();
-    const pending = await this.#db.selectFrom('outbox').select((e) => e.fn.countAll<number>().as('n')).where('dispatched_at', 'is', null).executeTakeFirstOrThrow();
     return {
       patients: await count('patient'), studies: await count('study'), series: await count('series'), instances: await count('instance'),
-      sizeBytes: Number(size.s), quarantined: await count('quarantine'), pendingEvents: Number(pending.n),
+      sizeBytes: Number(size.s), quarantined: await count('quarantine'), pendingEvents: await undeliveredEvents(this.#db),
     };
   }
 
@@ -465,16 +441,6 @@ export class SqlIndexStore implements IndexStore {
         after = Number(rows[rows.length - 1].pk);
       }
     }
-  }
-
-  async pendingEvents(limit: number): Promise<OutboxEvent[]> {
-    const rows = await this.#db.selectFrom('outbox').selectAll().where('dispatched_at', 'is', null).orderBy('pk').limit(limit).execute();
-    return rows.map((r) => ({ id: Number(r.pk), eventType: r.event_type, payload: JSON.parse(r.payload), createdAt: r.created_at }));
-  }
-
-  async markEventsDispatched(ids: number[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.#db.updateTable('outbox').set({ dispatched_at: new Date().toISOString() }).where('pk', 'in', ids).execute();
   }
 }
 
@@ -512,10 +478,6 @@ function instanceEvent(input: NewInstance) {
     patientId: input.patient.patientId,
     source: input.source,
   };
-}
-
-async function emit(tx: Tx, eventType: string, payload: unknown, now: string): Promise<void> {
-  await tx.insertInto('outbox').values({ event_type: eventType, payload: JSON.stringify(payload), created_at: now }).execute();
 }
 
 async function removeInstances(tx: Tx, where: (qb: any) => any): Promise<string[]> {

@@ -4,13 +4,9 @@
  */
 import { describe, test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { openIndexStore } from './open-index-store.ts';
-import type { SqlIndexStore } from './sql-index-store.ts';
+import type { AtriumDatabase } from './schema.ts';
 import { SqlJobQueue, retryDelayMs } from './sql-job-queue.ts';
-import { createTestSchema, type TestSchema } from '../../../test/support/postgres.ts';
+import { openTestDatabase, type TestDatabase } from '../../../test/support/postgres.ts';
 import { AtriumError } from '../../errors.ts';
 
 class TestClock {
@@ -19,37 +15,6 @@ class TestClock {
   advance(ms: number): void {
     this.#t += ms;
   }
-}
-
-interface Engine {
-  store: SqlIndexStore;
-  /** A second, independent connection pool on the same database (PostgreSQL only). */
-  openAnother?: () => Promise<SqlIndexStore>;
-  cleanup(): Promise<void>;
-}
-
-async function openEngine(kind: 'sqlite' | 'postgres'): Promise<Engine> {
-  if (kind === 'sqlite') {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-jobs-'));
-    const store = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-    return { store, async cleanup() { await store.close(); await rm(dir, { recursive: true, force: true }); } };
-  }
-  const schema: TestSchema = await createTestSchema();
-  const store = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-  const others: SqlIndexStore[] = [];
-  return {
-    store,
-    async openAnother() {
-      const other = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-      others.push(other);
-      return other;
-    },
-    async cleanup() {
-      for (const o of others) await o.close();
-      await store.close();
-      await schema.drop();
-    },
-  };
 }
 
 test('retry delays double from 5 s, are capped at one hour and spread by +-20%', () => {
@@ -64,17 +29,17 @@ test('retry delays double from 5 s, are capped at one hour and spread by +-20%',
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`job queue on ${kind}`, () => {
-    let engine: Engine;
+    let engine: TestDatabase;
     let clock: TestClock;
     let queue: SqlJobQueue;
     before(async () => {
-      engine = await openEngine(kind);
+      engine = await openTestDatabase(kind);
     });
     after(async () => await engine?.cleanup());
     beforeEach(async () => {
-      await engine.store.db.deleteFrom('job').execute();
+      await engine.database.kysely<AtriumDatabase>().deleteFrom('job').execute();
       clock = new TestClock();
-      queue = new SqlJobQueue(engine.store.db, engine.store.kind, clock.now, { random: () => 0.5 });
+      queue = new SqlJobQueue(engine.database, clock.now, { random: () => 0.5 });
     });
 
     test('enqueue, claim the oldest due jobs of the asked types, complete', async () => {
@@ -280,8 +245,8 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
     if (kind === 'postgres') {
       test('concurrent claimers on two connection pools never get the same job', async () => {
-        const other = await engine.openAnother!();
-        const queues = [queue, new SqlJobQueue(other.db, other.kind, clock.now)];
+        const other = await engine.reopen();
+        const queues = [queue, new SqlJobQueue(other, clock.now)];
         const total = 300;
         for (let i = 0; i < total; i += 50) {
           await Promise.all(Array.from({ length: 50 }, (_, k) => queue.enqueue('replicate', { n: i + k })));

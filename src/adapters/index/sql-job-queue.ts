@@ -2,7 +2,8 @@ import { sql, type Kysely, type Selectable } from 'kysely';
 import type { EnqueueOptions, Job, JobQueue, JobState } from '../../ports/job-queue.ts';
 import { AtriumError } from '../../errors.ts';
 import type { AtriumDatabase, JobTable } from './schema.ts';
-import type { SqlEngine } from './migrations.ts';
+import type { Database } from '../../database/database.ts';
+import type { SqlEngine } from '../../database/migration.ts';
 
 type Db = Kysely<AtriumDatabase>;
 
@@ -47,7 +48,9 @@ export class SqlJobQueue implements JobQueue {
   readonly #backoffMaxMs: number;
   readonly #random: () => number;
 
-  constructor(db: Db, engine: SqlEngine, clock: () => Date = () => new Date(), options: SqlJobQueueOptions = {}) {
+  constructor(database: Database, clock: () => Date = () => new Date(), options: SqlJobQueueOptions = {}) {
+    const db = database.kysely<AtriumDatabase>();
+    const engine = database.engine;
     this.#db = db;
     this.#engine = engine;
     this.#now = clock;

@@ -2,10 +2,11 @@
 import { describe, test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { SqlPeerRegistry } from './sql-peer-registry.ts';
-import { openTestIndexStore } from '../../../test/support/postgres.ts';
+import { openTestDatabase } from '../../../test/support/postgres.ts';
 import { AtriumError } from '../../errors.ts';
+import type { AtriumDatabase } from './schema.ts';
 
-const openStore = openTestIndexStore;
+const openStore = openTestDatabase;
 
 const isCode = (code: string) => (e: unknown) => e instanceof AtriumError && e.code === code;
 
@@ -19,9 +20,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
     after(async () => await opened?.cleanup());
     beforeEach(async () => {
-      await opened.store.db.deleteFrom('ae_peer').execute();
+      await opened.database.kysely<AtriumDatabase>().deleteFrom('ae_peer').execute();
       t = Date.parse('2031-01-01T00:00:00.000Z');
-      peers = new SqlPeerRegistry(opened.store.db, () => new Date(t));
+      peers = new SqlPeerRegistry(opened.database, () => new Date(t));
     });
 
     test('create, read, update, delete an API peer', async () => {

@@ -2,6 +2,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { DICOM_OPERATIONS, peerProblems, type DicomOperation, type DicomPeer, type DicomPeerInput, type PeerRegistry } from '../../ports/peer-registry.ts';
 import { AtriumError } from '../../errors.ts';
 import type { AePeerTable, AtriumDatabase } from './schema.ts';
+import type { Database } from '../../database/database.ts';
 
 type Db = Kysely<AtriumDatabase> | Transaction<AtriumDatabase>;
 
@@ -10,7 +11,8 @@ export class SqlPeerRegistry implements PeerRegistry {
   readonly #db: Kysely<AtriumDatabase>;
   readonly #now: () => Date;
 
-  constructor(db: Kysely<AtriumDatabase>, clock: () => Date = () => new Date()) {
+  constructor(database: Database, clock: () => Date = () => new Date()) {
+    const db = database.kysely<AtriumDatabase>();
     this.#db = db;
     this.#now = clock;
   }

@@ -4,13 +4,8 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { openIndexStore } from './open-index-store.ts';
-import type { SqlIndexStore } from './sql-index-store.ts';
 import { SqlSecurityStore } from './sql-security-store.ts';
-import { createTestSchema } from '../../../test/support/postgres.ts';
+import { openTestDatabase, type TestDatabase } from '../../../test/support/postgres.ts';
 import { AtriumError } from '../../errors.ts';
 
 const T0 = '2031-03-01T08:00:00.000Z';
@@ -19,32 +14,12 @@ const user = (username: string) => ({ username, displayName: null, passwordHash:
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`security store on ${engine}`, () => {
-    let index: SqlIndexStore;
-    let others: SqlIndexStore[] = [];
-    let cleanup: () => Promise<void>;
-    let openAnother: () => Promise<SqlIndexStore>;
-
-    before(async () => {
-      if (engine === 'sqlite') {
-        const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-secstore-'));
-        index = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
-        openAnother = async () => index;
-        cleanup = async () => { await index.close(); await rm(dir, { recursive: true, force: true }); };
-      } else {
-        const schema = await createTestSchema();
-        index = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-        openAnother = async () => {
-          const other = await openIndexStore({ engine: 'postgres', connectionString: schema.connectionString });
-          others.push(other);
-          return other;
-        };
-        cleanup = async () => { for (const o of others) await o.close(); await index.close(); await schema.drop(); };
-      }
-    });
-    after(async () => cleanup());
+    let opened: TestDatabase;
+    before(async () => { opened = await openTestDatabase(engine); });
+    after(async () => opened.cleanup());
 
     test('users: create, unique names, update, sessions go with their user', async () => {
-      const store = new SqlSecurityStore(index.db, index.kind);
+      const store = new SqlSecurityStore(opened.database);
       const u = await store.createUser(user('alice'), T0);
       assert.equal(u.username, 'alice');
       assert.deepEqual(u.roles, ['radiologist']);
@@ -67,7 +42,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
 
     test('first user: token checked and consumed, only while no user exists', async () => {
-      const store = new SqlSecurityStore(index.db, index.kind);
+      const store = new SqlSecurityStore(opened.database);
       await store.putSetting('setup_token', 'digest-1', T0);
       assert.deepEqual(await store.createFirstUser(user('root'), T0, 'digest-2'), { kind: 'bad-setup-token' });
       const created = await store.createFirstUser(user('root'), T0, 'digest-1');
@@ -78,7 +53,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
 
     test('API keys: lookup by digest, revoke once, touch', async () => {
-      const store = new SqlSecurityStore(index.db, index.kind);
+      const store = new SqlSecurityStore(opened.database);
       const key = await store.createApiKey({ keyId: 'abc123abc123', name: 'k', secretHash: 'd1', roles: ['integration'], routePrefixes: ['/dicomweb/'], createdBy: null, createdAt: T0, expiresAt: null });
       assert.deepEqual(key.routePrefixes, ['/dicomweb/']);
       assert.equal((await store.getApiKeyBySecretHash('d1'))?.keyId, 'abc123abc123');
@@ -91,7 +66,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
     });
 
     test('failure counter: window, lock, release, and no lost count under concurrent failures', async () => {
-      const store = new SqlSecurityStore(index.db, index.kind);
+      const store = new SqlSecurityStore(opened.database);
       const opts = { windowMs: 900_000, maxFailures: 5, lockMs: 900_000 };
       for (let i = 1; i <= 4; i++) assert.deepEqual(await store.recordFailure('user:x', at(i * 1000), opts), { failures: i, windowStartedAt: at(1000), lockedUntil: null });
       assert.deepEqual(await store.recordFailure('user:x', at(5000), opts), { failures: 5, windowStartedAt: at(1000), lockedUntil: at(905_000) });
@@ -100,7 +75,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       await store.clearThrottle('user:x');
       assert.equal(await store.getThrottle('user:x'), null);
 
-      const stores = await Promise.all([0, 1, 2].map(async () => new SqlSecurityStore((await openAnother()).db, index.kind)));
+      const stores = await Promise.all([0, 1, 2].map(async () => new SqlSecurityStore(engine === 'sqlite' ? opened.database : await opened.reopen())));
       await Promise.all(Array.from({ length: 30 }, (_, i) => stores[i % 3].recordFailure('addr:10.0.0.1', at(10_000), { windowMs: 900_000, maxFailures: 1000, lockMs: 1 })));
       assert.equal((await store.getThrottle('addr:10.0.0.1'))?.failures, 30);
     });

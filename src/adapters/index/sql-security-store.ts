@@ -4,7 +4,8 @@ import type {
   ApiKeyRecord, FirstUserOutcome, NewApiKeyRecord, NewUserRecord, SecurityStore, SessionRecord, ThrottleState, UserPatch, UserRecord,
 } from '../../ports/security-store.ts';
 import type { AtriumDatabase, SecurityApiKeyTable, SecuritySessionTable, SecurityUserTable } from './schema.ts';
-import type { SqlEngine } from './migrations.ts';
+import type { Database } from '../../database/database.ts';
+import type { SqlEngine } from '../../database/migration.ts';
 
 type Db = Kysely<AtriumDatabase>;
 type Tx = Transaction<AtriumDatabase>;
@@ -21,7 +22,9 @@ export class SqlSecurityStore implements SecurityStore {
   readonly #db: Db;
   readonly #engine: SqlEngine;
 
-  constructor(db: Db, engine: SqlEngine) {
+  constructor(database: Database) {
+    const db = database.kysely<AtriumDatabase>();
+    const engine = database.engine;
     this.#db = db;
     this.#engine = engine;
   }

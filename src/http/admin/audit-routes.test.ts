@@ -5,8 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { openIndexStore } from '../../adapters/index/open-index-store.ts';
-import type { SqlIndexStore } from '../../adapters/index/sql-index-store.ts';
+import { openDatabase } from '../../app.ts';
+import type { Database } from '../../database/database.ts';
 import { SqlAuditStore } from '../../adapters/index/sql-audit-store.ts';
 import { AuditService } from '../../audit/audit-service.ts';
 import { validateFhirAuditEvent } from '../../../test/support/fhir-audit-event.ts';
@@ -15,16 +15,16 @@ import { sendProblem } from '../problem.ts';
 import { auditRoutes } from './audit-routes.ts';
 
 let dir: string;
-let index: SqlIndexStore;
+let database: Database;
 let http: FastifyInstance;
 let base: string;
 const seen: string[] = [];
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-audit-routes-'));
-  index = await openIndexStore({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
+  database = await openDatabase({ engine: 'sqlite', path: path.join(dir, 'index.sqlite') });
   let t = Date.parse('2031-03-01T08:00:00.000Z');
-  const audit = new AuditService({ store: new SqlAuditStore(index.db), sourceId: 'ATRIUM', clock: () => new Date(t += 60_000) });
+  const audit = new AuditService({ store: new SqlAuditStore(database), sourceId: 'ATRIUM', clock: () => new Date(t += 60_000) });
   for (let i = 0; i < 12; i++) {
     await audit.record({
       principal: { kind: 'user', id: i % 3 === 0 ? 'bob' : 'alice' }, action: i % 4 === 0 ? 'query' : 'read', interface: i % 2 ? 'dicomweb' : 'ui',
@@ -45,7 +45,7 @@ before(async () => {
 
 after(async () => {
   await http?.close();
-  await index?.close();
+  await database?.close();
   await rm(dir, { recursive: true, force: true });
 });
 

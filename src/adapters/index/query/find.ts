@@ -18,7 +18,7 @@ import {
 } from '../../../dicom/query/model.ts';
 import { datasetMatchesKey, matcherOf, valueMatches, type Matcher, type NameOptions } from '../../../dicom/query/matching.ts';
 import { validateQuery } from '../../../dicom/query/validate.ts';
-import type { SqlEngine } from '../migrations.ts';
+import type { SqlEngine } from '../../../database/migration.ts';
 import { searchableName } from '../matching.ts';
 import { COLUMNS, DATE_TIME_PAIRS, LEVEL_OF_TABLE, REQUEST_ATTRIBUTES_COLUMNS, SELECTED, TABLE_OF_LEVEL, type Column, type Table } from './columns.ts';
 

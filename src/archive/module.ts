@@ -1,0 +1,6 @@
+import type { AtriumModule } from '../modules/module.ts';
+import { migration as initialSchema } from './migrations/0001_archive_initial_schema.ts';
+import { migration as studyListOrder } from './migrations/0005_archive_study_list_order.ts';
+
+/** The archive: the index of patients, studies, series and instances, and the quarantine. */
+export const archiveModule: AtriumModule = { name: 'archive', migrations: [initialSchema, studyListOrder] };

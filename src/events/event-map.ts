@@ -1,0 +1,65 @@
+/**
+ * What the archive tells the other areas, by name. Each event is written to the outbox in the same
+ * transaction as the change it reports (so an acknowledged store always has its InstanceStored), and is
+ * delivered at least once, in order per study, to every handler subscribed to it (dispatcher.ts).
+ * Payloads are JSON and versionless: a field is only ever added, so an event written by an older node
+ * is still read by a newer one. Modules add their own events here (OrderChanged, ReportFinal ...).
+ */
+export interface EventMap {
+  InstanceStored: {
+    sopInstanceUid: string;
+    sopClassUid: string;
+    seriesInstanceUid: string;
+    studyInstanceUid: string;
+    patientId: string;
+    /** The transport it came by: `dimse:<calling AE>`, `stow`, `import:<path>` ... */
+    source: string;
+    /** Set when the instance replaced stored bytes under the `version` or `overwrite` policy. */
+    replaced?: string;
+    policy?: string;
+  };
+  InstanceQuarantined: { quarantinePk: number; reasonCode: string; sopInstanceUid: string | null; source: string };
+  StudyDeleted: { studyInstanceUid: string };
+  SeriesDeleted: { seriesInstanceUid: string; studyInstanceUid?: string };
+  InstanceDeleted: { sopInstanceUid: string; studyInstanceUid?: string };
+}
+
+export type EventType = keyof EventMap;
+
+/** One event as written: its type, its payload, and the key its order is kept within (the study). */
+export type ArchiveEvent = { [K in EventType]: { type: K; payload: EventMap[K] } }[EventType];
+
+export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted'];
+
+/** Events of one study are delivered in the order they were written; others have no order between them. */
+export function orderingKeyOf(event: ArchiveEvent): string | null {
+  const payload = event.payload as { studyInstanceUid?: string };
+  return payload.studyInstanceUid ?? null;
+}
+
+/** One delivery of one event to one handler, as a handler sees it. */
+export interface DeliveredEvent<K extends EventType = EventType> {
+  /** The outbox id: the same on every redelivery, what an idempotent handler keys on. */
+  id: number;
+  type: K;
+  payload: EventMap[K];
+  createdAt: string;
+  /** 1 on first delivery; more after failures or a node lost mid-delivery. */
+  attempt: number;
+}
+
+/**
+ * A reaction to an event, contributed by a module. `name` is stored with each pending delivery: keep it
+ * stable across releases (renaming it orphans the deliveries under the old name). Handlers must be
+ * idempotent: a delivery whose node died before recording success is delivered again.
+ */
+export interface EventHandler<K extends EventType = EventType> {
+  name: string;
+  event: K;
+  handle(event: DeliveredEvent<K>): Promise<void>;
+}
+
+/** A handler for one event type with its payload typed (the list of a module holds several types). */
+export function on<K extends EventType>(event: K, name: string, handle: (event: DeliveredEvent<K>) => Promise<void>): EventHandler {
+  return { name, event, handle } as unknown as EventHandler;
+}

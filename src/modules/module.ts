@@ -1,0 +1,26 @@
+import type { SchemaMigration } from '../database/migration.ts';
+import type { EventHandler } from '../events/event-map.ts';
+import type { Archive } from '../app.ts';
+
+/**
+ * One area of Atrium as the composition root installs it (app.ts lists them): its tables, its reactions to
+ * events, and (as they move onto it) its DIMSE services, HTTP routes with their access rules, jobs and config
+ * section. Adding an area is one folder exporting one of these plus one line in app.ts; no other area's file
+ * changes. See docs/architecture.md "Modules".
+ */
+export interface AtriumModule {
+  /** Lower case, stable: it prefixes the module's migration files and its event handler names. */
+  name: string;
+  /** Its schema changes, one file each (`NNNN_<module>_<what>.ts`), run in name order with every module's. */
+  migrations?: readonly SchemaMigration[];
+  /** Its reactions to events, built once the archive's services exist. */
+  eventHandlers?(archive: Archive): readonly EventHandler[];
+}
+
+/** Every module's migrations, checked to belong to the module that lists them. */
+export function migrationsOf(modules: readonly AtriumModule[]): SchemaMigration[] {
+  return modules.flatMap((m) => (m.migrations ?? []).map((migration) => {
+    if (migration.module !== m.name) throw new Error(`migration ${migration.name} belongs to module ${migration.module}, not ${m.name}`);
+    return migration;
+  }));
+}
