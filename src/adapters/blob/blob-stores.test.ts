@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, writeFile, utimes } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat, writeFile, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { startS3Server } from '../../../test/support/s3-server.ts';
 import type { TestS3Server } from '../../../test/support/s3-server.ts';
 import { BlobNotFoundError } from '../../ports/blob-store.ts';
@@ -19,10 +19,39 @@ const PART = 5 * MiB;
 
 // ---------------------------------------------------------------------------------------------- fs
 
-async function makeFsStore(): Promise<{ store: FsBlobStore; root: string; cleanup(): Promise<void> }> {
+async function makeFsStore(): Promise<{ store: FsBlobStore; root: string; cleanup(): Promise<void>; failWrites(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-fs-blob-'));
   const root = path.join(dir, 'blobs');
-  return { store: new FsBlobStore(root), root, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  let restoreWrites: (() => void) | undefined;
+  return {
+    store: new FsBlobStore(root),
+    root,
+    failWrites: async () => {
+      restoreWrites ??= await failFileWrites();
+    },
+    cleanup: async () => {
+      restoreWrites?.();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A full disk, from the writer's side: every FileHandle.writev in this process fails with ENOSPC until
+ * the returned function is called. The class is not exported, so it is reached through an open handle.
+ */
+async function failFileWrites(): Promise<() => void> {
+  const probe = await open(os.devNull, 'r');
+  const prototype = Object.getPrototypeOf(probe) as { writev: unknown };
+  await probe.close();
+  assert.ok(Object.hasOwn(prototype, 'writev'), 'FileHandle.prototype.writev');
+  const original = prototype.writev;
+  prototype.writev = async () => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, writev (injected)'), { code: 'ENOSPC' });
+  };
+  return () => {
+    prototype.writev = original;
+  };
 }
 
 blobStoreContract('FsBlobStore', makeFsStore);
@@ -108,8 +137,34 @@ describe('S3BlobStore (s3rver)', () => {
     };
   }
 
+  /** A client of the test server whose uploads (PutObject, UploadPart) fail once fail() was called. */
+  function clientWithFaults(): { client: S3Client; fail(): void } {
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    let failing = false;
+    const originalSend = client.send.bind(client) as (command: unknown) => Promise<unknown>;
+    (client as unknown as { send: (command: unknown) => Promise<unknown> }).send = async (command) => {
+      if (failing && (command instanceof UploadPartCommand || command instanceof PutObjectCommand)) {
+        throw Object.assign(new Error('injected: InternalError'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
+      }
+      return originalSend(command);
+    };
+    return { client, fail: () => (failing = true) };
+  }
+
   // Each contract case gets its own prefix in the shared bucket; nothing to clean but the client.
-  blobStoreContract('S3BlobStore', async () => ({ store: new S3BlobStore(s3Config()), cleanup: async () => {} }), {
+  blobStoreContract('S3BlobStore', async () => {
+    const { client, fail } = clientWithFaults();
+    return {
+      store: new S3BlobStore({ ...s3Config(), client }),
+      failWrites: async () => fail(),
+      cleanup: async () => client.destroy(),
+    };
+  }, {
     crashWriterBytes: PART + MiB, // more than one part, so a multipart upload is left behind
   });
 
