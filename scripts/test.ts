@@ -3,16 +3,12 @@
  * missing when it may (Debian packages as root), and fails loudly, naming the missing piece, when not.
  */
 import { spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
+import { DEBIAN_TOOLS, testFiles } from './test-tiers.ts';
 
 const root = new URL('..', import.meta.url).pathname;
-/** Debian packages the tests drive as real peers (command -> package). */
-const DEBIAN_TOOLS: Record<string, string> = {
-  echoscu: 'dcmtk', storescu: 'dcmtk', findscu: 'dcmtk', movescu: 'dcmtk', getscu: 'dcmtk', storescp: 'dcmtk',
-  dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl', chromium: 'chromium',
-};
 
 function fail(message: string): never {
   console.error(`\nnpm test: ${message}\n`);
@@ -55,17 +51,6 @@ async function ensurePostgres(): Promise<void> {
     for (let i = 0; i < 20 && !(await reachable(host, port)); i++) await new Promise((r) => setTimeout(r, 500));
   }
   if (!(await reachable(host, port))) fail(`PostgreSQL is not reachable on ${host}:${port}; the contract tests need it (trust auth, database "test")`);
-}
-
-function testFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (name === 'node_modules' || name.startsWith('.')) continue;
-    if (statSync(path).isDirectory()) out.push(...testFiles(path));
-    else if (name.endsWith('.test.ts')) out.push(path);
-  }
-  return out;
 }
 
 const major = Number(process.versions.node.split('.')[0]);

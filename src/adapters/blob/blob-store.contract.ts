@@ -17,6 +17,11 @@ import { InvalidBlobKeyError } from './blob-key.ts';
 export interface BlobStoreFixture {
   store: BlobStore;
   cleanup(): Promise<void>;
+  /**
+   * From now on, storing bytes fails the way the engine's storage fails (a full disk, a server refusing
+   * uploads); objects already committed stay readable. Without it the failed-write case is skipped.
+   */
+  failWrites?(): Promise<void>;
 }
 
 export interface BlobStoreContractOptions {
@@ -40,10 +45,10 @@ export function blobStoreContract(
   const largeBytes = options.largeObjectBytes ?? 25 * MiB;
   const crashBytes = options.crashWriterBytes ?? 1 * MiB;
 
-  async function withStore(fn: (store: BlobStore) => Promise<void>): Promise<void> {
+  async function withStore(fn: (store: BlobStore, fixture: BlobStoreFixture) => Promise<void>): Promise<void> {
     const fixture = await makeStore();
     try {
-      await fn(fixture.store);
+      await fn(fixture.store, fixture);
     } finally {
       await fixture.store.close();
       await fixture.cleanup();
@@ -121,6 +126,111 @@ export function blobStoreContract(
         await writer.commit();
         await writer.abort();
         assert.equal((await readAll(await store.read(key))).toString(), 'kept');
+      }));
+
+    test('commit twice, even at once, is one commit', () =>
+      withStore(async (store) => {
+        const key = nestedKey();
+        const writer = await store.createWriter(key);
+        await writer.write(Buffer.from('once'));
+        await Promise.all([writer.commit(), writer.commit()]);
+        await writer.commit();
+        assert.equal((await readAll(await store.read(key))).toString(), 'once');
+        assert.deepEqual(await listAll(store), [key]);
+        assert.equal(writer.bytesWritten, 4);
+      }));
+
+    test('writes during or after commit are refused and change nothing', () =>
+      withStore(async (store) => {
+        const key = nestedKey();
+        const writer = await store.createWriter(key);
+        await writer.write(Buffer.from('final'));
+        const committing = writer.commit();
+        await assert.rejects(writer.write(Buffer.from('late')), /cannot write: blob writer is committing/);
+        await committing;
+        await assert.rejects(writer.write(Buffer.from('more')), /cannot write: blob writer is committed/);
+        assert.equal(writer.bytesWritten, 5);
+        await writer.commit();
+        assert.equal((await readAll(await store.read(key))).toString(), 'final');
+        await assertSize(store, key, 5);
+      }));
+
+    test('chunks passed to write() before commit() are stored in order, awaited or not', () =>
+      withStore(async (store) => {
+        const key = nestedKey();
+        const chunks = [randomBytes(100_000), randomBytes(3000), Buffer.from('tail')];
+        const writer = await store.createWriter(key);
+        const writes = chunks.map((chunk) => writer.write(chunk));
+        await writer.commit();
+        await Promise.all(writes);
+        assert.equal(writer.bytesWritten, 103_004);
+        assert.ok((await readAll(await store.read(key))).equals(Buffer.concat(chunks)));
+      }));
+
+    test('abort during a commit waits for it and keeps the object', () =>
+      withStore(async (store) => {
+        const key = nestedKey();
+        const writer = await store.createWriter(key);
+        await writer.write(Buffer.from('committed meanwhile'));
+        const committing = writer.commit();
+        await writer.abort();
+        await assertSize(store, key, 19); // before awaiting the commit: abort() waited for it
+        await committing;
+        await writer.abort();
+        assert.equal((await readAll(await store.read(key))).toString(), 'committed meanwhile');
+      }));
+
+    test('a second abort while the first is under way resolves only once nothing is left', () =>
+      withStore(async (store) => {
+        const key = nestedKey();
+        const writer = await store.createWriter(key);
+        const junk = randomBytes(crashBytes); // enough to leave something behind (S3: a multipart upload)
+        for (let off = 0; off < junk.length; off += CHUNK) await writer.write(junk.subarray(off, off + CHUNK));
+        const first = writer.abort();
+        await writer.abort();
+        assert.equal(await store.cleanupIncomplete(), 0, 'the second abort resolved before the writer was discarded');
+        await first;
+        await assertInvisible(store, key);
+        assert.deepEqual(await listAll(store), []);
+      }));
+
+    test('commit after abort is refused and makes nothing visible', () =>
+      withStore(async (store) => {
+        const key = nestedKey();
+        const writer = await store.createWriter(key);
+        await writer.write(Buffer.from('abandoned'));
+        await writer.abort();
+        await assert.rejects(writer.commit(), /cannot commit: blob writer is aborted/);
+        await assert.rejects(writer.commit(), /cannot commit: blob writer is aborted/);
+        await assertInvisible(store, key);
+        assert.equal(await store.cleanupIncomplete(), 0);
+      }));
+
+    test('a failed write fails the writer: commit reports it, abort leaves nothing', (t) =>
+      withStore(async (store, fixture) => {
+        if (!fixture.failWrites) return t.skip('the fixture cannot make writes fail');
+        const kept = nestedKey();
+        await put(store, kept, Buffer.from('kept'));
+        await fixture.failWrites();
+        const key = nestedKey();
+        const writer = await store.createWriter(key);
+        let failure: unknown;
+        try {
+          for (let off = 0; off < crashBytes; off += CHUNK) await writer.write(randomBytes(CHUNK));
+          await writer.commit();
+        } catch (err) {
+          failure = err;
+        }
+        assert.ok(failure !== undefined, 'writing to a failing store should reject');
+        await assert.rejects(writer.write(Buffer.from('x')), /cannot write: blob writer is failed/);
+        await assert.rejects(writer.commit(), (err: unknown) => err === failure);
+        await writer.abort();
+        await writer.abort();
+        await assert.rejects(writer.commit(), (err: unknown) => err === failure);
+        await assertInvisible(store, key);
+        assert.equal(await store.cleanupIncomplete(), 0, 'abort should have removed what the writer left');
+        assert.deepEqual(await listAll(store), [kept]);
+        assert.equal((await readAll(await store.read(kept))).toString(), 'kept');
       }));
 
     test('an empty object can be stored', () =>

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { BlobNotFoundError } from '../../ports/blob-store.ts';
 import type { BlobReader, BlobStore, BlobWriter, ByteRange } from '../../ports/blob-store.ts';
 import { RESERVED_INCOMING_DIR, assertValidBlobKey, assertValidRange } from './blob-key.ts';
+import { BlobWriterBase } from './blob-writer.ts';
 
 export interface FsBlobStoreOptions {
   /**
@@ -194,17 +195,14 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-type WriterState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
-
-class FsBlobWriter implements BlobWriter {
+/** The filesystem's steps of a writer (the lifecycle around them is BlobWriterBase's). */
+class FsBlobWriter extends BlobWriterBase {
   /** The temp file, being created; undefined once closed. */
   #handle: Promise<FileHandle> | undefined;
   readonly #tempPath: string;
   readonly #finalPath: string;
   readonly #root: string;
   readonly #fsync: boolean;
-  #state: WriterState = 'open';
-  #bytesWritten = 0;
   /** The first folder mkdir created for this key's parent, if any: its entry must be made durable too. */
   readonly #createdParent: Promise<string | undefined>;
   /**
@@ -213,13 +211,11 @@ class FsBlobWriter implements BlobWriter {
    */
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
-  /** Serialises write() calls so bytes land in order even when callers don't await each write. */
-  #tail: Promise<void> = Promise.resolve();
-  #commit: Promise<void> | undefined;
   #renamed = false;
 
   constructor(handle: Promise<FileHandle>, tempPath: string, finalPath: string, root: string, fsync: boolean, createdParent: Promise<string | undefined>) {
-    // Both are awaited at the first write, commit or abort; until then a rejection must not go unhandled.
+    super();
+    // Both are awaited at the first batch written, commit or abort; until then a rejection must not go unhandled.
     handle.catch(() => {});
     createdParent.catch(() => {});
     this.#handle = handle;
@@ -230,106 +226,57 @@ class FsBlobWriter implements BlobWriter {
     this.#fsync = fsync;
   }
 
-  get bytesWritten(): number {
-    return this.#bytesWritten + this.#pendingBytes;
-  }
-
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== 'open') return Promise.reject(new Error(`cannot write: blob writer is ${this.#state}`));
-    // Chunks are owned by the caller only until this resolves: keep a copy-free reference while batching.
+  protected put(chunk: Uint8Array): Promise<void> | undefined {
+    // The caller leaves the chunk alone from now on (BlobWriter.write): keep a reference, not a copy.
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.byteLength;
-    if (this.#pendingBytes < WRITE_BATCH_BYTES) return this.#tail;
-    return this.#flush();
+    return this.#pendingBytes < WRITE_BATCH_BYTES ? undefined : this.#writePending();
   }
 
-  #flush(): Promise<void> {
-    const batch = this.#pending;
-    const size = this.#pendingBytes;
+  async #writePending(): Promise<void> {
+    let buffers = this.#pending;
+    let left = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
-    if (size === 0) return this.#tail;
-    const next = this.#tail.then(async () => {
-      if (this.#state === 'failed' || this.#state === 'aborted' || !this.#handle) throw new Error(`cannot write: blob writer is ${this.#state}`);
-      const handle = await this.#handle;
-      let buffers = batch;
-      let left = size;
-      while (left > 0) {
-        const { bytesWritten } = await handle.writev(buffers);
-        left -= bytesWritten;
-        if (left > 0) buffers = remainderOf(buffers, bytesWritten);
-      }
-      this.#bytesWritten += size;
-    });
-    // A failed write poisons the writer: later writes and commit() see the failure.
-    this.#tail = next.catch((err: unknown) => {
-      if (this.#state === 'open') this.#state = 'failed';
-      throw err;
-    });
-    this.#tail.catch(() => {});
-    return next;
-  }
-
-  commit(): Promise<void> {
-    this.#commit ??= this.#doCommit();
-    return this.#commit;
-  }
-
-  async #doCommit(): Promise<void> {
-    if (this.#state !== 'open') {
-      await this.#tail; // rethrows the write failure that put the writer in 'failed'
-      throw new Error(`cannot commit: blob writer is ${this.#state}`);
+    if (left === 0) return;
+    const handle = await this.#handle!;
+    while (left > 0) {
+      const { bytesWritten } = await handle.writev(buffers);
+      left -= bytesWritten;
+      if (left > 0) buffers = remainderOf(buffers, bytesWritten);
     }
-    await this.#flush().catch(() => {});
-    this.#state = 'committing';
+  }
+
+  protected async finalize(): Promise<void> {
+    await this.#writePending();
+    const handle = await this.#handle!;
+    const parent = path.dirname(this.#finalPath);
+    let firstCreated = await this.#createdParent;
     try {
-      await this.#tail;
-      const handle = await this.#handle!;
-      const parent = path.dirname(this.#finalPath);
-      let firstCreated = await this.#createdParent;
-      try {
-        await rename(this.#tempPath, this.#finalPath);
-      } catch (err) {
-        if (!isMissing(err)) throw err;
-        firstCreated = await mkdir(parent, { recursive: true });
-        await rename(this.#tempPath, this.#finalPath);
-      }
-      this.#renamed = true;
-      if (this.#fsync) {
-        // Make the rename durable, and the entries of any folders mkdir just created.
-        const stop = firstCreated === undefined ? parent : path.dirname(firstCreated);
-        const dirs: string[] = [];
-        for (let d = parent; ; d = path.dirname(d)) {
-          dirs.push(d);
-          if (d === stop || d === this.#root || d === path.dirname(d)) break;
-        }
-        // Data and name in one go (see the class comment).
-        await Promise.all([handle.datasync(), (async () => { for (const dir of dirs) await fsyncDir(dir); })()]);
-      }
-      this.#handle = undefined;
-      await handle.close();
-      this.#state = 'committed';
+      await rename(this.#tempPath, this.#finalPath);
     } catch (err) {
-      this.#state = 'failed';
-      await this.#discard();
-      throw err;
+      if (!isMissing(err)) throw err;
+      firstCreated = await mkdir(parent, { recursive: true });
+      await rename(this.#tempPath, this.#finalPath);
     }
+    this.#renamed = true;
+    if (this.#fsync) {
+      // Make the rename durable, and the entries of any folders mkdir just created.
+      const stop = firstCreated === undefined ? parent : path.dirname(firstCreated);
+      const dirs: string[] = [];
+      for (let d = parent; ; d = path.dirname(d)) {
+        dirs.push(d);
+        if (d === stop || d === this.#root || d === path.dirname(d)) break;
+      }
+      // Data and name in one go (see the class comment).
+      await Promise.all([handle.datasync(), (async () => { for (const dir of dirs) await fsyncDir(dir); })()]);
+    }
+    this.#handle = undefined;
+    await handle.close();
   }
 
-  /** Discards the temp file. A no-op after a successful commit (the object stays). */
-  async abort(): Promise<void> {
-    if (this.#state === 'committed' || this.#state === 'aborted') return;
-    if (this.#state === 'committing') {
-      // Let the commit finish or fail, then decide.
-      await this.#commit?.catch(() => {});
-      if ((this.#state as WriterState) === 'committed') return;
-    }
-    this.#state = 'aborted';
-    await this.#tail.catch(() => {});
-    await this.#discard();
-  }
-
-  async #discard(): Promise<void> {
+  /** A commit that failed after the rename takes the renamed file away too: nothing indexes it. */
+  protected async discard(): Promise<void> {
     this.#pending = [];
     this.#pendingBytes = 0;
     const handle = this.#handle;

@@ -19,6 +19,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { BlobNotFoundError } from '../../ports/blob-store.ts';
 import type { BlobStore, BlobWriter, ByteRange } from '../../ports/blob-store.ts';
 import { assertValidBlobKey, assertValidRange } from './blob-key.ts';
+import { BlobWriterBase } from './blob-writer.ts';
 
 const MiB = 1024 * 1024;
 /** S3's minimum size of every part but the last. */
@@ -275,20 +276,17 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
-type WriterState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
-
 /**
  * Buffers up to one part; once more than one part's worth has been written it switches to a
  * multipart upload, keeping at most `maxPartsInFlight` UploadPart requests running. write() waits
  * while that many are running and the current buffer is full, which bounds memory to
- * (maxPartsInFlight + 1) * partSize per writer whatever the object size.
+ * (maxPartsInFlight + 1) * partSize per writer whatever the object size. The lifecycle around these
+ * steps is BlobWriterBase's.
  */
-export class S3BlobWriter implements BlobWriter {
+export class S3BlobWriter extends BlobWriterBase {
   readonly #store: S3BlobStore;
   readonly #objectKey: string;
   readonly #logger: S3BlobStoreLogger | undefined;
-  #state: WriterState = 'open';
-  #bytesWritten = 0;
   /** Part being filled; grows geometrically up to partSize while the object may still be small. */
   #buffer: Buffer | undefined;
   #filled = 0;
@@ -296,20 +294,16 @@ export class S3BlobWriter implements BlobWriter {
   #nextPartNumber = 1;
   readonly #parts: CompletedPart[] = [];
   readonly #inFlight = new Set<Promise<void>>();
-  #failure: unknown;
-  #tail: Promise<void> = Promise.resolve();
-  #commit: Promise<void> | undefined;
+  /** The first part upload that failed: parts upload behind write()'s back, so the next put or finalize reports it. */
+  #uploadFailure: { error: unknown } | undefined;
   /** Most part buffers held at once (the one being filled plus those uploading); for tests. */
   peakPartsHeld = 0;
 
   constructor(store: S3BlobStore, objectKey: string, logger: S3BlobStoreLogger | undefined) {
+    super();
     this.#store = store;
     this.#objectKey = objectKey;
     this.#logger = logger;
-  }
-
-  get bytesWritten(): number {
-    return this.#bytesWritten;
   }
 
   /** Part buffers held right now (filling + uploading). */
@@ -322,21 +316,8 @@ export class S3BlobWriter implements BlobWriter {
     return this.#uploadId !== undefined;
   }
 
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== 'open') return Promise.reject(new Error(`cannot write: blob writer is ${this.#state}`));
-    const next = this.#tail.then(() => this.#append(chunk));
-    this.#tail = next.catch((err: unknown) => {
-      if (this.#state === 'open') this.#state = 'failed';
-      this.#failure ??= err;
-      throw err;
-    });
-    this.#tail.catch(() => {});
-    return next;
-  }
-
-  async #append(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== 'open') throw new Error(`cannot write: blob writer is ${this.#state}`);
-    if (this.#failure !== undefined) throw this.#failure;
+  protected async put(chunk: Uint8Array): Promise<void> {
+    if (this.#uploadFailure !== undefined) throw this.#uploadFailure.error;
     const partSize = this.#store.partSize;
     let offset = 0;
     while (offset < chunk.byteLength) {
@@ -349,7 +330,6 @@ export class S3BlobWriter implements BlobWriter {
       this.#buffer!.set(chunk.subarray(offset, offset + n), this.#filled);
       this.#filled += n;
       offset += n;
-      this.#bytesWritten += n;
       this.#notePeak();
     }
   }
@@ -393,7 +373,7 @@ export class S3BlobWriter implements BlobWriter {
     while (this.#inFlight.size >= store.maxPartsInFlight) {
       await Promise.race(this.#inFlight);
     }
-    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#uploadFailure !== undefined) throw this.#uploadFailure.error;
     const partNumber = this.#nextPartNumber++;
     if (partNumber > S3_MAX_PARTS) {
       throw new Error(`object too large for S3 multipart upload with partSize ${store.partSize} (10000 parts)`);
@@ -431,73 +411,44 @@ export class S3BlobWriter implements BlobWriter {
       },
       (err: unknown) => {
         this.#inFlight.delete(tracked);
-        this.#failure ??= err;
+        this.#uploadFailure ??= { error: err };
       },
     );
     this.#inFlight.add(tracked);
     this.#notePeak();
   }
 
-  commit(): Promise<void> {
-    this.#commit ??= this.#doCommit();
-    return this.#commit;
-  }
-
-  async #doCommit(): Promise<void> {
-    if (this.#state !== 'open') {
-      await this.#tail;
-      throw new Error(`cannot commit: blob writer is ${this.#state}`);
-    }
-    this.#state = 'committing';
+  protected async finalize(): Promise<void> {
     const store = this.#store;
-    try {
-      await this.#tail;
-      if (this.#uploadId === undefined) {
-        const body = this.#buffer ? this.#buffer.subarray(0, this.#filled) : Buffer.alloc(0);
-        await store.client.send(
-          new PutObjectCommand({ Bucket: store.bucket, Key: this.#objectKey, Body: body, ContentLength: body.byteLength }),
-        );
-        store.stats.singlePuts++;
-      } else {
-        if (this.#filled > 0) await this.#flushPart();
-        await Promise.all(this.#inFlight);
-        if (this.#failure !== undefined) throw this.#failure;
-        const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
-        await store.client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket: store.bucket,
-            Key: this.#objectKey,
-            UploadId: this.#uploadId,
-            MultipartUpload: { Parts: parts },
-          }),
-        );
-      }
-      this.#buffer = undefined;
-      this.#state = 'committed';
-    } catch (err) {
-      this.#state = 'failed';
-      await this.#discard();
-      throw err;
+    if (this.#uploadId === undefined) {
+      const body = this.#buffer ? this.#buffer.subarray(0, this.#filled) : Buffer.alloc(0);
+      await store.client.send(
+        new PutObjectCommand({ Bucket: store.bucket, Key: this.#objectKey, Body: body, ContentLength: body.byteLength }),
+      );
+      store.stats.singlePuts++;
+    } else {
+      if (this.#filled > 0) await this.#flushPart();
+      await Promise.all(this.#inFlight);
+      if (this.#uploadFailure !== undefined) throw this.#uploadFailure.error;
+      const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
+      await store.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: store.bucket,
+          Key: this.#objectKey,
+          UploadId: this.#uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
     }
+    this.#buffer = undefined;
   }
 
   /**
-   * Drops the buffer and aborts the multipart upload, if any. A no-op after a successful commit.
-   * Never rejects because the server refused the abort (logged; cleanupIncomplete() or a bucket
-   * lifecycle rule reclaims such uploads), so it is safe in error paths.
+   * Drops the buffer and aborts the multipart upload, if any. Never rejects because the server refused
+   * the abort (logged; cleanupIncomplete() or a bucket lifecycle rule reclaims such uploads), so that
+   * abort() is safe in error paths.
    */
-  async abort(): Promise<void> {
-    if (this.#state === 'committed' || this.#state === 'aborted') return;
-    if (this.#state === 'committing') {
-      await this.#commit?.catch(() => {});
-      if ((this.#state as WriterState) === 'committed') return;
-    }
-    this.#state = 'aborted';
-    await this.#tail.catch(() => {});
-    await this.#discard();
-  }
-
-  async #discard(): Promise<void> {
+  protected async discard(): Promise<void> {
     this.#buffer = undefined;
     this.#filled = 0;
     await Promise.allSettled(this.#inFlight);

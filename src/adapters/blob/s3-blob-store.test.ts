@@ -1,89 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, writeFile, utimes } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { startS3Server } from '../../../test/support/s3-server.ts';
 import type { TestS3Server } from '../../../test/support/s3-server.ts';
-import { BlobNotFoundError } from '../../ports/blob-store.ts';
 import { blobStoreContract, listAll, nestedKey, put, readAll } from './blob-store.contract.ts';
-import { FsBlobStore } from './fs-blob-store.ts';
 import { S3BlobStore, S3BlobWriter } from './s3-blob-store.ts';
 import type { S3BlobStoreConfig } from './s3-blob-store.ts';
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
-
-// ---------------------------------------------------------------------------------------------- fs
-
-async function makeFsStore(): Promise<{ store: FsBlobStore; root: string; cleanup(): Promise<void> }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-fs-blob-'));
-  const root = path.join(dir, 'blobs');
-  return { store: new FsBlobStore(root), root, cleanup: () => rm(dir, { recursive: true, force: true }) };
-}
-
-blobStoreContract('FsBlobStore', makeFsStore);
-
-describe('FsBlobStore specifics', () => {
-  test('objects are plain files at <root>/<key>; .incoming is empty after commit and abort', async () => {
-    const { store, root, cleanup } = await makeFsStore();
-    try {
-      const key = nestedKey();
-      await put(store, key, Buffer.from('on disk'));
-      assert.equal((await stat(path.join(root, ...key.split('/')))).size, 7);
-      const aborted = await store.createWriter(nestedKey());
-      await aborted.write(Buffer.from('gone'));
-      assert.equal((await readdir(path.join(root, '.incoming'))).length, 1);
-      await aborted.abort();
-      assert.deepEqual(await readdir(path.join(root, '.incoming')), []);
-    } finally {
-      await cleanup();
-    }
-  });
-
-  test('cleanupIncomplete honours olderThanMs using the leftover file time', async () => {
-    const { store, root, cleanup } = await makeFsStore();
-    try {
-      await put(store, 'keep', Buffer.from('k')); // creates the folders
-      const oldFile = path.join(root, '.incoming', 'old.tmp');
-      const newFile = path.join(root, '.incoming', 'new.tmp');
-      await writeFile(oldFile, 'old');
-      await writeFile(newFile, 'new');
-      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
-      await utimes(oldFile, twoHoursAgo, twoHoursAgo);
-      assert.equal(await store.cleanupIncomplete(60 * 60 * 1000), 1);
-      assert.deepEqual(await readdir(path.join(root, '.incoming')), ['new.tmp']);
-      assert.deepEqual(await listAll(store), ['keep']);
-    } finally {
-      await cleanup();
-    }
-  });
-
-  test('a key that is only a folder of other keys is not an object', async () => {
-    const { store, cleanup } = await makeFsStore();
-    try {
-      await put(store, 'ab/cd/x.dcm', Buffer.from('x'));
-      assert.equal(await store.stat('ab/cd'), null);
-      await assert.rejects(store.read('ab/cd'), BlobNotFoundError);
-      await store.delete('ab/cd');
-      assert.deepEqual(await listAll(store), ['ab/cd/x.dcm']);
-    } finally {
-      await cleanup();
-    }
-  });
-
-  test('a store over a folder that does not exist yet lists nothing and cleans nothing', async () => {
-    const store = new FsBlobStore(path.join(os.tmpdir(), `atrium-missing-${randomUUID()}`));
-    assert.deepEqual(await listAll(store), []);
-    assert.equal(await store.cleanupIncomplete(), 0);
-    assert.equal(await store.stat('nope'), null);
-  });
-});
-
-// ---------------------------------------------------------------------------------------------- s3
 
 describe('S3BlobStore (s3rver)', () => {
   let s3: TestS3Server;
@@ -108,8 +35,34 @@ describe('S3BlobStore (s3rver)', () => {
     };
   }
 
+  /** A client of the test server whose uploads (PutObject, UploadPart) fail once fail() was called. */
+  function clientWithFaults(): { client: S3Client; fail(): void } {
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    let failing = false;
+    const originalSend = client.send.bind(client) as (command: unknown) => Promise<unknown>;
+    (client as unknown as { send: (command: unknown) => Promise<unknown> }).send = async (command) => {
+      if (failing && (command instanceof UploadPartCommand || command instanceof PutObjectCommand)) {
+        throw Object.assign(new Error('injected: InternalError'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
+      }
+      return originalSend(command);
+    };
+    return { client, fail: () => (failing = true) };
+  }
+
   // Each contract case gets its own prefix in the shared bucket; nothing to clean but the client.
-  blobStoreContract('S3BlobStore', async () => ({ store: new S3BlobStore(s3Config()), cleanup: async () => {} }), {
+  blobStoreContract('S3BlobStore', async () => {
+    const { client, fail } = clientWithFaults();
+    return {
+      store: new S3BlobStore({ ...s3Config(), client }),
+      failWrites: async () => fail(),
+      cleanup: async () => client.destroy(),
+    };
+  }, {
     crashWriterBytes: PART + MiB, // more than one part, so a multipart upload is left behind
   });
 
