@@ -16,6 +16,7 @@ import { exchangeModule } from './exchange/module.ts';
 import { securityModule } from './security/module.ts';
 import { auditModule } from './audit/module.ts';
 import { eventsModule } from './events/module.ts';
+import { dimseModule } from './dimse/module.ts';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -37,7 +38,7 @@ import { SyslogSender } from './audit/syslog.ts';
  * The modules this build installs, in the order their parts are installed. A new area (ris, fhir,
  * quality ...) is one folder exporting an AtriumModule, added here.
  */
-export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule];
+export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule];
 
 /** The one database of a node, migrated to what the modules need (several nodes may do this at once). */
 export async function openDatabase(config: DatabaseConfig, modules: readonly AtriumModule[] = MODULES): Promise<Database> {
@@ -65,6 +66,8 @@ export interface Archive {
   jobs: JobQueue;
   /** The reading side of the event outbox (the dispatcher, the stuck-events listing). */
   events: EventOutbox;
+  /** The modules installed (MODULES unless a test adds its own): transports read their parts from them. */
+  modules: readonly AtriumModule[];
   /** The handlers every module subscribed, for the dispatcher `atrium serve` runs. */
   eventHandlers: readonly EventHandler[];
   peers: PeerRegistry;
@@ -146,7 +149,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, eventHandlers: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules: options.modules ?? MODULES, eventHandlers: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});
@@ -155,7 +158,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
       await blobs.close();
     },
   };
-  archive.eventHandlers = (options.modules ?? MODULES).flatMap((m) => m.eventHandlers?.(archive) ?? []);
+  archive.eventHandlers = archive.modules.flatMap((m) => m.eventHandlers?.(archive) ?? []);
   return archive;
 }
 

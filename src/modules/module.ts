@@ -1,6 +1,7 @@
 import type { SchemaMigration } from '../database/migration.ts';
 import type { EventHandler } from '../events/event-map.ts';
 import type { Archive } from '../app.ts';
+import type { DimseService } from '../dimse/services/dimse-service.ts';
 
 /**
  * One area of Atrium as the composition root installs it (app.ts lists them): its tables, its reactions to
@@ -15,6 +16,8 @@ export interface AtriumModule {
   migrations?: readonly SchemaMigration[];
   /** Its reactions to events, built once the archive's services exist. */
   eventHandlers?(archive: Archive): readonly EventHandler[];
+  /** Its DIMSE services (Modality Worklist, MPPS ...), offered on Atrium's DICOM listeners beside the others. */
+  dimseServices?(archive: Archive): readonly DimseService[];
 }
 
 /** Every module's migrations, checked to belong to the module that lists them. */

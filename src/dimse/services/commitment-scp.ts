@@ -11,6 +11,7 @@ import type { JobQueue } from '../../ports/job-queue.ts';
 import type { ApplicationEntities } from '../../dicom-access/application-entities.ts';
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
 import { StorageCommitmentPushModel, StorageCommitmentPushModelInstance, UNCOMPRESSED } from './sop-classes.ts';
+import { uncompressedTransferSyntax, type DimseService } from './dimse-service.ts';
 
 const TransactionUID = 0x00081195;
 const ReferencedSOPSequence = 0x00081199;
@@ -47,6 +48,22 @@ export interface CommitmentReportDeps {
 export interface CommitmentDeps extends CommitmentReportDeps {
   index: IndexStore;
   jobs: JobQueue;
+}
+
+/** The Storage Commitment Push Model SCP (PS3.4 J.3) as a DIMSE service. */
+export function commitmentService(deps: CommitmentDeps): DimseService {
+  return {
+    name: 'storage-commitment',
+    accepts: (pc) => pc.abstractSyntax === StorageCommitmentPushModel,
+    commands: [CommandField.N_ACTION_RQ],
+    operation: 'commit',
+    action: null,
+    auditAction: null,
+    transferSyntax: uncompressedTransferSyntax,
+    // The requester may take the SCP role too: the result then comes back on its association (J.3.3.1.2).
+    roles: (pc) => (pc.scuRole !== undefined ? { scuRole: true, scpRole: true } : undefined),
+    handle: ({ request, association }) => handleCommitment(request, association, deps),
+  };
 }
 
 /**

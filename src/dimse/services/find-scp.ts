@@ -7,13 +7,37 @@ import { AtriumError } from '../../errors.ts';
 import { queryFromIdentifier } from '../../dicom/query/identifier.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
-import { queryRoot } from './sop-classes.ts';
+import { QueryRetrieve, queryRetrieveExtendedNegotiation, queryRoot } from './sop-classes.ts';
+import type { IndexQuery } from '../../dicom/query/model.ts';
+import type { AuditService } from '../../audit/audit-service.ts';
+import { auditAside, uncompressedTransferSyntax, type DimseService } from './dimse-service.ts';
 
 export interface FindDeps {
   index: IndexStore;
   log: Logger;
   aeTitle: string;
   caseInsensitivePersonNames: boolean;
+  /** Told the query once the identifier is understood (the audit record of the search). */
+  onQuery?: (query: IndexQuery) => void;
+}
+
+/** The Query/Retrieve C-FIND SCP, Patient Root and Study Root; every query is in the audit trail. */
+export function queryService(deps: Omit<FindDeps, 'onQuery'> & { audit: AuditService }): DimseService {
+  const FIND = new Set<string>([QueryRetrieve.PatientRootFind, QueryRetrieve.StudyRootFind]);
+  return {
+    name: 'query',
+    accepts: (pc) => FIND.has(pc.abstractSyntax),
+    commands: [CommandField.C_FIND_RQ],
+    operation: 'find',
+    action: 'query',
+    auditAction: 'query',
+    transferSyntax: uncompressedTransferSyntax,
+    extendedNegotiation: queryRetrieveExtendedNegotiation,
+    async handle({ request, association, audit, signal }) {
+      const onQuery = (query: IndexQuery) => { void auditAside(deps.audit.record({ ...audit, action: 'query', query: JSON.stringify(query) }), deps.log); };
+      await handleFind(request, association, { ...deps, onQuery }, signal);
+    },
+  };
 }
 
 /**
@@ -40,6 +64,7 @@ export async function handleFind(request: IncomingRequest, association: Associat
     await final(Status.IdentifierDoesNotMatchSOPClass, { ErrorComment: detail.slice(0, 64), ...(Number.isFinite(tag) ? { OffendingElement: [tag] } : {}) });
     return;
   }
+  deps.onQuery?.(query);
   let matches = 0;
   let cancelled = false;
   try {

@@ -8,8 +8,11 @@ import type { RetrieveService } from '../../archive/retrieve.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
 import type { ApplicationEntities } from '../../dicom-access/application-entities.ts';
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
-import { queryRoot } from './sop-classes.ts';
+import { isStorageSopClass, QueryRetrieve, queryRetrieveExtendedNegotiation, queryRoot, storableTransferSyntax } from './sop-classes.ts';
 import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
+import type { InstanceRecord } from '../../ports/index-store.ts';
+import type { AuditService } from '../../audit/audit-service.ts';
+import { auditAside, uncompressedTransferSyntax, type DimseService } from './dimse-service.ts';
 
 export interface RetrieveDeps {
   index: IndexStore;
@@ -19,6 +22,57 @@ export interface RetrieveDeps {
   aeTitle: string;
   /** Options for the association C-MOVE opens to its destination. */
   outbound: { maxPduLength: number; tls?: import('node:tls').ConnectionOptions };
+  /** Told each instance selected for sending (the audit record of the export). */
+  onInstance?: (instance: InstanceRecord) => void;
+}
+
+/**
+ * The Query/Retrieve C-MOVE and C-GET SCPs, Patient Root and Study Root, and the storage contexts a C-GET
+ * requester proposes to receive on. Every instance sent counts in one export record per study.
+ */
+export function retrieveServices(deps: Omit<RetrieveDeps, 'onInstance'> & { audit: AuditService }): DimseService[] {
+  const retrieveService = (kind: 'move' | 'get'): DimseService => {
+    const sopClasses = new Set<string>(kind === 'move'
+      ? [QueryRetrieve.PatientRootMove, QueryRetrieve.StudyRootMove] : [QueryRetrieve.PatientRootGet, QueryRetrieve.StudyRootGet]);
+    return {
+      name: kind,
+      accepts: (pc) => sopClasses.has(pc.abstractSyntax),
+      commands: [kind === 'move' ? CommandField.C_MOVE_RQ : CommandField.C_GET_RQ],
+      operation: kind,
+      action: 'study:export',
+      auditAction: 'export',
+      transferSyntax: uncompressedTransferSyntax,
+      extendedNegotiation: queryRetrieveExtendedNegotiation,
+      async handle({ request, association, audit, signal }) {
+        const destination = kind === 'move' ? { aeTitle: request.command.MoveDestination ?? null } : audit.origin;
+        const accumulator = deps.audit.accumulator({ ...audit, action: 'export', destination });
+        const counted = new Set<string>(); // C-MOVE looks an instance up twice (selection, then sending)
+        const onInstance = (instance: InstanceRecord) => {
+          if (counted.has(instance.sopInstanceUid)) return;
+          counted.add(instance.sopInstanceUid);
+          accumulator.add({ studyInstanceUid: instance.studyInstanceUid, seriesInstanceUid: instance.seriesInstanceUid, sopClassUid: instance.sopClassUid });
+        };
+        try {
+          await handleRetrieve(kind, request, association, { ...deps, onInstance }, signal);
+        } finally {
+          void auditAside(accumulator.flush(), deps.log);
+        }
+      },
+    };
+  };
+  const getStorage: DimseService = {
+    name: 'get-storage',
+    // A storage context in which the requester asks to be the SCP: C-GET sends its sub-operations on it (PS3.4 C.4.3.1).
+    accepts: (pc) => pc.scpRole === true && isStorageSopClass(pc.abstractSyntax),
+    commands: [],
+    operation: 'get',
+    action: null,
+    auditAction: null,
+    transferSyntax: (proposed) => proposed.find(storableTransferSyntax),
+    roles: (pc) => ({ scuRole: pc.scuRole ?? false, scpRole: true }),
+    handle: () => Promise.reject(new Error('a C-GET storage context carries the SCP\'s requests, not the requester\'s')),
+  };
+  return [retrieveService('move'), retrieveService('get'), getStorage];
 }
 
 const UNIQUE_KEYS = ['0020000D', '0020000E', '00080018', '00100020'];
@@ -75,6 +129,7 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
       return;
     }
     const instances = (await Promise.all(uids.map((u) => deps.index.findInstance(u)))).filter((i) => i !== null);
+    for (const instance of instances) deps.onInstance?.(instance);
     if (instances.length === 0) {
       await respond(Status.Success, { remaining: 0, completed: 0, failed: 0, warning: 0, failedSopInstanceUids: [] });
       return;

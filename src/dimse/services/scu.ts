@@ -111,7 +111,10 @@ export class DicomClient {
     const association = await requestAssociation({ ...this.#connection(peer), contexts });
     if (method === 'get') {
       association.onRequest(async (request) => {
-        if (request.command.CommandField === CommandField.C_STORE_RQ) return await handleStore(request, association, { ingest: this.#archive.ingest, log: this.#log });
+        if (request.command.CommandField === CommandField.C_STORE_RQ) {
+          await handleStore(request, association, { ingest: this.#archive.ingest, log: this.#log });
+          return;
+        }
         await request.dataset?.discard();
         await association.respond(request, { Status: Status.UnrecognizedOperation });
       });

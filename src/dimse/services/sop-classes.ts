@@ -1,5 +1,4 @@
 import * as TS from '../../dicom/transfer-syntax.ts';
-import type { DicomOperation } from '../../ports/peer-registry.ts';
 
 /** Query/Retrieve SOP classes (PS3.4 C.6), by root and operation. */
 export const QueryRetrieve = {
@@ -39,19 +38,20 @@ export function isStorageSopClass(uid: string): boolean {
   return uid.startsWith('1.2.840.10008.5.1.4.1.1.') || OTHER_STORAGE.has(uid);
 }
 
-/** The operation a presentation context's abstract syntax serves, for access control. */
-export function operationOf(abstractSyntax: string, acceptUnknownSopClasses: boolean): DicomOperation | undefined {
-  if (abstractSyntax === Verification) return 'echo';
-  if (abstractSyntax === StorageCommitmentPushModel) return 'commit';
-  switch (abstractSyntax) {
-    case QueryRetrieve.PatientRootFind: case QueryRetrieve.StudyRootFind: return 'find';
-    case QueryRetrieve.PatientRootMove: case QueryRetrieve.StudyRootMove: return 'move';
-    case QueryRetrieve.PatientRootGet: case QueryRetrieve.StudyRootGet: return 'get';
-  }
-  if (isStorageSopClass(abstractSyntax)) return 'store';
-  // A private SOP class (a vendor's raw data, say): storage, when the administrator allows unknown classes.
-  if (acceptUnknownSopClasses && /^[0-9.]+$/.test(abstractSyntax) && !abstractSyntax.startsWith('1.2.840.10008.')) return 'store';
-  return undefined;
+/** A private SOP class (a vendor's raw data, say): stored when the administrator allows unknown classes. */
+export function acceptsUnknownStorage(abstractSyntax: string): boolean {
+  return /^[0-9.]+$/.test(abstractSyntax) && !abstractSyntax.startsWith('1.2.840.10008.');
+}
+
+/**
+ * The Query/Retrieve answer to SOP Class Extended Negotiation (PS3.4 C.5.1.1.1, C.5.2.1.1): relational queries
+ * and retrieval, and (C-FIND) combined date-time matching; not fuzzy semantic matching nor timezone adjustment.
+ */
+export function queryRetrieveExtendedNegotiation(sopClass: string, info: Uint8Array): Uint8Array {
+  const answer = new Uint8Array(info.length);
+  if (info.length > 0) answer[0] = info[0] === 1 ? 1 : 0;
+  if (info.length > 1 && sopClass.endsWith('.1')) answer[1] = info[1] === 1 ? 1 : 0;
+  return answer;
 }
 
 /** Transfer syntaxes for commands and identifiers (non-storage contexts), ours in order of preference. */

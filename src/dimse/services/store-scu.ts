@@ -29,6 +29,14 @@ export function storageContexts(instances: Pick<InstanceRecord, 'sopClassUid' | 
   return [...pairs.values()].slice(0, 128);
 }
 
+interface StoreDeps {
+  index: IndexStore;
+  retrieve: RetrieveService;
+  log: Logger;
+  /** Told each instance about to be sent. */
+  onInstance?: (instance: InstanceRecord) => void;
+}
+
 /**
  * C-STORE sub-operations (or a plain send) of stored instances over an open association, streaming each
  * data set from the blob store. Counts are reported after each instance; a cancelled signal stops before
@@ -37,7 +45,7 @@ export function storageContexts(instances: Pick<InstanceRecord, 'sopClassUid' | 
 export async function storeInstances(
   association: Association,
   sopInstanceUids: string[],
-  deps: { index: IndexStore; retrieve: RetrieveService; log: Logger },
+  deps: StoreDeps,
   options: { signal?: AbortSignal; moveOriginator?: { aeTitle: string; messageId: number }; onProgress?: (counts: SubOperationCounts) => Promise<void> | void } = {},
 ): Promise<SubOperationCounts> {
   const counts: SubOperationCounts = { remaining: sopInstanceUids.length, completed: 0, failed: 0, warning: 0, failedSopInstanceUids: [] };
@@ -79,7 +87,7 @@ async function* evenLength(dataset: AsyncIterable<Uint8Array>): AsyncIterable<Ui
   if (length % 2 === 1) yield new Uint8Array(1);
 }
 
-async function storeOne(association: Association, uid: string, deps: { index: IndexStore; retrieve: RetrieveService; log: Logger },
+async function storeOne(association: Association, uid: string, deps: StoreDeps,
   moveOriginator?: { aeTitle: string; messageId: number }): Promise<'success' | 'warning' | 'failure'> {
   const context = { association: association.id, peer: association.calledAETitle, sopInstanceUid: uid };
   const instance = await deps.index.findInstance(uid);
@@ -87,6 +95,7 @@ async function storeOne(association: Association, uid: string, deps: { index: In
     deps.log.warn(context, 'C-STORE sub-operation failed: the instance is no longer in the archive');
     return 'failure';
   }
+  deps.onInstance?.(instance);
   const pc = association.findContext(instance.sopClassUid, [instance.transferSyntaxUid]);
   if (!pc) {
     deps.log.warn({ ...context, sopClassUid: instance.sopClassUid, transferSyntaxUid: instance.transferSyntaxUid },
