@@ -1,4 +1,4 @@
-import { Kysely, Migrator, PostgresDialect, sql, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, sql, type DatabaseIntrospector, type Migration, type MigrationProvider, type DatabaseMetadata, type TableMetadata } from 'kysely';
 import pg from 'pg';
 import { openSqlite } from './node-sqlite-dialect.ts';
 import type { SchemaMigration, SqlEngine } from './migration.ts';
@@ -56,7 +56,8 @@ export class Database {
     const migrationTableSchema = engine === 'postgres'
       ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(this.#kysely)).rows[0]?.schema
       : undefined;
-    const migrator = new Migrator({ db: this.#kysely, provider, migrationTableSchema });
+    const db = migrationTableSchema === undefined ? this.#kysely : withSchemaIntrospector(this.#kysely, migrationTableSchema);
+    const migrator = new Migrator({ db, provider, migrationTableSchema });
     const { error, results } = await migrator.migrateToLatest();
     if (error) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
@@ -68,6 +69,36 @@ export class Database {
   async close(): Promise<void> {
     await this.#kysely.destroy();
   }
+}
+
+/**
+ * The Migrator asks whether its tables exist through the introspector, whose PostgreSQL query reads every
+ * table of every schema (with pg_get_serial_sequence on each): a table dropped in another schema meanwhile
+ * (another Atrium database of the same PostgreSQL database, the test suite's parallel files) fails it with
+ * "relation ... does not exist". Ours asks information_schema about one schema, which no drop elsewhere breaks.
+ */
+function withSchemaIntrospector(kysely: Kysely<any>, schema: string): Kysely<any> {
+  const introspector: DatabaseIntrospector = {
+    async getSchemas() {
+      const rows = await sql<{ name: string }>`select schema_name as name from information_schema.schemata where schema_name = ${schema}`.execute(kysely);
+      return rows.rows;
+    },
+    async getTables(): Promise<TableMetadata[]> {
+      const rows = await sql<{ name: string; type: string }>`select table_name as name, table_type as type from information_schema.tables where table_schema = ${schema}`.execute(kysely);
+      return rows.rows.map((r) => ({ name: r.name, schema, isView: r.type === 'VIEW', columns: [] }));
+    },
+    async getMetadata(): Promise<DatabaseMetadata> {
+      return { tables: await this.getTables() };
+    },
+  };
+  return new Proxy(kysely, {
+    get(target, prop) {
+      if (prop === 'introspection') return introspector;
+      // Kysely's getters read private fields: they run on the instance itself, not on the proxy.
+      const value = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 function checkMigrationNames(migrations: readonly SchemaMigration[]): void {
