@@ -8,7 +8,7 @@ import { loadConfig, redactedConfig, ConfigError } from './config.ts';
 test('defaults run the embedded engines on localhost', () => {
   const config = loadConfig({ env: {} });
   assert.equal(config.dataDir, path.resolve('./data'));
-  assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080, tls: null, corsOrigins: ['*'] });
+  assert.deepEqual(config.http, { host: '127.0.0.1', port: 8080, tls: null, corsOrigins: ['*'], trustedProxies: [] });
   assert.equal(config.security.sessions.secureCookie, false);
   assert.deepEqual(config.index, { engine: 'sqlite' });
   assert.deepEqual(config.blobs, { engine: 'fs' });
@@ -20,7 +20,7 @@ test('file, then environment, then --data: later sources win', async () => {
   try {
     await writeFile(path.join(dir, 'atrium.json'), JSON.stringify({ http: { port: 9000, host: '0.0.0.0' }, ingest: { duplicatePolicy: 'version' } }));
     const fromFile = loadConfig({ dataDir: dir, env: {} });
-    assert.deepEqual(fromFile.http, { host: '0.0.0.0', port: 9000, tls: null, corsOrigins: ['*'] });
+    assert.deepEqual(fromFile.http, { host: '0.0.0.0', port: 9000, tls: null, corsOrigins: ['*'], trustedProxies: [] });
     assert.equal(fromFile.ingest.duplicatePolicy, 'version');
     const fromEnv = loadConfig({ dataDir: dir, env: { ATRIUM_HTTP_PORT: '9100', ATRIUM_INDEX_ENGINE: 'postgres', ATRIUM_POSTGRES_URL: 'postgres://a:secret@h/db' } });
     assert.equal(fromEnv.http.port, 9100);

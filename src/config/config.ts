@@ -1,5 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
+import { isIP } from 'node:net';
 import type { DuplicatePolicy } from '../ports/index-store.ts';
 import { DEFAULT_SECURITY_CONFIG, ROLES, isRole, type Role, type SecurityConfig } from '../security/types.ts';
 import { aeTitleProblem, peerProblems, DICOM_OPERATIONS, type DicomOperation, type DicomPeerInput } from '../ports/peer-registry.ts';
@@ -31,6 +32,12 @@ export interface HttpConfig {
   tls: null | { cert: string; key: string; ca: string | null; requireClientCert: boolean };
   /** Origins allowed to call DICOMweb from a browser (CORS); ["*"] for any. */
   corsOrigins: string[];
+  /**
+   * Reverse proxies (addresses, CIDRs, or "loopback" / "linklocal" / "uniquelocal") whose X-Forwarded-For,
+   * X-Forwarded-Proto/Host and Forwarded headers are believed: the client address they name is the one used for
+   * the audit trail, the per-address login lock-out and the loopback rule of /metrics. None by default.
+   */
+  trustedProxies: string[];
 }
 
 /** The DICOM (DIMSE) service: our application entity, its limits, TLS and the known peers. */
@@ -79,6 +86,7 @@ export const ENVIRONMENT: Record<string, string> = {
   ATRIUM_HTTP_TLS_KEY: 'http.tls.key',
   ATRIUM_HTTP_TLS_CA: 'http.tls.ca',
   ATRIUM_HTTP_CORS_ORIGINS: 'http.corsOrigins',
+  ATRIUM_HTTP_TRUSTED_PROXIES: 'http.trustedProxies',
   ATRIUM_INDEX_ENGINE: 'index.engine',
   ATRIUM_POSTGRES_URL: 'index.url',
   ATRIUM_POSTGRES_POOL_SIZE: 'index.poolSize',
@@ -237,7 +245,18 @@ function objectSection(raw: Raw, path: string, keys: string[], problems: string[
   return v;
 }
 
-const HTTP_KEYS = ['host', 'port', 'tls', 'corsOrigins'];
+const HTTP_KEYS = ['host', 'port', 'tls', 'corsOrigins', 'trustedProxies'];
+/** The names proxy-addr (Fastify's trustProxy) gives to address ranges. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return true;
+  const [address, bits, extra] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 const HTTP_TLS_KEYS = ['cert', 'key', 'ca', 'requireClientCert'];
 
 function loadHttp(raw: Raw, problems: string[], { str, optStr, int, bool }: Readers): HttpConfig {
@@ -259,7 +278,13 @@ function loadHttp(raw: Raw, problems: string[], { str, optStr, int, bool }: Read
   if (!Array.isArray(origins) || origins.some((o) => typeof o !== 'string' || !(o === '*' || /^https?:\/\/[^/\s]+$/.test(o)))) {
     problems.push(`http.corsOrigins (ATRIUM_HTTP_CORS_ORIGINS) must list origins such as https://viewer.example.org (scheme, host, optional port; no path) or "*", got ${JSON.stringify(rawOrigins)}`);
   } else corsOrigins = origins;
-  return { host: str('http.host', '127.0.0.1'), port: int('http.port', 8080, 0, 65535), tls, corsOrigins };
+  const rawProxies = getPath(raw, 'http.trustedProxies') ?? [];
+  const proxies = typeof rawProxies === 'string' ? rawProxies.split(',').map((p) => p.trim()).filter(Boolean) : rawProxies;
+  let trustedProxies: string[] = [];
+  if (!Array.isArray(proxies) || proxies.some((p) => typeof p !== 'string' || !isProxyAddress(p))) {
+    problems.push(`http.trustedProxies (ATRIUM_HTTP_TRUSTED_PROXIES) must list addresses or CIDRs such as 127.0.0.1 or 10.0.0.0/8 (or loopback, linklocal, uniquelocal), got ${JSON.stringify(rawProxies)}`);
+  } else trustedProxies = proxies;
+  return { host: str('http.host', '127.0.0.1'), port: int('http.port', 8080, 0, 65535), tls, corsOrigins, trustedProxies };
 }
 
 const DICOM_KEYS = ['aeTitle', 'host', 'port', 'maxAssociations', 'maxPduLength', 'artimTimeoutMs', 'idleTimeoutMs', 'unknownCallers',

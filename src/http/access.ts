@@ -11,6 +11,7 @@ import type { AuditAction, AuditStudyRef } from '../ports/audit-store.ts';
 import { auditPrincipal } from '../audit/audit-service.ts';
 import { interfaceOf } from '../audit/http-request-audit.ts';
 import type { StudyRecord } from '../ports/index-store.ts';
+import { isLocalRequest } from './client-address.ts';
 import {
   AuthError, PERMISSIONS, authorize, studyFilter, studyMatchesFilter, type Action, type Principal, type StudyFilter,
 } from '../security/index.ts';
@@ -151,8 +152,6 @@ const AUDIT_ACTION: Partial<Record<Action, AuditAction>> = {
   'study:read': 'read', query: 'query', 'study:write': 'store', 'study:delete': 'delete', 'study:export': 'export',
 };
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
-
 function problem(reply: FastifyReply, status: number, title: string, detail: string) {
   return reply.status(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail });
 }
@@ -219,7 +218,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive): v
       }
       return;
     }
-    if (rule === 'metrics' && LOOPBACK.test(request.ip)) return;
+    if (rule === 'metrics' && isLocalRequest(request)) return;
 
     const principal = await security.authenticateRequest(request.headers, request.ip, { method: request.method });
     if (principal instanceof AuthError) {

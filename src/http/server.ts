@@ -14,6 +14,7 @@ import type { DicomwebOptions } from '../dicomweb/context.ts';
 import { renderedRoutes } from '../dicomweb/rendered.ts';
 import { renderInstance } from '../imaging/index.ts';
 import { registerAccessControl } from './access.ts';
+import { registerForwardedHeader, trustProxyOption } from './client-address.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
 import { securityRoutes } from './admin/security-routes.ts';
 import { auditRoutes } from './admin/audit-routes.ts';
@@ -33,7 +34,10 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
     loggerInstance: archive.log.child({ transport: 'http' }) as FastifyBaseLogger,
     // Part-10 uploads are streamed from the raw request, never buffered by a body parser.
     bodyLimit: 1024 * 1024,
+    // Behind a reverse proxy, the client it names (client-address.ts).
+    trustProxy: trustProxyOption(archive.config.http.trustedProxies),
   });
+  registerForwardedHeader(app, archive.config.http.trustedProxies);
   app.addContentTypeParser(['application/dicom', 'application/octet-stream'], (_req, _payload, done) => done(null));
   app.setErrorHandler((error, request, reply) => sendProblem(error as Error, request, reply));
   app.setNotFoundHandler((request, reply) => reply.status(404).type('application/problem+json')
