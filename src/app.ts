@@ -10,6 +10,7 @@ import { SqlEventOutbox } from './adapters/index/sql-event-outbox.ts';
 import type { EventOutbox } from './ports/event-outbox.ts';
 import { EventDispatcher } from './events/dispatcher.ts';
 import type { EventHandler } from './events/event-map.ts';
+import type { DimseService } from './dimse/services/dimse-service.ts';
 import { migrationsOf, type AtriumModule } from './modules/module.ts';
 import { archiveModule } from './archive/module.ts';
 import { exchangeModule } from './exchange/module.ts';
@@ -70,6 +71,8 @@ export interface Archive {
   modules: readonly AtriumModule[];
   /** The handlers every module subscribed, for the dispatcher `atrium serve` runs. */
   eventHandlers: readonly EventHandler[];
+  /** The DIMSE services every module offers, for the DICOM listeners (src/dimse/services/dicom-service.ts). */
+  dimseServices: readonly DimseService[];
   peers: PeerRegistry;
   applicationEntities: ApplicationEntities;
   /** Authentication and the one authorization policy of every transport (src/security/). */
@@ -149,7 +152,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules: options.modules ?? MODULES, eventHandlers: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules: options.modules ?? MODULES, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});
@@ -158,7 +161,9 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
       await blobs.close();
     },
   };
+  // A module's parts are built once the archive's services exist, for the transports to read.
   archive.eventHandlers = archive.modules.flatMap((m) => m.eventHandlers?.(archive) ?? []);
+  archive.dimseServices = archive.modules.flatMap((m) => m.dimseServices?.(archive) ?? []);
   return archive;
 }
 

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { createTestArchive, type TestArchive } from '../../../test/support/archive.ts';
 import { freePort } from '../../../test/support/dcmtk.ts';
 import { waitFor } from '../../../test/support/dimse-peers.ts';
-import { startDicomService, type DicomService } from './dicom-service.ts';
+import { archiveDimseServices, startDicomService, type DicomService } from './dicom-service.ts';
 import { startDicomServer, type DicomServer, type ProposedContext } from '../acceptor.ts';
 import { requestAssociation } from '../requestor.ts';
 import type { Association, IncomingRequest } from '../association.ts';
@@ -39,7 +39,8 @@ const logged: { level: number; msg: string }[] = [];
 before(async () => {
   t = await createTestArchive('sqlite+fs');
   const log = pino({ level: 'info' }, { write: (line: string) => { logged.push(JSON.parse(line)); } });
-  dicom = await startDicomService({ ...t.archive, log }, { port: 0 });
+  const archive = { ...t.archive, log };
+  dicom = await startDicomService({ ...archive, dimseServices: archiveDimseServices(archive) }, { port: 0 });
   const result = await t.archive.ingest.ingest(syntheticInstance({ rows: 8, columns: 8 }), { source: 'test' });
   assert.ok(result.status === 'stored');
   stored = { sopClassUid: result.sopClassUid, sopInstanceUid: result.sopInstanceUid };

@@ -17,7 +17,7 @@ import { retrieveServices, type RetrieveDeps } from './retrieve-scp.ts';
 import { commitmentService } from './commitment-scp.ts';
 
 /** The DIMSE services of the archive itself, what the `dimse` module installs (src/dimse/module.ts). */
-export function archiveDimseServices(archive: Archive): DimseService[] {
+export function archiveDimseServices(archive: Pick<Archive, 'config' | 'log' | 'index' | 'retrieve' | 'ingest' | 'jobs' | 'audit' | 'applicationEntities'>): DimseService[] {
   const config = archive.config.dicom;
   const log = archive.log.child({ transport: 'dimse' });
   const tlsFiles = outboundTls(archive.config);
@@ -44,20 +44,24 @@ export interface DicomService {
 export interface DicomServiceOptions {
   port?: number;
   tlsPort?: number;
-  /** The services offered; default: those of every installed module (`dimseServices`), in module order. */
-  services?: readonly DimseService[];
 }
+
+/**
+ * What the DICOM listeners use: the configuration, who may do what (the AE registry, security, audit) and
+ * the services every installed module offers (`Archive.dimseServices`, in module order).
+ */
+export type DicomServiceDeps = Pick<Archive, 'config' | 'log' | 'security' | 'audit' | 'applicationEntities' | 'dimseServices'>;
 
 /**
  * Atrium as a DICOM application entity: the listeners (plain and TLS), association negotiation against the
  * AE registry (who may do what) and the service registry (what is offered), and the dispatch of each request
  * to its service. Thin: the services do the work; none is named here.
  */
-export async function startDicomService(archive: Archive, options: DicomServiceOptions = {}): Promise<DicomService> {
+export async function startDicomService(archive: DicomServiceDeps, options: DicomServiceOptions = {}): Promise<DicomService> {
   const config = archive.config.dicom;
   const log = archive.log.child({ transport: 'dimse' });
   const tlsFiles = outboundTls(archive.config);
-  const registry = new DimseServiceRegistry(options.services ?? archive.modules.flatMap((m) => m.dimseServices?.(archive) ?? []));
+  const registry = new DimseServiceRegistry(archive.dimseServices);
 
   const { security, audit } = archive;
   /** The principal of each association, decided at negotiation (key: remote address and calling AE). */

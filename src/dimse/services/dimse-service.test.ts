@@ -58,7 +58,8 @@ describe('DIMSE service registry', { timeout: 120_000 }, () => {
     await t.archive.peers.upsert({ aeTitle: 'MODALITY', host: '127.0.0.1', port: 104, operations: ['echo', 'find'] });
     await t.archive.peers.upsert({ aeTitle: 'STORE_ONLY', host: '127.0.0.1', port: 104, operations: ['store'] });
     plain = await startDicomService(t.archive, { port: 0 });
-    const archive: Archive = { ...t.archive, modules: [...t.archive.modules, worklistModule(queries)] };
+    // What openArchive does with an installed module: its services join the others.
+    const archive: Archive = { ...t.archive, dimseServices: [...t.archive.dimseServices, ...worklistModule(queries).dimseServices!(t.archive)] };
     withWorklist = await startDicomService(archive, { port: 0 });
   });
   after(async () => {
