@@ -7,6 +7,9 @@ import type { FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
 import { auditPrincipal } from './audit-service.ts';
 
+/** What the record of a store needs: the transport gets these services, not the whole archive. */
+export type StoredAuditDeps = Pick<Archive, 'audit'>;
+
 /**
  * The interface an HTTP request came through, as the audit trail names it. The DICOMweb paths are spelled
  * here rather than imported: dicomweb/ sits above audit/ in the layers.
@@ -17,7 +20,7 @@ export function interfaceOf(request: FastifyRequest): 'dicomweb' | 'rest' {
 }
 
 /** What a store request (STOW-RS, POST /api/instances) stored: one audit record per study, with its counts. */
-export async function auditStored(archive: Archive, request: FastifyRequest,
+export async function auditStored(archive: StoredAuditDeps, request: FastifyRequest,
   items: { studyInstanceUid: string | null; seriesInstanceUid?: string | null; sopClassUid?: string | null; stored: boolean }[]): Promise<void> {
   const principal = request.principal;
   if (!principal) return; // a server without the access hook (test fixtures)

@@ -28,8 +28,14 @@ export interface DicomwebOptions {
   authorize?: (request: FastifyRequest) => Promise<void> | void;
 }
 
+/**
+ * The archive services DICOMweb uses: the index (QIDO, the study structure), ingest (STOW-RS), the retrieve
+ * service (every read of stored bytes), the audit trail of stores, the configuration and the log.
+ */
+export type DicomwebServices = Pick<Archive, 'config' | 'log' | 'index' | 'ingest' | 'retrieve' | 'blobs' | 'audit'>;
+
 export interface DicomwebContext {
-  archive: Archive;
+  archive: DicomwebServices;
   options: DicomwebOptions;
   /** The absolute URL of the service root, for RetrieveURL, BulkDataURI and Content-Location. */
   baseUrl(request: FastifyRequest): string;

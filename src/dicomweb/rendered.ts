@@ -5,13 +5,12 @@
  * decodes and encodes, in its worker pool.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Archive } from '../app.ts';
 import { AtriumError } from '../errors.ts';
 import type { InstanceRecord } from '../ports/index-store.ts';
 import { chooseMediaType, imagingPool, parseRenderParams, renderInstance, type RenderRequest } from '../imaging/index.ts';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
-import type { DicomwebOptions } from './context.ts';
+import type { DicomwebOptions, DicomwebServices } from './context.ts';
 
 export const THUMBNAIL_SIZE = 128;
 /** Instances rendered into one series/study multipart answer at most. */
@@ -50,7 +49,7 @@ function frameNumber(text: string | undefined): number {
   return Number(list[0]);
 }
 
-async function instanceIn(archive: Archive, params: Params): Promise<InstanceRecord> {
+async function instanceIn(archive: DicomwebServices, params: Params): Promise<InstanceRecord> {
   const instance = await archive.index.findInstance(params.instance!);
   if (!instance || instance.studyInstanceUid !== params.study || instance.seriesInstanceUid !== params.series) {
     throw new AtriumError('not-found', `no instance ${params.instance} in series ${params.series} of study ${params.study}`);
@@ -58,14 +57,14 @@ async function instanceIn(archive: Archive, params: Params): Promise<InstanceRec
   return instance;
 }
 
-async function seriesInstances(archive: Archive, study: string, series: string): Promise<InstanceRecord[]> {
+async function seriesInstances(archive: DicomwebServices, study: string, series: string): Promise<InstanceRecord[]> {
   const record = await archive.index.getSeries(series);
   if (!record || record.studyInstanceUid !== study) throw new AtriumError('not-found', `no series ${series} in study ${study}`);
   const page = await archive.index.listInstances(series, { limit: MAX_MULTIPART_INSTANCES, offset: 0 });
   return page.items;
 }
 
-async function studySeries(archive: Archive, study: string): Promise<string[]> {
+async function studySeries(archive: DicomwebServices, study: string): Promise<string[]> {
   if (!(await archive.index.getStudy(study))) throw new AtriumError('not-found', `no study ${study}`);
   const page = await archive.index.listSeries(study, { limit: 10_000, offset: 0 });
   return page.items.map((s) => s.seriesInstanceUid);
@@ -79,7 +78,7 @@ function send(reply: FastifyReply, rendered: { contentType: string; body: Buffer
  * Renders instances into one multipart/related body (PS3.18 8.7.3.5), a few at a time so that the pool's
  * threads are all busy without flooding its queue. Instances that are not images are left out.
  */
-async function sendMultipart(reply: FastifyReply, archive: Archive, instances: InstanceRecord[], render: RenderRequest): Promise<FastifyReply> {
+async function sendMultipart(reply: FastifyReply, archive: DicomwebServices, instances: InstanceRecord[], render: RenderRequest): Promise<FastifyReply> {
   if (instances.length > MAX_MULTIPART_INSTANCES) throw new AtriumError('invalid-input', `more than ${MAX_MULTIPART_INSTANCES} instances to render; ask for them by series or instance`);
   const parts: ({ contentType: string; body: Buffer } | null)[] = new Array(instances.length).fill(null);
   const width = Math.max(1, imagingPool().size * 2);
@@ -111,14 +110,14 @@ async function sendMultipart(reply: FastifyReply, archive: Archive, instances: I
  * Registers the rendered and thumbnail resources under /dicom-web, in a scope of their own with the CORS hook
  * of every DICOMweb route (give the options dicomwebRoutes has; only corsOrigins is read here).
  */
-export async function renderedRoutes(parent: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
+export async function renderedRoutes(parent: FastifyInstance, archive: DicomwebServices, options: DicomwebOptions = {}): Promise<void> {
   await parent.register(async (app) => {
     registerCors(app, options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
     routes(app, archive);
   });
 }
 
-function routes(app: FastifyInstance, archive: Archive): void {
+function routes(app: FastifyInstance, archive: DicomwebServices): void {
   const base = '/dicom-web/studies/:study';
   const instancePath = `${base}/series/:series/instances/:instance`;
 

@@ -6,14 +6,13 @@
  * problem+json handler. Preflights (OPTIONS) of every /dicom-web path are answered here.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Archive } from '../app.ts';
 import { searchHandler } from './qido.ts';
 import { bulkdataHandler, framesHandler, metadataHandler, retrieveHandler } from './wado.ts';
 import { wadoUriHandler } from './wado-uri.ts';
 import { DEFAULT_CORS_ORIGINS, registerCors, registerPreflight } from './cors.ts';
-import { DICOMWEB_PREFIX, type DicomwebContext, type DicomwebOptions } from './context.ts';
+import { DICOMWEB_PREFIX, type DicomwebContext, type DicomwebOptions, type DicomwebServices } from './context.ts';
 
-export async function dicomwebRoutes(app: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
+export async function dicomwebRoutes(app: FastifyInstance, archive: DicomwebServices, options: DicomwebOptions = {}): Promise<void> {
   const ctx: DicomwebContext = {
     archive,
     options,

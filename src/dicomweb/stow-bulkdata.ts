@@ -20,7 +20,6 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Archive } from '../app.ts';
 import type { DataElement } from '../dicom/dataset.ts';
 import { fromDicomJson, type DicomJsonAttribute, type DicomJsonDataSet } from '../dicom/dicom-json.ts';
 import { encodeDatasetStream, type StreamedElementValue, type StreamedValue } from '../dicom/dataset-stream-writer.ts';
@@ -29,6 +28,7 @@ import { ExplicitVRLittleEndian, transferSyntaxInfo } from '../dicom/transfer-sy
 import { DEFAULT_TRANSFER_SYNTAX_OF, frameMediaType } from './accept.ts';
 import { parseMediaType, type MultipartPart } from './multipart-reader.ts';
 import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, type StowOutcome } from './stow-outcome.ts';
+import type { DicomwebServices } from './context.ts';
 
 /** The request's metadata cannot be understood at all: 400 for the whole request. */
 export class MetadataError extends Error {}
@@ -60,13 +60,13 @@ interface BulkPart {
 }
 
 /** Where bulk data parts wait until their data sets are stored: one folder per request under the data folder. */
-const spoolRoot = (archive: Archive) => join(archive.config.dataDir, '.stow-spool');
+const spoolRoot = (archive: DicomwebServices) => join(archive.config.dataDir, '.stow-spool');
 
 /**
  * Removes what requests cut short by a crash left in the spool. Only folders older than a day: another
  * server process on the same data folder may have requests under way.
  */
-export async function removeStaleSpool(archive: Archive): Promise<void> {
+export async function removeStaleSpool(archive: DicomwebServices): Promise<void> {
   const root = spoolRoot(archive);
   const dayAgo = Date.now() - 86_400_000;
   for (const name of await readdir(root).catch(() => [] as string[])) {
@@ -80,7 +80,7 @@ export async function removeStaleSpool(archive: Archive): Promise<void> {
  * Reads the whole request (metadata kept, bulk data spooled), then stores each data set in order. Rejects with
  * MetadataError (400) or what the multipart reader throws; otherwise one outcome per data set.
  */
-export async function storeMetadataAndBulkData(archive: Archive, parts: AsyncIterable<MultipartPart>, expectedStudy: string | undefined,
+export async function storeMetadataAndBulkData(archive: DicomwebServices, parts: AsyncIterable<MultipartPart>, expectedStudy: string | undefined,
   requestUrl: string): Promise<StowOutcome[]> {
   const root = spoolRoot(archive);
   await mkdir(root, { recursive: true });
@@ -191,7 +191,7 @@ function fileValue(parts: BulkPart[]): StreamedValue {
   };
 }
 
-async function storeDataset(archive: Archive, json: DicomJsonDataSet, n: number, lookup: (uri: string) => BulkPart[] | undefined,
+async function storeDataset(archive: DicomwebServices, json: DicomJsonDataSet, n: number, lookup: (uri: string) => BulkPart[] | undefined,
   expectedStudy: string | undefined): Promise<StowOutcome> {
   const ids: InstanceIds = {
     sopClassUid: firstString(json, '00080016'), sopInstanceUid: firstString(json, '00080018'),

@@ -2,8 +2,8 @@
  * The Store Instances Response entries of STOW-RS (PS3.18 Annex I) for what happened to each instance, the same
  * for both forms of the request (stow.ts, stow-bulkdata.ts).
  */
-import type { Archive } from '../app.ts';
 import type { IngestResult } from '../archive/ingest.ts';
+import type { DicomwebServices } from './context.ts';
 
 /** Failure Reason (0008,1197) values; stow.ts says when each is used. */
 export const FailureReason = {
@@ -44,7 +44,7 @@ export interface InstanceIds {
 }
 
 /** An error thrown by ingest (the disk, the index): out of resources or a processing failure, logged. */
-export function ingestFailure(archive: Archive, error: unknown, index: number, ids: InstanceIds): StowOutcome {
+export function ingestFailure(archive: DicomwebServices, error: unknown, index: number, ids: InstanceIds): StowOutcome {
   const code = (error as NodeJS.ErrnoException).code;
   archive.log.error({ err: error, part: index }, 'STOW-RS instance failed in ingest');
   const outOfResources = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EMFILE';
@@ -53,7 +53,7 @@ export function ingestFailure(archive: Archive, error: unknown, index: number, i
 }
 
 /** What ingest said of an instance, as its Store Instances Response entry (the same for both forms of the request). */
-export async function outcomeOf(archive: Archive, result: IngestResult, index: number, ids: InstanceIds): Promise<StowOutcome> {
+export async function outcomeOf(archive: DicomwebServices, result: IngestResult, index: number, ids: InstanceIds): Promise<StowOutcome> {
   switch (result.status) {
     case 'stored':
       return { part: index, stored: true, sopClassUid: result.sopClassUid, sopInstanceUid: result.sopInstanceUid, studyInstanceUid: result.studyInstanceUid,

@@ -21,7 +21,6 @@
  */
 import { auditStored } from '../audit/http-request-audit.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Archive } from '../app.ts';
 import type { IngestBatch } from '../archive/ingest-batch.ts';
 import { Part10Reader, type Part10Header } from '../dicom/part10-reader.ts';
 import { stringValue } from '../dicom/dataset.ts';
@@ -33,7 +32,7 @@ import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, typ
 import { notAcceptable } from './problem.ts';
 
 export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
-import type { DicomwebOptions } from './context.ts';
+import type { DicomwebOptions, DicomwebServices } from './context.ts';
 
 const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
@@ -41,7 +40,7 @@ const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
  * Registers the STOW-RS routes in their own Fastify scope (their body handling touches no other route), with
  * the CORS hook of every DICOMweb route (give the options dicomwebRoutes has; only corsOrigins is read here).
  */
-export async function stowRoutes(app: FastifyInstance, archive: Archive, options: DicomwebOptions = {}): Promise<void> {
+export async function stowRoutes(app: FastifyInstance, archive: DicomwebServices, options: DicomwebOptions = {}): Promise<void> {
   await removeStaleSpool(archive);
   await app.register(async (scope) => {
     registerCors(scope, options.corsOrigins ?? DEFAULT_CORS_ORIGINS);
@@ -155,7 +154,7 @@ class SourceFailure extends Error {}
 /** A part's outcome: known at once (refused before anything was kept), or once the batch is committed. */
 type Slot = StowOutcome | { pending: true; index: number; ids: InstanceIds };
 
-async function addPart(archive: Archive, batch: IngestBatch, part: MultipartPart, index: number, expectedStudy: string | undefined): Promise<Slot> {
+async function addPart(archive: DicomwebServices, batch: IngestBatch, part: MultipartPart, index: number, expectedStudy: string | undefined): Promise<Slot> {
   const partType = parseMediaType(part.headers['content-type']);
   if (part.headers['content-type'] !== undefined && partType?.type !== 'application/dicom') {
     for await (const _ of part.body); // skipped
@@ -215,7 +214,7 @@ async function addPart(archive: Archive, batch: IngestBatch, part: MultipartPart
 }
 
 /** Commits the batch and gives every part its outcome, in the order of the parts. */
-async function settle(archive: Archive, batch: IngestBatch, slots: Slot[]): Promise<StowOutcome[]> {
+async function settle(archive: DicomwebServices, batch: IngestBatch, slots: Slot[]): Promise<StowOutcome[]> {
   const results = await batch.commit();
   let next = 0;
   return await Promise.all(slots.map(async (slot) => {

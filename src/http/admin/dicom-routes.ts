@@ -8,6 +8,9 @@ import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type S
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import { interfaceOf } from '../../audit/http-request-audit.ts';
 
+/** What the DICOM admin routes use: the transport gets these services, not the whole archive. */
+export type DicomRoutesDeps = Pick<Archive, 'config' | 'jobs' | 'peers'>;
+
 export interface DicomRouteOptions {
   /** Atrium as an SCU; without it (tests of the REST alone) the peer operations answer 503. */
   client?: DicomClient;
@@ -18,7 +21,7 @@ export interface DicomRouteOptions {
 const LEVELS: QueryLevelName[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
 
 /** Our application entity and the known DICOM peers (config-defined ones are read-only here). */
-export async function dicomRoutes(app: FastifyInstance, archive: Archive, options: DicomRouteOptions = {}): Promise<void> {
+export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps, options: DicomRouteOptions = {}): Promise<void> {
   const { peers } = archive;
   const dicom = archive.config.dicom;
 

@@ -3,11 +3,14 @@ import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import { page, type Params, type Query } from './paging.ts';
 
+/** What the event routes use: the transport gets these services, not the whole archive. */
+export type EventRoutesDeps = Pick<Archive, 'events' | 'eventHandlers'>;
+
 /**
  * The event deliveries an administrator must see: the ones that failed and wait for their next attempt
  * (with the handler's error), the backlog per handler, and a retry-now once the cause is fixed.
  */
-export async function eventRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+export async function eventRoutes(app: FastifyInstance, archive: EventRoutesDeps): Promise<void> {
   const { events } = archive;
   app.get<{ Querystring: Query }>('/api/events/stuck', async (req) => {
     const { limit, offset } = page(req.query);

@@ -4,8 +4,11 @@ import { AtriumError } from '../../errors.ts';
 import { JOB_STATES, type JobState } from '../../ports/job-queue.ts';
 import { found, page, type Params, type Query } from './paging.ts';
 
+/** What the job routes use: the transport gets these services, not the whole archive. */
+export type JobRoutesDeps = Pick<Archive, 'jobs'>;
+
 /** Durable jobs (sends, retrieves...): visible with their state, cancellable, retryable. */
-export async function jobRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+export async function jobRoutes(app: FastifyInstance, archive: JobRoutesDeps): Promise<void> {
   const { jobs } = archive;
   app.get<{ Querystring: Query }>('/api/jobs', async (req) => {
     const state = req.query.state as JobState | undefined;

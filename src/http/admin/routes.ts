@@ -3,8 +3,11 @@ import type { Archive } from '../../app.ts';
 import { auditStored } from '../../audit/http-request-audit.ts';
 import { found, page, type Params, type Query } from './paging.ts';
 
+/** What the archive admin routes use: the transport gets these services, not the whole archive. */
+export type AdminRoutesDeps = Pick<Archive, 'index' | 'blobs' | 'ingest' | 'retrieve' | 'deletion' | 'audit'>;
+
 /** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
-export async function adminRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps): Promise<void> {
   const { index } = archive;
 
   app.get('/api/health', async () => ({ status: 'ok', index: index.kind, blobs: archive.blobs.kind }));

@@ -5,6 +5,9 @@ import { AuthError, isRole, type Role } from '../../security/index.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { Params } from './paging.ts';
 
+/** What the security routes use: the transport gets these services, not the whole archive. */
+export type SecurityRoutesDeps = Pick<Archive, 'security' | 'audit'>;
+
 type Body = Record<string, unknown> | undefined;
 
 function str(body: Body, key: string, required = true): string | undefined {
@@ -34,7 +37,7 @@ function userId(req: FastifyRequest<{ Params: Params }>): number {
  * Login, logout, first-run setup, the caller's identity, users and API keys. Access rules are in
  * src/http/access.ts (login and setup are public, users and keys need admin:users).
  */
-export async function securityRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
+export async function securityRoutes(app: FastifyInstance, archive: SecurityRoutesDeps): Promise<void> {
   const { security, audit } = archive;
   const origin = (req: FastifyRequest) => ({ address: req.ip });
 
