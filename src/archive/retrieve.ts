@@ -1,15 +1,21 @@
 import type { Readable } from 'node:stream';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
-import type { BlobStore, PositionalSource } from '../ports/blob-store.ts';
+import type { BlobStore, ByteRange, PositionalSource } from '../ports/blob-store.ts';
 import { readFully } from '../io/reusable-buffers.ts';
 import type { IndexStore, InstanceRecord } from '../ports/index-store.ts';
+import type { InstanceRef, StoredBytes, StoredInstanceReader } from '../ports/stored-instance-reader.ts';
 import { AtriumError } from '../errors.ts';
 
 /** Enough for any File Meta Information we store (ours are a few hundred bytes). */
 const META_HEAD_BYTES = 64 * 1024;
 
-/** Reading stored objects back, exactly as they were received. */
-export class RetrieveService {
+/**
+ * Reading stored objects back, exactly as they were received: the one read path of stored bytes. Every
+ * transport reads instances here (WADO-RS, WADO-URI, rendered and thumbnails through imaging/, C-MOVE and
+ * C-GET, admin downloads), by instance, never by blob key, so that where the bytes come from (a storage
+ * tier) and what is done to them on the way out is decided in one place.
+ */
+export class RetrieveService implements StoredInstanceReader {
   readonly #index: IndexStore;
   readonly #blobs: BlobStore;
 
@@ -19,9 +25,36 @@ export class RetrieveService {
   }
 
   async openInstance(sopInstanceUid: string): Promise<{ instance: InstanceRecord; bytes: Readable }> {
+    const instance = await this.#find(sopInstanceUid);
+    return { instance, bytes: await this.#blobs.read(instance.blobKey) };
+  }
+
+  async readInstance(ref: InstanceRef, range?: ByteRange): Promise<Readable> {
+    return await this.#blobs.read(await this.#keyOf(ref), range);
+  }
+
+  async *readInstancePieces(ref: InstanceRef, pieces: [number, number][]): AsyncIterable<Uint8Array> {
+    const key = await this.#keyOf(ref);
+    for (const [offset, length] of pieces) {
+      if (length === 0) continue;
+      for await (const chunk of await this.#blobs.read(key, { start: offset, end: offset + length })) yield chunk as Uint8Array;
+    }
+  }
+
+  async openInstanceBytes(ref: InstanceRef, pieces?: [number, number][]): Promise<StoredBytes> {
+    if (this.#blobs.openReader) return { reader: await this.#blobs.openReader(await this.#keyOf(ref)), pieces };
+    if (pieces) return this.readInstancePieces(typeof ref === 'string' ? await this.#find(ref) : ref, pieces);
+    return await this.readInstance(ref);
+  }
+
+  async #find(sopInstanceUid: string): Promise<InstanceRecord> {
     const instance = await this.#index.findInstance(sopInstanceUid);
     if (!instance) throw new AtriumError('not-found', `no instance with SOP Instance UID ${sopInstanceUid}`);
-    return { instance, bytes: await this.#blobs.read(instance.blobKey) };
+    return instance;
+  }
+
+  async #keyOf(ref: InstanceRef): Promise<string> {
+    return (typeof ref === 'string' ? await this.#find(ref) : ref).blobKey;
   }
 
   /**
@@ -30,8 +63,7 @@ export class RetrieveService {
    * group length tells where the data set starts, so nothing but the first bytes is parsed.
    */
   async openDataset(sopInstanceUid: string): Promise<{ instance: InstanceRecord; dataset: AsyncIterable<Uint8Array> | PositionalSource }> {
-    const instance = await this.#index.findInstance(sopInstanceUid);
-    if (!instance) throw new AtriumError('not-found', `no instance with SOP Instance UID ${sopInstanceUid}`);
+    const instance = await this.#find(sopInstanceUid);
     if (!this.#blobs.openReader) return { instance, dataset: skipFileMeta(await this.#blobs.read(instance.blobKey)) };
     // Read by position where the store can (no buffer allocated per chunk): the meta's length from its head.
     const reader = await this.#blobs.openReader(instance.blobKey);

@@ -45,22 +45,7 @@ export async function chooseTransferSyntax(ctx: DicomwebContext, rec: InstanceRe
 /** The bytes of the instance as chosen; transcoding failures that show before the first byte reject here. */
 export async function instanceBytes(ctx: DicomwebContext, rec: InstanceRecord, delivery: Delivery): Promise<BodySource> {
   if (delivery.transcode) return await transcodeInstance(ctx.archive, rec, delivery.transferSyntaxUid);
-  return await blobSource(ctx, rec.blobKey);
-}
-
-/** A stored object, or pieces of it, read without a chunk allocated per read where the store allows (multipart-writer.ts). */
-export async function blobSource(ctx: DicomwebContext, key: string, pieces?: [number, number][]): Promise<BodySource> {
-  const { blobs } = ctx.archive;
-  if (blobs.openReader) return { reader: await blobs.openReader(key), pieces };
-  return pieces ? blobRanges(ctx, key, pieces) : await blobs.read(key);
-}
-
-/** Streams the pieces one after the other, each by a ranged read. */
-export async function* blobRanges(ctx: DicomwebContext, key: string, pieces: [number, number][]): AsyncGenerator<Uint8Array> {
-  for (const [offset, length] of pieces) {
-    if (length === 0) continue;
-    for await (const chunk of await ctx.archive.blobs.read(key, { start: offset, end: offset + length })) yield chunk as Uint8Array;
-  }
+  return await ctx.archive.retrieve.openInstanceBytes(rec);
 }
 
 /** The entity tag of the instance's bytes as chosen: the stored hash, or a weak tag for a transcoding of them. */

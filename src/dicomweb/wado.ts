@@ -25,7 +25,7 @@ import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './context.ts';
 import { decodeFrame } from '../imaging/index.ts';
-import { blobRanges, blobSource, chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
+import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
 
 export interface ResourceParams {
   study: string;
@@ -286,7 +286,7 @@ async function encapsulatedFrame(ctx: DicomwebContext, rec: InstanceRecord, layo
   for (let i = 0; i < fragments.length; i++) {
     const [offset, length] = fragments[i];
     if (length < 4) continue;
-    const head = await readAll(await ctx.archive.blobs.read(rec.blobKey, { start: offset, end: offset + 4 }));
+    const head = await readAll(await ctx.archive.retrieve.readInstance(rec, { start: offset, end: offset + 4 }));
     const isStart = (head[0] === 0xff && head[1] === 0xd8) || (head[0] === 0xff && head[1] === 0x4f && head[2] === 0xff && head[3] === 0x51)
       || (head[0] === 0 && head[1] === 0 && head[2] === 0 && head[3] === 0x0c);
     if (isStart) starts.push(i);
@@ -440,7 +440,8 @@ async function sendDecoded(ctx: DicomwebContext, reply: FastifyReply, rec: Insta
 
 async function sendPixels(ctx: DicomwebContext, _request: Req, reply: FastifyReply, rec: InstanceRecord, sel: FrameSelection, pieces: [number, number][][], locationPrefix?: string, frames?: number[]) {
   // Big endian words are swapped on their way (rare); other pixels are copied as stored.
-  const body = async (p: [number, number][]) => (sel.swapUnit > 1 ? swapWords(blobRanges(ctx, rec.blobKey, p), sel.swapUnit) : await blobSource(ctx, rec.blobKey, p));
+  const { retrieve } = ctx.archive;
+  const body = async (p: [number, number][]) => (sel.swapUnit > 1 ? swapWords(retrieve.readInstancePieces(rec, p), sel.swapUnit) : await retrieve.openInstanceBytes(rec, p));
   const lengthOf = (p: [number, number][]) => p.reduce((a, [, l]) => a + l, 0);
   if (!sel.multipart) {
     return reply.type(sel.contentType).header('content-length', lengthOf(pieces[0])).send(bodyStream(await body(pieces[0])));
@@ -507,7 +508,7 @@ export function bulkdataHandler(ctx: DicomwebContext) {
     // Only the header is parsed: up to the Pixel Data element when the element sought comes before it.
     const end = layout && path[0] < layout.tag ? layout.offset - (info.explicitVR ? 12 : 8) : undefined;
     const reader = new Part10Reader();
-    for await (const chunk of await ctx.archive.blobs.read(rec.blobKey, { start: 0, end })) reader.push(chunk as Uint8Array);
+    for await (const chunk of await ctx.archive.retrieve.readInstance(rec, { start: 0, end })) reader.push(chunk as Uint8Array);
     const header = reader.end();
     const el = findByPath(header.dataset, path);
     if (!el || el.items) throw notFound(`instance ${rec.sopInstanceUid} has no bulk data at ${request.params['*']}`);
@@ -527,7 +528,7 @@ export function bulkdataHandler(ctx: DicomwebContext) {
     } else {
       if (info.deflated) throw notAcceptable(`the instance is stored deflated (${stored}): its bulk data cannot be read by range; retrieve the instance`);
       const piece: [number, number][] = [[el.offset, el.length]];
-      source = unit > 1 ? swapWords(blobRanges(ctx, rec.blobKey, piece), unit) : await blobSource(ctx, rec.blobKey, piece);
+      source = unit > 1 ? swapWords(ctx.archive.retrieve.readInstancePieces(rec, piece), unit) : await ctx.archive.retrieve.openInstanceBytes(rec, piece);
       length = el.length;
     }
     const contentType = `application/octet-stream; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;

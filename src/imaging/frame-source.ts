@@ -1,10 +1,10 @@
-// Fetching one frame's bytes from the blob store with ranged reads, on the main thread (it is I/O): the
+// Fetching one frame's bytes from the stored object (through the retrieve service) with ranged reads, on the main thread (it is I/O): the
 // index's pixel data layout says where native frames and encapsulated fragments lie, so only that frame's
 // bytes are read. Deflated objects have no layout (their offsets refer to the inflated stream) and are
 // inflated whole, within a bound.
 import { promisify } from 'node:util';
 import { inflateRaw } from 'node:zlib';
-import type { BlobStore } from '../ports/blob-store.ts';
+import type { StoredInstanceReader } from '../ports/stored-instance-reader.ts';
 import type { IndexStore, InstanceRecord, PixelDataLayout } from '../ports/index-store.ts';
 import { AtriumError } from '../errors.ts';
 import { parseDataset } from '../dicom/parse-dataset.ts';
@@ -39,9 +39,10 @@ export interface FrameInput {
   bitOffset: number;
 }
 
+/** What imaging reads: the index, and stored bytes through the one read path (the archive's RetrieveService). */
 export interface ImagingStores {
   index: IndexStore;
-  blobs: BlobStore;
+  retrieve: StoredInstanceReader;
 }
 
 /** The instance's image attributes, checked to be decodable, without reading pixel data. */
@@ -119,7 +120,7 @@ export class FrameReader {
       const end = Math.ceil((startBit + frameBits) / 8);
       if (end - start > limits.maxFrameBytes) throw new AtriumError('invalid-input', `frame of ${end - start} bytes is over the ${limits.maxFrameBytes}-byte limit`, { reason: 'too-large' });
       if (end > layout.length) throw new AtriumError('internal', `stored pixel data is corrupt: frame ${frame} ends at byte ${end} of ${layout.length}`, { reason: 'corrupt-pixel-data' });
-      const bytes = await readRange(stores.blobs, instance.blobKey, layout.offset + start, layout.offset + end);
+      const bytes = await readRange(stores.retrieve, instance, layout.offset + start, layout.offset + end);
       return { instance, info, bytes, bitOffset: startBit % 8 };
     }
     const fragments = layout.fragments ?? [];
@@ -131,7 +132,7 @@ export class FrameReader {
     const total = chosen.reduce((n, f) => n + f[1], 0);
     if (total > limits.maxFrameBytes) throw new AtriumError('invalid-input', `frame of ${total} bytes is over the ${limits.maxFrameBytes}-byte limit`, { reason: 'too-large' });
     // One read from the first fragment to the end of the last; item headers between them are dropped.
-    const span = await readRange(stores.blobs, instance.blobKey, first[0], last[0] + last[1]);
+    const span = await readRange(stores.retrieve, instance, first[0], last[0] + last[1]);
     const bytes = new Uint8Array(total);
     let o = 0;
     for (const [offset, length] of chosen) {
@@ -170,15 +171,16 @@ async function frameFragments(stores: ImagingStores, instance: InstanceRecord, l
   for (let i = 0; i < fragments.length; i++) {
     const [offset, length] = fragments[i];
     if (length < 2) continue;
-    const head = await readRange(stores.blobs, instance.blobKey, offset, offset + 2);
+    const head = await readRange(stores.retrieve, instance, offset, offset + 2);
     if (head[0] === 0xff && (head[1] === 0xd8 || head[1] === 0x4f)) starts.push(i);
   }
   if (starts.length !== frames) throw new AtriumError('internal', `stored pixel data is corrupt: ${starts.length} codestreams found for ${frames} frames`, { reason: 'corrupt-pixel-data' });
   return starts.map((start, n) => fragments.slice(start, n + 1 < frames ? starts[n + 1] : fragments.length));
 }
 
-export async function readRange(blobs: BlobStore, key: string, start: number, end: number): Promise<Uint8Array> {
-  const stream = await blobs.read(key, { start, end });
+/** Bytes [start, end) of the stored instance, read by range and checked to be all there. */
+export async function readRange(retrieve: StoredInstanceReader, instance: InstanceRecord, start: number, end: number): Promise<Uint8Array> {
+  const stream = await retrieve.readInstance(instance, { start, end });
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of stream) {
@@ -196,7 +198,7 @@ export async function readRange(blobs: BlobStore, key: string, start: number, en
 async function readHeader(stores: ImagingStores, instance: InstanceRecord, layout: PixelDataLayout, ts: string): Promise<DataSet> {
   const explicit = ts !== ImplicitVRLittleEndian;
   const elementStart = layout.offset - (explicit ? 12 : 8);
-  const head = await readRange(stores.blobs, instance.blobKey, 0, elementStart);
+  const head = await readRange(stores.retrieve, instance, 0, elementStart);
   let metaLength = 0;
   try {
     metaLength = fileMetaLength(head) ?? 0;
@@ -244,7 +246,7 @@ async function loadFromDeflated(stores: ImagingStores, instance: InstanceRecord,
   if (instance.sizeBytes > limits.maxDeflatedBytes) {
     throw new AtriumError('invalid-input', `deflated object of ${instance.sizeBytes} bytes is over the ${limits.maxDeflatedBytes}-byte limit for decoding`, { reason: 'too-large' });
   }
-  const whole = await readRange(stores.blobs, instance.blobKey, 0, instance.sizeBytes);
+  const whole = await readRange(stores.retrieve, instance, 0, instance.sizeBytes);
   const metaLength = fileMetaLength(whole);
   if (metaLength === undefined) throw new AtriumError('internal', 'stored deflated object has no complete file meta', { reason: 'corrupt-pixel-data' });
   let inflated: Buffer;

@@ -145,7 +145,7 @@ export async function transcodeInstance(stores: ImagingStores, instance: Instanc
     const vr = !source.explicitVR && layout.tag === Tag.PixelData ? ((info?.bitsAllocated ?? 16) > 8 ? 'OW' : 'OB') : layout.vr;
     pixel = {
       element: { tag: layout.tag, vr, length: layout.length, offset: layout.offset, bulk: true },
-      value: { length: layout.length, bytes: () => swapWords(rangeBytes(stores, instance.blobKey, layout.offset, layout.length), bigEndian ? unit : 1) },
+      value: { length: layout.length, bytes: () => swapWords(stores.retrieve.readInstancePieces(instance, [[layout.offset, layout.length]]), bigEndian ? unit : 1) },
     };
   }
 
@@ -161,7 +161,7 @@ export async function transcodeInstance(stores: ImagingStores, instance: Instanc
     if (el === pixelElement) return pixelValue;
     if (!el.bulk) return undefined;
     const unit = source.littleEndian ? 1 : swapUnit(el.vr);
-    return { length: el.length, bytes: () => swapWords(rangeBytes(stores, instance.blobKey, el.offset, el.length), unit) };
+    return { length: el.length, bytes: () => swapWords(stores.retrieve.readInstancePieces(instance, [[el.offset, el.length]]), unit) };
   };
   return (async function* () {
     yield meta;
@@ -235,14 +235,9 @@ async function* fragmentsOf(frames: AsyncIterable<Uint8Array>): AsyncGenerator<S
   for await (const bytes of frames) yield { length: bytes.length, bytes: () => [bytes] };
 }
 
-async function* rangeBytes(stores: ImagingStores, key: string, offset: number, length: number): AsyncGenerator<Uint8Array> {
-  if (length === 0) return;
-  for await (const chunk of await stores.blobs.read(key, { start: offset, end: offset + length })) yield chunk as Uint8Array;
-}
-
 async function readHeader(stores: ImagingStores, instance: InstanceRecord, end: number | undefined): Promise<Part10Header> {
   const reader = new Part10Reader();
-  for await (const chunk of await stores.blobs.read(instance.blobKey, end === undefined ? undefined : { start: 0, end })) reader.push(chunk as Uint8Array);
+  for await (const chunk of await stores.retrieve.readInstance(instance, end === undefined ? undefined : { start: 0, end })) reader.push(chunk as Uint8Array);
   return reader.end();
 }
 
@@ -258,7 +253,7 @@ async function readTail(stores: ImagingStores, instance: InstanceRecord, layout:
   }
   if (start >= instance.sizeBytes) return [];
   const reader = new DatasetReader(from, start);
-  for await (const chunk of await stores.blobs.read(instance.blobKey, { start, end: instance.sizeBytes })) reader.push(chunk as Uint8Array);
+  for await (const chunk of await stores.retrieve.readInstance(instance, { start, end: instance.sizeBytes })) reader.push(chunk as Uint8Array);
   return reader.end().elements;
 }
 
@@ -315,16 +310,16 @@ function fileMeta(header: Part10Header | undefined, instance: InstanceRecord, to
  * Endian encoding, so the inflated bytes follow a new meta as they come out of the inflater.
  */
 async function inflated(stores: ImagingStores, instance: InstanceRecord): Promise<AsyncIterable<Uint8Array>> {
-  let head = await readRange(stores.blobs, instance.blobKey, 0, Math.min(instance.sizeBytes, 64 * 1024));
+  let head = await readRange(stores.retrieve, instance, 0, Math.min(instance.sizeBytes, 64 * 1024));
   let metaLength = fileMetaLength(head);
   if (metaLength === undefined && instance.sizeBytes > head.length) {
-    head = await readRange(stores.blobs, instance.blobKey, 0, Math.min(instance.sizeBytes, 16 * 1024 * 1024));
+    head = await readRange(stores.retrieve, instance, 0, Math.min(instance.sizeBytes, 16 * 1024 * 1024));
     metaLength = fileMetaLength(head);
   }
   if (metaLength === undefined) throw new AtriumError('internal', 'stored deflated object has no complete file meta', { reason: 'corrupt-pixel-data' });
   const meta = parseDataset(head.subarray(132, metaLength), ExplicitVRLittleEndian);
   const header = { fileMeta: meta } as Part10Header;
-  const source = await stores.blobs.read(instance.blobKey, { start: metaLength, end: instance.sizeBytes });
+  const source = await stores.retrieve.readInstance(instance, { start: metaLength, end: instance.sizeBytes });
   return (async function* () {
     yield fileMeta(header, instance, ExplicitVRLittleEndian);
     const inflater = createInflateRaw();
