@@ -32,7 +32,7 @@ export interface DicomwebOptions {
  * The archive services DICOMweb uses: the index (QIDO, the study structure), ingest (STOW-RS), the retrieve
  * service (every read of stored bytes), the audit trail of stores, the configuration and the log.
  */
-export type DicomwebServices = Pick<Archive, 'config' | 'log' | 'index' | 'ingest' | 'retrieve' | 'blobs' | 'audit'>;
+export type DicomwebServices = Pick<Archive, 'config' | 'log' | 'index' | 'ingest' | 'retrieve' | 'audit'>;
 
 export interface DicomwebContext {
   archive: DicomwebServices;
