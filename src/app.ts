@@ -11,7 +11,7 @@ import type { EventOutbox } from './ports/event-outbox.ts';
 import { EventDispatcher } from './events/dispatcher.ts';
 import type { EventHandler } from './events/event-map.ts';
 import type { DimseService } from './dimse/services/dimse-service.ts';
-import { migrationsOf, type AtriumModule } from './modules/module.ts';
+import { configSectionsOf, migrationsOf, type AtriumModule } from './modules/module.ts';
 import { archiveModule } from './archive/module.ts';
 import { exchangeModule } from './exchange/module.ts';
 import { securityModule } from './security/module.ts';
@@ -93,13 +93,16 @@ export function createLogger(config: AtriumConfig, destination?: NodeJS.Writable
 
 /** Composition happens here, once: config -> adapters -> services. Transports attach to the result. */
 export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics; firstRunSetup?: boolean; modules?: readonly AtriumModule[] } = {}): Promise<Archive> {
+  const modules = options.modules ?? MODULES;
+  const unloaded = configSectionsOf(modules).filter((section) => !Object.hasOwn(config.sections, section.key));
+  if (unloaded.length) throw new Error(`the configuration was loaded without the sections of ${unloaded.map((s) => s.key).join(', ')}: loadConfig({ sections: configSectionsOf(modules) })`);
   const log = options.log ?? createLogger(config);
   const metrics = options.metrics ?? new Metrics();
   mkdirSync(config.dataDir, { recursive: true });
 
   const database = await openDatabase(config.index.engine === 'sqlite'
     ? { engine: 'sqlite', path: join(config.dataDir, 'index.sqlite') }
-    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize }, options.modules);
+    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize }, modules);
   const index = new SqlIndexStore(database);
 
   let blobs: BlobStore;
@@ -152,7 +155,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules: options.modules ?? MODULES, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});

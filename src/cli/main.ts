@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { loadConfig, redactedConfig, ConfigError, type AtriumConfig } from '../config/config.ts';
 import { serveCommand } from './serve.ts';
+import { MODULES } from '../app.ts';
+import { configSectionsOf } from '../modules/module.ts';
 import { importCommand } from './import.ts';
 import { verifyCommand } from './verify.ts';
 import { echoCommand, jobCommand, queryCommand } from './dicom.ts';
@@ -27,7 +29,7 @@ function withConfig(command: Command): Command {
 }
 
 function config(options: { data?: string; config?: string }): AtriumConfig {
-  return loadConfig({ dataDir: options.data, file: options.config });
+  return loadConfig({ dataDir: options.data, file: options.config, sections: configSectionsOf(MODULES) });
 }
 
 withConfig(program.command('serve').description('start Atrium: admin REST, UI and metrics over HTTP'))

@@ -22,6 +22,8 @@ export interface AtriumConfig {
   audit: AuditConfig;
   /** Authentication and authorization (src/security/). */
   security: SecurityConfig;
+  /** The modules' own sections (ConfigSection), by key; read them with sectionOf. */
+  sections: Readonly<Record<string, unknown>>;
 }
 
 /** The HTTP service (REST, DICOMweb, UI): where it listens, HTTPS, and which web origins may call DICOMweb. */
@@ -126,7 +128,19 @@ type Raw = Record<string, any>;
  * exists), then ATRIUM_* environment variables, then the command line's `--data`. Validated once, here,
  * with every problem listed at once.
  */
-export function loadConfig(options: { dataDir?: string; file?: string; env?: NodeJS.ProcessEnv } = {}): AtriumConfig {
+const CORE_SECTIONS = ['dataDir', 'http', 'index', 'blobs', 'ingest', 'log', 'dicom', 'security', 'audit'];
+
+export function loadConfig(options: { dataDir?: string; file?: string; env?: NodeJS.ProcessEnv; sections?: readonly ConfigSection[] } = {}): AtriumConfig {
+  const sections = options.sections ?? [];
+  const environment: Record<string, string> = { ...ENVIRONMENT };
+  for (const section of sections) {
+    if (CORE_SECTIONS.includes(section.key) || sections.filter((x) => x.key === section.key).length > 1) throw new Error(`configuration section "${section.key}" is defined twice`);
+    for (const [name, path] of Object.entries(section.environment)) {
+      if (environment[name] !== undefined) throw new Error(`configuration variable ${name} is defined twice`);
+      if (!path.startsWith(`${section.key}.`)) throw new Error(`configuration variable ${name} of section "${section.key}" names ${path}, outside the section`);
+      environment[name] = path;
+    }
+  }
   const env = options.env ?? process.env;
   const raw: Raw = {};
   const dataDirHint = options.dataDir ?? env.ATRIUM_DATA ?? './data';
@@ -139,13 +153,13 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
       throw new ConfigError([`cannot read config file ${file}: ${(error as Error).message}`]);
     }
   }
-  for (const [name, path] of Object.entries(ENVIRONMENT)) {
+  for (const [name, path] of Object.entries(environment)) {
     const value = env[name];
     if (value !== undefined && value !== '') setPath(raw, path, value);
   }
   if (options.dataDir) raw.dataDir = options.dataDir;
 
-  const known = new Set(['dataDir', 'http', 'index', 'blobs', 'ingest', 'log', 'dicom', 'security', 'audit']);
+  const known = new Set([...CORE_SECTIONS, ...sections.map((x) => x.key)]);
   for (const key of Object.keys(raw)) if (!known.has(key)) problems.push(`unknown option "${key}"`);
 
   const str = (path: string, fallback: string) => {
@@ -178,6 +192,16 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
     problems.push(`${path} must be true or false, got "${v}"`);
     return fallback;
   };
+
+  const list = (path: string, fallback: string[]) => {
+    const v = getPath(raw, path);
+    if (v === undefined) return fallback;
+    const items = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v;
+    if (!Array.isArray(items) || items.some((x) => typeof x !== 'string')) { problems.push(`${path} must be a list of strings, got ${JSON.stringify(v)}`); return fallback; }
+    return items as string[];
+  };
+  const object = (path: string, keys: readonly string[]) => objectSection(raw, path, [...keys], problems) !== null;
+  const readers: ConfigReaders = { str, optStr, int, bool, oneOf, list, object };
 
   const dataDir = resolve(str('dataDir', './data'));
   const indexEngine = oneOf('index.engine', ['sqlite', 'postgres'] as const, 'sqlite');
@@ -212,16 +236,52 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
     dicom: loadDicom(raw, problems, { str, optStr, int, bool }),
     audit: loadAudit(raw, problems, { str, optStr, int, bool }),
     security: loadSecurity(raw, problems, { str, optStr, int, bool }, { secureCookie: http.tls !== null }),
+    sections: Object.fromEntries(sections.map((section) => {
+      objectSection(raw, section.key, [...section.keys], problems);
+      return [section.key, section.load(readers, problems)];
+    })),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
 }
 
-interface Readers {
+type Readers = Pick<ConfigReaders, 'str' | 'optStr' | 'int' | 'bool'>;
+
+/**
+ * The readers of one configuration, by dotted path (`ris.hl7.port`): each reports a wrong value as a problem
+ * naming its path and returns the fallback, so that one error lists every problem.
+ */
+export interface ConfigReaders {
   str(path: string, fallback: string): string;
   optStr(path: string): string | null;
   int(path: string, fallback: number, min: number, max: number): number;
   bool(path: string, fallback: boolean): boolean;
+  oneOf<T extends string>(path: string, choices: readonly T[], fallback: T): T;
+  /** A list of strings: a JSON list in the file, comma-separated in a variable. */
+  list(path: string, fallback: string[]): string[];
+  /** Whether the object at `path` is given; a problem when it is not an object or has keys other than `keys`. */
+  object(path: string, keys: readonly string[]): boolean;
+}
+
+/**
+ * A module's own part of the configuration (AtriumModule.config): the top-level `key` of atrium.json with its
+ * allowed `keys`, its ATRIUM_* variables (name -> dotted path), and `load`, which reads the section into the
+ * module's settings. Loaded by loadConfig with the core's sections and validated with them; a module reads
+ * its settings with `sectionOf(config, section)`.
+ */
+export interface ConfigSection<T = unknown> {
+  key: string;
+  keys: readonly string[];
+  environment: Readonly<Record<string, string>>;
+  load(read: ConfigReaders, problems: string[]): T;
+}
+
+/** A module's settings, as loadConfig read them. */
+export function sectionOf<T>(config: AtriumConfig, section: ConfigSection<T>): T {
+  if (!Object.hasOwn(config.sections, section.key)) {
+    throw new Error(`the configuration was loaded without the "${section.key}" section: loadConfig needs the installed modules' sections`);
+  }
+  return config.sections[section.key] as T;
 }
 
 /** The path of a PEM file named by `<section>.<key>`, checked to exist; null when not given. */

@@ -2,6 +2,7 @@ import type { SchemaMigration } from '../database/migration.ts';
 import type { EventHandler } from '../events/event-map.ts';
 import type { Archive } from '../app.ts';
 import type { DimseService } from '../dimse/services/dimse-service.ts';
+import type { ConfigSection } from '../config/config.ts';
 
 /**
  * One area of Atrium as the composition root installs it (app.ts lists them): its tables, its reactions to
@@ -18,6 +19,13 @@ export interface AtriumModule {
   eventHandlers?(archive: Archive): readonly EventHandler[];
   /** Its DIMSE services (Modality Worklist, MPPS ...), offered on Atrium's DICOM listeners beside the others. */
   dimseServices?(archive: Archive): readonly DimseService[];
+  /** Its part of the configuration (`ris` in atrium.json, ATRIUM_RIS_* ...), read with `sectionOf(config, section)`. */
+  config?: ConfigSection;
+}
+
+/** Every module's configuration section, for loadConfig. */
+export function configSectionsOf(modules: readonly AtriumModule[]): ConfigSection[] {
+  return modules.flatMap((m) => (m.config ? [m.config] : []));
 }
 
 /** Every module's migrations, checked to belong to the module that lists them. */

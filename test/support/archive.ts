@@ -2,10 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { openArchive, type Archive } from '../../src/app.ts';
+import { MODULES, openArchive, type Archive } from '../../src/app.ts';
 import { loadConfig, type AtriumConfig } from '../../src/config/config.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import type { DuplicatePolicy } from '../../src/ports/index-store.ts';
+import { configSectionsOf } from '../../src/modules/module.ts';
 import { createTestSchema } from './postgres.ts';
 import { startS3Server } from './s3-server.ts';
 import { SqlSecurityStore } from '../../src/adapters/index/sql-security-store.ts';
@@ -105,7 +106,7 @@ export async function createTestArchive(combination: EngineCombination, options:
       ATRIUM_S3_PART_SIZE_MIB: '5',
     });
   }
-  const base = loadConfig({ env });
+  const base = loadConfig({ env, sections: configSectionsOf(MODULES) });
   const open = async (policy?: DuplicatePolicy) => {
     const config: AtriumConfig = { ...base, ingest: { ...base.ingest, duplicatePolicy: policy ?? options.duplicatePolicy ?? 'reject' } };
     return await openArchive(config, { log: pino({ level: base.log.level }), metrics: new Metrics({ defaultMetrics: false }) });
