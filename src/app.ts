@@ -65,6 +65,8 @@ export interface Archive {
   jobs: JobQueue;
   /** The reading side of the event outbox (the dispatcher, the stuck-events listing). */
   events: EventOutbox;
+  /** The modules installed (MODULES unless openArchive was given others): the HTTP server composes their route rules. */
+  modules: readonly AtriumModule[];
   /** The handlers every module subscribed, for the dispatcher `atrium serve` runs. */
   eventHandlers: readonly EventHandler[];
   peers: PeerRegistry;
@@ -88,12 +90,13 @@ export function createLogger(config: AtriumConfig, destination?: NodeJS.Writable
 /** Composition happens here, once: config -> adapters -> services. Transports attach to the result. */
 export async function openArchive(config: AtriumConfig, options: { log?: Logger; metrics?: Metrics; firstRunSetup?: boolean; modules?: readonly AtriumModule[] } = {}): Promise<Archive> {
   const log = options.log ?? createLogger(config);
+  const modules = options.modules ?? MODULES;
   const metrics = options.metrics ?? new Metrics();
   mkdirSync(config.dataDir, { recursive: true });
 
   const database = await openDatabase(config.index.engine === 'sqlite'
     ? { engine: 'sqlite', path: join(config.dataDir, 'index.sqlite') }
-    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize }, options.modules);
+    : { engine: 'postgres', connectionString: config.index.url, poolSize: config.index.poolSize }, modules);
   const index = new SqlIndexStore(database);
 
   let blobs: BlobStore;
@@ -146,7 +149,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, eventHandlers: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules, eventHandlers: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});
@@ -155,7 +158,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
       await blobs.close();
     },
   };
-  archive.eventHandlers = (options.modules ?? MODULES).flatMap((m) => m.eventHandlers?.(archive) ?? []);
+  archive.eventHandlers = modules.flatMap((m) => m.eventHandlers?.(archive) ?? []);
   return archive;
 }
 

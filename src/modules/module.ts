@@ -1,12 +1,13 @@
 import type { SchemaMigration } from '../database/migration.ts';
 import type { EventHandler } from '../events/event-map.ts';
 import type { Archive } from '../app.ts';
+import type { RouteRules } from '../security/route-rule.ts';
 
 /**
  * One area of Atrium as the composition root installs it (app.ts lists them): its tables, its reactions to
- * events, and (as they move onto it) its DIMSE services, HTTP routes with their access rules, jobs and config
- * section. Adding an area is one folder exporting one of these plus one line in app.ts; no other area's file
- * changes. See docs/architecture.md "Modules".
+ * events, the access rules of its HTTP routes, and (as they move onto it) its DIMSE services, HTTP routes,
+ * jobs and config section. Adding an area is one folder exporting one of these plus one line in app.ts; no
+ * other area's file changes. See docs/architecture.md "Modules".
  */
 export interface AtriumModule {
   /** Lower case, stable: it prefixes the module's migration files and its event handler names. */
@@ -15,6 +16,13 @@ export interface AtriumModule {
   migrations?: readonly SchemaMigration[];
   /** Its reactions to events, built once the archive's services exist. */
   eventHandlers?(archive: Archive): readonly EventHandler[];
+  /**
+   * The access rules of its HTTP routes (`METHOD /url-pattern` -> rule, src/security/route-rule.ts),
+   * composed by src/http/access.ts with the core areas' tables: a route declared by two tables fails the
+   * server's start, a route with no rule anywhere is denied (403). Every rule must name a route the server
+   * registers (the security matrix test checks both ways).
+   */
+  routeRules?: RouteRules;
 }
 
 /** Every module's migrations, checked to belong to the module that lists them. */
