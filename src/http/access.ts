@@ -2,8 +2,11 @@
  * Access control and audit of the HTTP transport (admin REST, DICOMweb, UI): one `onRequest` hook
  * authenticates the caller (SecurityService.authenticateRequest) and authorizes the route's action
  * (policy.ts `authorize`), one `onResponse` hook records patient-data access in the audit trail.
- * Every route is in ROUTE_RULES (deny by default: a route missing from it answers 403), and the
- * security matrix test (src/http/security-matrix.test.ts) fails when a registered route is not.
+ * Every route has a rule in the table of its area (declared next to its routes, e.g.
+ * src/dicomweb/access-rules.ts, or by its module: AtriumModule.routeRules), composed here into one table
+ * (composeRouteRules: a route declared twice throws). Deny by default: a route with no rule answers 403,
+ * and the security matrix test (src/http/security-matrix.test.ts) fails when a registered route has none
+ * or a rule names no registered route.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Archive } from '../app.ts';
@@ -12,8 +15,11 @@ import { auditPrincipal } from '../audit/audit-service.ts';
 import { interfaceOf } from '../audit/http-request-audit.ts';
 import type { StudyRecord } from '../ports/index-store.ts';
 import { isLocalRequest } from './client-address.ts';
+import type { AtriumModule } from '../modules/module.ts';
+import { DICOMWEB_PREFIX } from '../dicomweb/context.ts';
 import {
-  AuthError, PERMISSIONS, authorize, studyFilter, studyMatchesFilter, type Action, type Principal, type StudyFilter,
+  ACTIONS, AuthError, PERMISSIONS, authorize, studyFilter, studyMatchesFilter,
+  type Action, type Principal, type RouteRule, type RouteRules, type StudyFilter,
 } from '../security/index.ts';
 
 declare module 'fastify' {
@@ -25,123 +31,52 @@ declare module 'fastify' {
   }
 }
 
+/** One area's rules, named for the error that a rule declared twice raises. */
+export interface RouteRuleTable {
+  /** Where the rules are declared: a file (`http/admin/routes.ts`) or `module <name>`. */
+  source: string;
+  rules: RouteRules;
+}
+
+const ROUTE_KEY = /^(GET|POST|PUT|PATCH|DELETE|OPTIONS) \/\S*$/;
+const RULE_NAMES = new Set<string>(['public', 'authenticated', 'metrics', ...ACTIONS]);
+
 /**
- * What a route needs: `public` (no credentials), `authenticated` (any principal), `metrics` (public from
- * the loopback interface, else admin:config), or an action of the policy.
+ * The one table of every route's rule, from the tables of the areas (http/server.ts lists the core ones)
+ * and of the installed modules. Throws, naming the route and both sources, when two tables declare the
+ * same route (neither may silently win), and on a key that is not `METHOD /path` (HEAD follows GET) or a rule that is no RouteRule.
  */
-export type RouteRule = 'public' | 'authenticated' | 'metrics' | Action;
+export function composeRouteRules(tables: readonly RouteRuleTable[]): RouteRules {
+  const rules: Record<string, RouteRule> = {};
+  const sources = new Map<string, string>();
+  for (const { source, rules: table } of tables) {
+    for (const [key, rule] of Object.entries(table)) {
+      if (!ROUTE_KEY.test(key)) {
+        throw new Error(`access rule '${key}' of ${source} is not 'METHOD /path' (GET, POST, PUT, PATCH, DELETE or OPTIONS; HEAD follows GET)`);
+      }
+      if (!RULE_NAMES.has(rule)) throw new Error(`access rule '${key}' of ${source} is '${rule}', neither public, authenticated, metrics nor an action`);
+      const earlier = sources.get(key);
+      if (earlier !== undefined) throw new Error(`access rule for route '${key}' is declared twice: by ${earlier} and by ${source}`);
+      sources.set(key, source);
+      rules[key] = rule;
+    }
+  }
+  return Object.freeze(rules);
+}
 
-const DW = '/dicom-web';
-const DW_STUDY = `${DW}/studies/:study`;
-const DW_INSTANCE = `${DW_STUDY}/series/:series/instances/:sop`;
-const DW_RENDERED_INSTANCE = `${DW_STUDY}/series/:series/instances/:instance`;
-
-/** `METHOD url-pattern` -> rule. HEAD follows GET. */
-export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
-  // Public: health, login, first-run setup, and the static pages of the viewer and /admin (not their data).
-  'GET /api/health': 'public',
-  'POST /api/login': 'public',
-  'POST /api/setup': 'public',
-  'GET /api/setup': 'public',
-  'GET /login': 'public',
-  'GET /': 'public',
-  'GET /*': 'public',
-  'GET /app-config.js': 'public',
-  'GET /admin': 'public',
-  'GET /ui/app.js': 'public',
-  'GET /ui/login.js': 'public',
-  'GET /ui/style.css': 'public',
-  'OPTIONS /dicom-web/*': 'public',
-  'GET /metrics': 'metrics',
-  // The caller's own session.
-  'POST /api/logout': 'authenticated',
-  'GET /api/me': 'authenticated',
-  // Users and API keys.
-  'GET /api/users': 'admin:users',
-  'POST /api/users': 'admin:users',
-  'GET /api/users/:id': 'admin:users',
-  'PATCH /api/users/:id': 'admin:users',
-  'DELETE /api/users/:id': 'admin:users',
-  'PUT /api/users/:id/password': 'admin:users',
-  'GET /api/api-keys': 'admin:users',
-  'POST /api/api-keys': 'admin:users',
-  'DELETE /api/api-keys/:id': 'admin:users',
-  // Audit trail.
-  'GET /api/audit': 'audit:read',
-  'GET /api/audit/export': 'audit:read',
-  // Archive content over the admin REST.
-  'GET /api/statistics': 'query',
-  'GET /api/patients': 'query',
-  'GET /api/studies': 'query',
-  'GET /api/studies/:study': 'study:read',
-  'GET /api/studies/:study/series': 'query',
-  'GET /api/series/:series': 'study:read',
-  'GET /api/series/:series/instances': 'query',
-  'GET /api/instances/:sop': 'study:read',
-  'GET /api/instances/:sop/file': 'study:read',
-  'POST /api/instances': 'study:write',
-  'DELETE /api/studies/:uid': 'study:delete',
-  'DELETE /api/series/:uid': 'study:delete',
-  'DELETE /api/instances/:uid': 'study:delete',
-  'GET /api/quarantine': 'admin:config',
-  'GET /api/quarantine/:id': 'admin:config',
-  'GET /api/quarantine/:id/file': 'admin:config',
-  // DICOM configuration, peers, and operations on peers.
-  'GET /api/dicom': 'admin:config',
-  'GET /api/dicom/peers': 'admin:config',
-  'GET /api/dicom/peers/:ae': 'admin:config',
-  'PUT /api/dicom/peers/:ae': 'admin:config',
-  'DELETE /api/dicom/peers/:ae': 'admin:config',
-  'POST /api/dicom/peers/:ae/echo': 'admin:config',
-  'POST /api/dicom/peers/:ae/find': 'query',
-  'POST /api/dicom/peers/:ae/send': 'study:export',
-  'POST /api/dicom/peers/:ae/retrieve': 'study:export',
-  'GET /api/jobs': 'admin:config',
-  'GET /api/jobs/:id': 'admin:config',
-  'POST /api/jobs/:id/cancel': 'admin:config',
-  'POST /api/jobs/:id/retry': 'admin:config',
-  'GET /api/events/stuck': 'admin:config',
-  'GET /api/events/backlog': 'admin:config',
-  'POST /api/events/deliveries/:id/retry': 'admin:config',
-  // DICOMweb: QIDO-RS.
-  [`GET ${DW}/studies`]: 'query',
-  [`GET ${DW}/series`]: 'query',
-  [`GET ${DW}/instances`]: 'query',
-  [`GET ${DW_STUDY}/series`]: 'query',
-  [`GET ${DW_STUDY}/instances`]: 'query',
-  [`GET ${DW_STUDY}/series/:series/instances`]: 'query',
-  // WADO-RS, WADO-URI, rendered.
-  [`GET ${DW_STUDY}`]: 'study:read',
-  [`GET ${DW_STUDY}/series/:series`]: 'study:read',
-  [`GET ${DW_INSTANCE}`]: 'study:read',
-  [`GET ${DW_STUDY}/metadata`]: 'study:read',
-  [`GET ${DW_STUDY}/series/:series/metadata`]: 'study:read',
-  [`GET ${DW_INSTANCE}/metadata`]: 'study:read',
-  [`GET ${DW_INSTANCE}/frames/:frames`]: 'study:read',
-  [`GET ${DW_INSTANCE}/bulkdata/*`]: 'study:read',
-  [`GET ${DW}/wado`]: 'study:read',
-  'GET /wado': 'study:read',
-  [`GET ${DW_RENDERED_INSTANCE}/rendered`]: 'study:read',
-  [`GET ${DW_RENDERED_INSTANCE}/frames/:frames/rendered`]: 'study:read',
-  [`GET ${DW_RENDERED_INSTANCE}/thumbnail`]: 'study:read',
-  [`GET ${DW_RENDERED_INSTANCE}/frames/:frames/thumbnail`]: 'study:read',
-  [`GET ${DW_STUDY}/series/:series/rendered`]: 'study:read',
-  [`GET ${DW_STUDY}/rendered`]: 'study:read',
-  [`GET ${DW_STUDY}/series/:series/thumbnail`]: 'study:read',
-  [`GET ${DW_STUDY}/thumbnail`]: 'study:read',
-  // STOW-RS.
-  [`POST ${DW}/studies`]: 'study:write',
-  [`POST ${DW_STUDY}`]: 'study:write',
-};
+/** The rule tables the modules declare (AtriumModule.routeRules), one per module that has any. */
+export function moduleRouteRules(modules: readonly AtriumModule[]): RouteRuleTable[] {
+  return modules.flatMap((m) => m.routeRules ? [{ source: `module ${m.name}`, rules: m.routeRules }] : []);
+}
 
 /** Listings filtered in memory for principals restricted to their own studies (referring clinicians). */
-const FILTERED_LISTINGS = new Set(['GET /api/studies', `GET ${DW}/studies`]);
+const FILTERED_LISTINGS = new Set(['GET /api/studies', `GET ${DICOMWEB_PREFIX}/studies`]);
 
-/** The rule of a request's route, or undefined when the route is not in the table. */
-export function ruleOf(method: string, url: string | undefined): RouteRule | undefined {
+/** The rule of a request's route in `rules`, or undefined when the route is not in the table. */
+export function ruleOf(rules: RouteRules, method: string, url: string | undefined): RouteRule | undefined {
   if (url === undefined) return undefined;
   const m = method === 'HEAD' ? 'GET' : method;
-  return ROUTE_RULES[`${m} ${url}`];
+  return Object.hasOwn(rules, `${m} ${url}`) ? rules[`${m} ${url}`] : undefined;
 }
 
 function routeKey(request: FastifyRequest): string {
@@ -180,10 +115,18 @@ async function studyOf(archive: Archive, request: FastifyRequest): Promise<strin
 }
 
 const REGISTERED = new WeakMap<FastifyInstance, string[]>();
+const RULES = new WeakMap<FastifyInstance, RouteRules>();
 
 /** `METHOD url` of every route registered after registerAccessControl (for the security matrix test). */
 export function registeredRoutes(app: FastifyInstance): string[] {
   return [...(REGISTERED.get(app) ?? [])];
+}
+
+/** The composed rules `app` enforces (core tables and the modules'), for the security matrix test. */
+export function routeRulesOf(app: FastifyInstance): RouteRules {
+  const rules = RULES.get(app);
+  if (!rules) throw new Error('registerAccessControl was not called on this app');
+  return rules;
 }
 
 /** Pages a person navigates to (the viewer's routes and /admin), as opposed to their scripts and data. */
@@ -194,9 +137,15 @@ function isPage(url: string): boolean {
   return !/\.[a-z0-9]+$/i.test(path); // client-side routes such as /viewer have no file extension
 }
 
-/** Registers the access-control and audit hooks on the whole app (before any route). */
-export function registerAccessControl(app: FastifyInstance, archive: Archive): void {
+/**
+ * Registers the access-control and audit hooks on the whole app (before any route). The rules are the
+ * `core` tables (the areas http/server.ts registers) plus those of the archive's modules
+ * (`archive.modules`), composed once here: a route declared twice fails the server's start.
+ */
+export function registerAccessControl(app: FastifyInstance, archive: Archive, core: readonly RouteRuleTable[]): RouteRules {
   const { security, audit } = archive;
+  const rules = composeRouteRules([...core, ...moduleRouteRules(archive.modules)]);
+  RULES.set(app, rules);
   const routes: string[] = [];
   REGISTERED.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -206,7 +155,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive): v
   app.decorateRequest('accessStudy', null);
 
   app.addHook('onRequest', async (request, reply) => {
-    const rule = ruleOf(request.method, request.routeOptions.url);
+    const rule = ruleOf(rules, request.method, request.routeOptions.url);
     // Unknown paths: 404 for anyone (the not-found handler); never a route without a rule.
     if (request.routeOptions.url === undefined) return;
     if (rule === 'public') {
@@ -292,7 +241,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive): v
 
   app.addHook('onResponse', async (request, reply) => {
     const principal = request.principal;
-    const rule = ruleOf(request.method, request.routeOptions.url);
+    const rule = ruleOf(rules, request.method, request.routeOptions.url);
     if (!principal || rule === undefined || rule === 'public' || rule === 'authenticated' || rule === 'metrics') return;
     const action = AUDIT_ACTION[rule];
     if (!action || reply.statusCode === 401 || reply.statusCode === 403) return; // denials were recorded by onRequest
@@ -331,6 +280,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive): v
       request.log.error({ err: error }, 'audit record failed');
     }
   });
+  return rules;
 }
 
-export type { StudyFilter };
+export type { RouteRule, RouteRules, StudyFilter };

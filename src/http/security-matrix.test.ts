@@ -1,15 +1,19 @@
 /**
- * The route-by-role matrix: every route the HTTP server registers is in the access table
- * (src/http/access.ts ROUTE_RULES), and is called without credentials, with a revoked key, and with an
- * API key of each role; the status must be exactly what the policy says: 401 without (valid) credentials,
- * 403 when the role does not grant the route's action, anything but 401/403 otherwise.
+ * The route-by-role matrix: every route the HTTP server registers has a rule in the composed access table
+ * (the areas' tables of http/server.ts CORE_ROUTE_RULES and the modules' routeRules, composed by
+ * src/http/access.ts), every rule names a registered route, and each route is called without
+ * credentials, with a revoked key, and with an API key of each role; the status must be exactly what the
+ * policy says: 401 without (valid) credentials, 403 when the role does not grant the route's action,
+ * anything but 401/403 otherwise. A module's rules are composed and enforced with the core tables.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
 import { createHttpServer } from './server.ts';
-import { ROUTE_RULES, registeredRoutes, ruleOf } from './access.ts';
+import { registeredRoutes, routeRulesOf, ruleOf } from './access.ts';
+import { MODULES } from '../app.ts';
+import type { AtriumModule } from '../modules/module.ts';
 import { PERMISSIONS, ROLES, type Action, type Role } from '../security/index.ts';
 
 let t: TestArchive;
@@ -52,19 +56,21 @@ function expectedFor(role: Role, key: string, rule: string): 'ok' | 403 {
 
 test('every registered route has an access rule, and every rule a route', () => {
   const routes = registeredRoutes(app);
+  const rules = routeRulesOf(app);
   assert.ok(routes.length > 50, `only ${routes.length} routes seen`);
-  const missing = routes.filter((r) => { const [m, u] = r.split(' '); return ruleOf(m, u) === undefined; });
-  assert.deepEqual(missing, [], 'routes without an access rule in ROUTE_RULES');
-  const unused = Object.keys(ROUTE_RULES).filter((k) => !routes.includes(k));
+  const missing = routes.filter((r) => { const [m, u] = r.split(' '); return ruleOf(rules, m, u) === undefined; });
+  assert.deepEqual(missing, [], 'routes without an access rule (add it to the table of their area, or their module\'s routeRules)');
+  const unused = Object.keys(rules).filter((k) => !routes.includes(k));
   assert.deepEqual(unused, [], 'rules without a route');
 });
 
 test('each route x (no credentials, revoked key, each role) answers as the policy says', async () => {
   const failures: string[] = [];
   const routes = registeredRoutes(app).filter((r) => !r.startsWith('HEAD '));
+  const rules = routeRulesOf(app);
   for (const route of routes) {
     const [method, url] = route.split(' ');
-    const rule = ruleOf(method, url)!;
+    const rule = ruleOf(rules, method, url)!;
     const path = concrete(url);
     const call = async (authorization?: string) => (await app.inject({
       method: method as 'GET', url: path, headers: authorization ? { authorization: `Bearer ${authorization}` } : {},
@@ -104,4 +110,39 @@ test('denied and allowed patient-data requests are in the audit trail', async ()
   const { items } = await t.archive.audit.search({ action: 'query' }, { limit: 100, offset: 0 });
   assert.ok(items.some((r) => r.query?.includes('PatientID=X') && r.outcome === 'success' && r.interface === 'dicomweb'));
   assert.ok(items.some((r) => r.outcome === 'minor-failure' && r.outcomeReason?.startsWith('denied')));
+});
+
+test('a module\'s routes and routeRules are installed with the core\'s; a route it declares twice fails the start', async () => {
+  const reports: AtriumModule = {
+    name: 'reports',
+    routeRules: { 'GET /api/reports': 'study:read', 'POST /api/reports': 'admin:config' },
+    async httpRoutes(app) {
+      app.get('/api/reports', async () => ({ items: [] }));
+      app.post('/api/reports', async () => ({ ok: true }));
+      app.get('/api/reports/unruled', async () => ({ leaked: true }));
+    },
+  };
+  const server = await createHttpServer({ ...t.archive, modules: [...MODULES, reports] });
+  try {
+    await server.ready();
+    assert.ok(registeredRoutes(server).includes('GET /api/reports'), 'the module registered its routes through the contract');
+    assert.equal(ruleOf(routeRulesOf(server), 'GET', '/api/reports'), 'study:read');
+    assert.equal(ruleOf(routeRulesOf(server), 'GET', '/api/studies'), 'query', 'the core rules are still there');
+    const as = async (role: Role, method: 'GET' | 'POST', url: string) => (await server.inject({
+      method, url, headers: { authorization: `Bearer ${keys.get(role)}` }, ...(method === 'POST' ? { payload: {} } : {}),
+    })).statusCode;
+    assert.equal((await server.inject({ method: 'GET', url: '/api/reports' })).statusCode, 401);
+    assert.equal(await as('radiologist', 'GET', '/api/reports'), 200);
+    assert.equal(await as('researcher', 'GET', '/api/reports'), 403);
+    assert.equal(await as('radiologist', 'POST', '/api/reports'), 403);
+    assert.equal(await as('administrator', 'POST', '/api/reports'), 200);
+    // Deny by default still holds for a route the module registered without a rule.
+    assert.equal(await as('administrator', 'GET', '/api/reports/unruled'), 403);
+  } finally {
+    await server.close();
+  }
+
+  const greedy: AtriumModule = { name: 'greedy', routeRules: { 'GET /api/studies': 'public' } };
+  await assert.rejects(createHttpServer({ ...t.archive, modules: [...MODULES, greedy] }),
+    /'GET \/api\/studies' is declared twice: by http\/admin\/routes\.ts and by module greedy/);
 });

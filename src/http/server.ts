@@ -2,22 +2,40 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify';
 import type { Archive } from '../app.ts';
 import { sendProblem } from './problem.ts';
-import { adminRoutes } from './admin/routes.ts';
-import { jobRoutes } from './admin/jobs-routes.ts';
-import { eventRoutes } from './admin/events-routes.ts';
-import { dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
-import { uiRoutes } from './ui/routes.ts';
-import { viewerRoutes } from './viewer/routes.ts';
+import { ADMIN_ROUTE_RULES, adminRoutes } from './admin/routes.ts';
+import { JOB_ROUTE_RULES, jobRoutes } from './admin/jobs-routes.ts';
+import { EVENT_ROUTE_RULES, eventRoutes } from './admin/events-routes.ts';
+import { DICOM_ROUTE_RULES, dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
+import { UI_ROUTE_RULES, uiRoutes } from './ui/routes.ts';
+import { VIEWER_ROUTE_RULES, viewerRoutes } from './viewer/routes.ts';
 import { stowRoutes } from '../dicomweb/stow.ts';
 import { dicomwebRoutes } from '../dicomweb/routes.ts';
 import type { DicomwebOptions } from '../dicomweb/context.ts';
 import { renderedRoutes } from '../dicomweb/rendered.ts';
+import { DICOMWEB_ROUTE_RULES } from '../dicomweb/access-rules.ts';
 import { renderInstance } from '../imaging/index.ts';
-import { registerAccessControl } from './access.ts';
+import { registerAccessControl, type RouteRuleTable } from './access.ts';
 import { registerForwardedHeader, trustProxyOption } from './client-address.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
-import { securityRoutes } from './admin/security-routes.ts';
-import { auditRoutes } from './admin/audit-routes.ts';
+import { SECURITY_ROUTE_RULES, securityRoutes } from './admin/security-routes.ts';
+import { AUDIT_ROUTE_RULES, auditRoutes } from './admin/audit-routes.ts';
+
+/**
+ * The access rules of the routes registered below, one table per area (next to its routes); access.ts
+ * composes them with the installed modules' (archive.modules, AtriumModule.routeRules).
+ */
+export const CORE_ROUTE_RULES: readonly RouteRuleTable[] = [
+  { source: 'http/server.ts', rules: { 'GET /metrics': 'metrics' } },
+  { source: 'http/admin/routes.ts', rules: ADMIN_ROUTE_RULES },
+  { source: 'http/admin/security-routes.ts', rules: SECURITY_ROUTE_RULES },
+  { source: 'http/admin/audit-routes.ts', rules: AUDIT_ROUTE_RULES },
+  { source: 'http/admin/jobs-routes.ts', rules: JOB_ROUTE_RULES },
+  { source: 'http/admin/events-routes.ts', rules: EVENT_ROUTE_RULES },
+  { source: 'http/admin/dicom-routes.ts', rules: DICOM_ROUTE_RULES },
+  { source: 'dicomweb/access-rules.ts', rules: DICOMWEB_ROUTE_RULES },
+  { source: 'http/ui/routes.ts', rules: UI_ROUTE_RULES },
+  { source: 'http/viewer/routes.ts', rules: VIEWER_ROUTE_RULES },
+];
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
 export async function createHttpServer(archive: Archive, options: DicomRouteOptions = {}): Promise<FastifyInstance> {
@@ -44,8 +62,9 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
     .send({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no route ${request.method} ${request.url}` }));
   registerSecurityHeaders(app, { https: !!tls });
 
-  // Authentication, authorization (every route is in access.ts ROUTE_RULES) and the audit of patient data.
-  registerAccessControl(app, archive);
+  // Authentication, authorization (every route has a rule: CORE_ROUTE_RULES and the modules') and the
+  // audit of patient data. Throws here when two tables declare the same route.
+  registerAccessControl(app, archive, CORE_ROUTE_RULES);
 
   app.get('/metrics', async (_req, reply) => {
     archive.metrics.outboxPending.set((await archive.index.statistics()).pendingEvents);
@@ -67,5 +86,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await renderedRoutes(app, archive, dicomweb);
   await uiRoutes(app);
   await viewerRoutes(app);
+  // The modules' own routes (their rules were composed above, with the core's).
+  for (const module of archive.modules) await module.httpRoutes?.(app, archive);
   return app;
 }

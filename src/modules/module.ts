@@ -3,12 +3,14 @@ import type { EventHandler } from '../events/event-map.ts';
 import type { Archive } from '../app.ts';
 import type { DimseService } from '../dimse/services/dimse-service.ts';
 import type { ConfigSection } from '../config/config.ts';
+import type { RouteRules } from '../security/route-rule.ts';
+import type { FastifyInstance } from 'fastify';
 
 /**
  * One area of Atrium as the composition root installs it (app.ts lists them): its tables, its reactions to
- * events, and (as they move onto it) its DIMSE services, HTTP routes with their access rules, jobs and config
- * section. Adding an area is one folder exporting one of these plus one line in app.ts; no other area's file
- * changes. See docs/architecture.md "Modules".
+ * events, its DIMSE services, its HTTP routes with their access rules, and its configuration section. Adding
+ * an area is one folder exporting one of these plus one line in app.ts; no other area's file changes. See
+ * docs/architecture.md "Modules".
  */
 export interface AtriumModule {
   /** Lower case, stable: it prefixes the module's migration files and its event handler names. */
@@ -21,6 +23,15 @@ export interface AtriumModule {
   dimseServices?(archive: Archive): readonly DimseService[];
   /** Its part of the configuration (`ris` in atrium.json, ATRIUM_RIS_* ...), read with `sectionOf(config, section)`. */
   config?: ConfigSection;
+  /**
+   * The access rules of its HTTP routes (`METHOD /url-pattern` -> rule, src/security/route-rule.ts),
+   * composed by src/http/access.ts with the core areas' tables: a route declared by two tables fails the
+   * server's start, a route with no rule anywhere is denied (403). Every rule must name a route the server
+   * registers, its own through `httpRoutes` (the security matrix test checks both ways).
+   */
+  routeRules?: RouteRules;
+  /** Registers its HTTP routes (REST, FHIR ...) on Atrium's server, after the core's; each needs a rule in `routeRules`. */
+  httpRoutes?(app: FastifyInstance, archive: Archive): Promise<void>;
 }
 
 /** Every module's configuration section, for loadConfig. */

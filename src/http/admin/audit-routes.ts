@@ -4,6 +4,7 @@ import { AtriumError } from '../../errors.ts';
 import type { AuditFilter } from '../../ports/audit-store.ts';
 import { AUDIT_EXPORT_FORMATS, EXPORT_CONTENT_TYPES, normalizeFilter, type AuditExportFormat, type AuditService } from '../../audit/audit-service.ts';
 import { page, type Query } from './paging.ts';
+import type { RouteRules } from '../../security/index.ts';
 
 export interface AuditRouteOptions {
   /** Authorization: runs before every audit route (the trail is for auditors, not every user). */
@@ -11,6 +12,12 @@ export interface AuditRouteOptions {
 }
 
 const EXTENSIONS: Record<AuditExportFormat, string> = { json: 'json', ndjson: 'ndjson', fhir: 'fhir.json', 'fhir-ndjson': 'fhir.ndjson', 'dicom-xml': 'xml' };
+
+/** The access rules of these routes (the audit trail, for auditors), composed by http/access.ts. */
+export const AUDIT_ROUTE_RULES: RouteRules = {
+  'GET /api/audit': 'audit:read',
+  'GET /api/audit/export': 'audit:read',
+};
 
 /**
  * The audit trail over the admin REST API:

@@ -7,6 +7,7 @@ import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
 import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../exchange/dicom-jobs.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import { interfaceOf } from '../../audit/http-request-audit.ts';
+import type { RouteRules } from '../../security/index.ts';
 
 /** What the DICOM admin routes use: the transport gets these services, not the whole archive. */
 export type DicomRoutesDeps = Pick<Archive, 'config' | 'jobs' | 'peers'>;
@@ -19,6 +20,22 @@ export interface DicomRouteOptions {
 }
 
 const LEVELS: QueryLevelName[] = ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'];
+
+/**
+ * The access rules of these routes, composed by http/access.ts: the DICOM configuration and the peers
+ * need admin:config, a C-FIND query, sends and retrieves study:export.
+ */
+export const DICOM_ROUTE_RULES: RouteRules = {
+  'GET /api/dicom': 'admin:config',
+  'GET /api/dicom/peers': 'admin:config',
+  'GET /api/dicom/peers/:ae': 'admin:config',
+  'PUT /api/dicom/peers/:ae': 'admin:config',
+  'DELETE /api/dicom/peers/:ae': 'admin:config',
+  'POST /api/dicom/peers/:ae/echo': 'admin:config',
+  'POST /api/dicom/peers/:ae/find': 'query',
+  'POST /api/dicom/peers/:ae/send': 'study:export',
+  'POST /api/dicom/peers/:ae/retrieve': 'study:export',
+};
 
 /** Our application entity and the known DICOM peers (config-defined ones are read-only here). */
 export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps, options: DicomRouteOptions = {}): Promise<void> {

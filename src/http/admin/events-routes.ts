@@ -2,6 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import { page, type Params, type Query } from './paging.ts';
+import type { RouteRules } from '../../security/index.ts';
+
+/** The access rules of these routes (stuck deliveries, backlog, retry), composed by http/access.ts. */
+export const EVENT_ROUTE_RULES: RouteRules = {
+  'GET /api/events/stuck': 'admin:config',
+  'GET /api/events/backlog': 'admin:config',
+  'POST /api/events/deliveries/:id/retry': 'admin:config',
+};
 
 /** What the event routes use: the transport gets these services, not the whole archive. */
 export type EventRoutesDeps = Pick<Archive, 'events' | 'eventHandlers'>;

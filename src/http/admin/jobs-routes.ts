@@ -3,6 +3,15 @@ import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import { JOB_STATES, type JobState } from '../../ports/job-queue.ts';
 import { found, page, type Params, type Query } from './paging.ts';
+import type { RouteRules } from '../../security/index.ts';
+
+/** The access rules of these routes (the durable jobs), composed by http/access.ts. */
+export const JOB_ROUTE_RULES: RouteRules = {
+  'GET /api/jobs': 'admin:config',
+  'GET /api/jobs/:id': 'admin:config',
+  'POST /api/jobs/:id/cancel': 'admin:config',
+  'POST /api/jobs/:id/retry': 'admin:config',
+};
 
 /** What the job routes use: the transport gets these services, not the whole archive. */
 export type JobRoutesDeps = Pick<Archive, 'jobs'>;

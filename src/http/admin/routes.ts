@@ -2,6 +2,31 @@ import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { auditStored } from '../../audit/http-request-audit.ts';
 import { found, page, type Params, type Query } from './paging.ts';
+import type { RouteRules } from '../../security/index.ts';
+
+/**
+ * The access rules of these routes, composed by http/access.ts: health is public; the archive content
+ * (patients, studies, series, instances) needs query or study:*, the quarantine admin:config.
+ */
+export const ADMIN_ROUTE_RULES: RouteRules = {
+  'GET /api/health': 'public',
+  'GET /api/statistics': 'query',
+  'GET /api/patients': 'query',
+  'GET /api/studies': 'query',
+  'GET /api/studies/:study': 'study:read',
+  'GET /api/studies/:study/series': 'query',
+  'GET /api/series/:series': 'study:read',
+  'GET /api/series/:series/instances': 'query',
+  'GET /api/instances/:sop': 'study:read',
+  'GET /api/instances/:sop/file': 'study:read',
+  'POST /api/instances': 'study:write',
+  'DELETE /api/studies/:uid': 'study:delete',
+  'DELETE /api/series/:uid': 'study:delete',
+  'DELETE /api/instances/:uid': 'study:delete',
+  'GET /api/quarantine': 'admin:config',
+  'GET /api/quarantine/:id': 'admin:config',
+  'GET /api/quarantine/:id/file': 'admin:config',
+};
 
 /** What the archive admin routes use: the transport gets these services, not the whole archive. */
 export type AdminRoutesDeps = Pick<Archive, 'index' | 'blobs' | 'ingest' | 'retrieve' | 'deletion' | 'audit'>;

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
-import { AuthError, isRole, type Role } from '../../security/index.ts';
+import { AuthError, isRole, type Role, type RouteRules } from '../../security/index.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { Params } from './paging.ts';
 
@@ -34,8 +34,29 @@ function userId(req: FastifyRequest<{ Params: Params }>): number {
 }
 
 /**
- * Login, logout, first-run setup, the caller's identity, users and API keys. Access rules are in
- * src/http/access.ts (login and setup are public, users and keys need admin:users).
+ * The access rules of these routes, composed by http/access.ts: sign-in and first-run setup are public,
+ * the session of the caller needs a principal, users and API keys need admin:users.
+ */
+export const SECURITY_ROUTE_RULES: RouteRules = {
+  'POST /api/login': 'public',
+  'GET /api/setup': 'public',
+  'POST /api/setup': 'public',
+  'POST /api/logout': 'authenticated',
+  'GET /api/me': 'authenticated',
+  'GET /api/users': 'admin:users',
+  'POST /api/users': 'admin:users',
+  'GET /api/users/:id': 'admin:users',
+  'PATCH /api/users/:id': 'admin:users',
+  'DELETE /api/users/:id': 'admin:users',
+  'PUT /api/users/:id/password': 'admin:users',
+  'GET /api/api-keys': 'admin:users',
+  'POST /api/api-keys': 'admin:users',
+  'DELETE /api/api-keys/:id': 'admin:users',
+};
+
+/**
+ * Login, logout, first-run setup, the caller's identity, users and API keys. Access rules: SECURITY_ROUTE_RULES
+ * above (login and setup are public, users and keys need admin:users).
  */
 export async function securityRoutes(app: FastifyInstance, archive: SecurityRoutesDeps): Promise<void> {
   const { security, audit } = archive;

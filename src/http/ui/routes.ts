@@ -1,7 +1,20 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import type { RouteRules } from '../../security/index.ts';
 
 const asset = (name: string) => readFileSync(new URL(`./assets/${name}`, import.meta.url));
+
+/**
+ * The access rules of these routes, composed by http/access.ts: the pages of /admin and the sign-in page
+ * are public, their data is not.
+ */
+export const UI_ROUTE_RULES: RouteRules = {
+  'GET /admin': 'public',
+  'GET /login': 'public',
+  'GET /ui/app.js': 'public',
+  'GET /ui/login.js': 'public',
+  'GET /ui/style.css': 'public',
+};
 
 /** Atrium's own pages at /admin: static pages over the admin REST (the OHIF viewer is at /). */
 export async function uiRoutes(app: FastifyInstance): Promise<void> {

@@ -3,6 +3,7 @@ import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { RouteRules } from '../../security/index.ts';
 
 /** Where `npm install` puts OHIF's published build (scripts/install-viewer.ts). */
 export const VIEWER_DIR = fileURLToPath(new URL('../../../vendor/ohif/', import.meta.url));
@@ -71,6 +72,16 @@ export function viewerContentSecurityPolicy(indexHtml: string): string {
     "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'self'",
   ].join('; ');
 }
+
+/**
+ * The access rules of these routes, composed by http/access.ts: the viewer's files are public, its data
+ * (DICOMweb) is not.
+ */
+export const VIEWER_ROUTE_RULES: RouteRules = {
+  'GET /': 'public',
+  'GET /*': 'public',
+  'GET /app-config.js': 'public',
+};
 
 /**
  * The OHIF viewer at `/`: its build uses absolute asset paths, so it is served from the root, with
