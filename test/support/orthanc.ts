@@ -23,6 +23,8 @@ export interface OrthancModality {
   aeTitle: string;
   host: string;
   port: number;
+  /** What Orthanc lets it do; everything by default. */
+  allow?: Partial<Record<'Echo' | 'Find' | 'Move' | 'Get' | 'Store' | 'StorageCommitment', boolean>>;
 }
 
 export interface OrthancOptions {
@@ -72,6 +74,7 @@ export function killAllOrthancs(): void {
 const modalityEntry = (m: OrthancModality) => ({
   AET: m.aeTitle, Host: m.host, Port: m.port,
   AllowEcho: true, AllowFind: true, AllowMove: true, AllowGet: true, AllowStore: true, AllowStorageCommitment: true,
+  ...Object.fromEntries(Object.entries(m.allow ?? {}).map(([k, v]) => [`Allow${k}`, v])),
 });
 
 export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthanc> {

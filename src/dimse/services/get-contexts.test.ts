@@ -5,6 +5,7 @@ import { GET_COMPRESSED, GET_STORAGE_CLASSES, GET_UNCOMPRESSED, getStorageContex
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
+const SC = '1.2.840.10008.5.1.4.1.1.7';
 const BASIC_TEXT_SR = '1.2.840.10008.5.1.4.1.1.88.11';
 const J2K_LOSSLESS = '1.2.840.10008.1.2.4.90';
 
@@ -17,11 +18,13 @@ test('the default classes: 127 contexts beside the C-GET one, one transfer synta
   }
   const compressed = contexts.filter((c) => c.transferSyntaxes.length === 1);
   assert.ok(compressed.every((c) => GET_COMPRESSED.includes(c.transferSyntaxes[0])));
-  // Every image class can come back as JPEG 2000 lossless, JPEG lossless SV1 and RLE; SR never compressed.
-  for (const c of [MR, CT]) {
-    const syntaxes = contexts.filter((x) => x.abstractSyntax === c).map((x) => x.transferSyntaxes[0]);
-    assert.ok(syntaxes.includes(J2K_LOSSLESS) && syntaxes.includes('1.2.840.10008.1.2.4.70') && syntaxes.includes('1.2.840.10008.1.2.5'), `${c}: ${syntaxes}`);
+  // Every image class can come back as JPEG 2000 lossless, JPEG lossless SV1 and JPEG baseline, CT, MR and SC as JPEG 2000 too; SR never compressed.
+  for (const c of [MR, CT, SC]) {
+    const syntaxes = contexts.filter((x) => x.abstractSyntax === c).slice(1).map((x) => x.transferSyntaxes[0]);
+    assert.deepEqual(syntaxes, [J2K_LOSSLESS, '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.91'], c);
   }
+  const pet = contexts.filter((x) => x.abstractSyntax === '1.2.840.10008.5.1.4.1.1.128').slice(1).map((x) => x.transferSyntaxes[0]);
+  assert.deepEqual(pet, [J2K_LOSSLESS, '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.50'], 'later image classes: three compressed syntaxes');
   assert.equal(contexts.filter((x) => x.abstractSyntax === BASIC_TEXT_SR).length, 1);
 });
 

@@ -9,9 +9,10 @@
  * cannot transcode JPEG 2000 and fails it). So, as DCMTK's getscu and dcm4che do, each compressed syntax
  * gets a context of its own: per class one context with the uncompressed syntaxes, then one context per
  * (image class, compressed syntax), syntax by syntax in the order below and class by class, as long as
- * the 128 contexts of an association last (one is the C-GET's own). With the default class list, every
- * image class gets the first syntaxes; with the classes a study is known to hold (SOP Classes in Study
- * from a C-FIND), every class gets every syntax.
+ * the 128 contexts of an association last (one is the C-GET's own). With the default class list (34
+ * classes, 25 of them images) every image class gets JPEG 2000 lossless, JPEG lossless SV1 and JPEG
+ * baseline, and the first 18 (CR, DX, MG, CT, MR, US, SC, XA, RF, NM...) JPEG 2000 too: 127 contexts. With
+ * the classes a study is known to hold (SOP Classes in Study from a C-FIND), every class gets every syntax.
  */
 import * as TS from '../../dicom/transfer-syntax.ts';
 import type { RequestedContext } from '../requestor.ts';
@@ -41,7 +42,7 @@ export const GET_UNCOMPRESSED: readonly string[] = [TS.ExplicitVRLittleEndian, T
 
 /** Compressed syntaxes, each in a context of its own, most common in archives first (lossless before lossy). */
 export const GET_COMPRESSED: readonly string[] = [
-  TS.JPEG2000Lossless, TS.JPEGLosslessSV1, TS.RLELossless, TS.JPEGLSLossless, TS.JPEGBaseline8Bit, TS.JPEG2000,
+  TS.JPEG2000Lossless, TS.JPEGLosslessSV1, TS.JPEGBaseline8Bit, TS.JPEG2000, TS.RLELossless, TS.JPEGLSLossless,
   TS.JPEGLossless, TS.JPEGExtended12Bit, TS.JPEGLSNearLossless, TS.HTJ2KLossless, TS.HTJ2K, TS.DeflatedExplicitVRLittleEndian,
 ];
 

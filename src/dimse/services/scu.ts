@@ -97,7 +97,7 @@ export class DicomClient {
   /**
    * Retrieves from the peer into the archive. C-MOVE asks the peer to send to us (the peer must know our AE
    * title and address); C-GET receives on the same association, as the storage SCP for the classes the study
-   * holds (SOP Classes in Study, asked by a C-FIND first when the retrieve is of one study and the peer answers)
+   * holds (SOP Classes in Study, asked by a C-FIND first when the keys name one study and the peer answers)
    * or else the usual image, SR and document classes, each compressed syntax in a context of its own
    * (get-contexts.ts) so that objects come back as they are stored.
    */
@@ -170,10 +170,13 @@ export class DicomClient {
     }
   }
 
-  /** The SOP classes of the study a C-GET will bring, from the peer (SOP Classes in Study); undefined when not known. */
+  /**
+   * The SOP classes a C-GET may bring: those of the study (SOP Classes in Study from the peer), for a retrieve
+   * of one study or of series or instances of one study (Study Root keys name it); undefined when not known.
+   */
   async #classesToCome(aeTitle: string, level: QueryLevelName, keys: Record<string, string>): Promise<string[] | undefined> {
     const study = keys.StudyInstanceUID ?? keys['0020000D'] ?? keys['0020000d'];
-    if (level !== 'STUDY' || !study || study.includes('\\') || /[*?]/.test(study)) return undefined;
+    if (level === 'PATIENT' || !study || study.includes('\\') || /[*?]/.test(study)) return undefined;
     try {
       const [match] = await this.find(aeTitle, 'STUDY', { StudyInstanceUID: study, SOPClassesInStudy: '' });
       const classes = (match?.['00080062']?.Value ?? []).filter((v): v is string => typeof v === 'string' && /^[0-9.]+$/.test(v));
