@@ -54,7 +54,7 @@ test('each rule of the unit/full split, on a made-up project', async () => {
 test('no unit test uses a helper known to need PostgreSQL, an S3 server, Chromium or DCMTK', () => {
   // Known by name, as a second opinion on the rules: should one of these helpers come to reach its
   // server in a way the rules do not read, its tests would otherwise turn into unit tests unnoticed.
-  const helpers = ['postgres.ts', 's3-server.ts', 'browser.ts', 'dcmtk.ts', 'dimse-peers.ts', 'archive.ts'];
+  const helpers = ['postgres.ts', 's3-server.ts', 'browser.ts', 'dcmtk.ts', 'dimse-peers.ts', 'archive.ts', 'orthanc.ts'];
   const tiers = classifyTests(ROOT);
   const unit = tiers.filter((t) => t.needs.length === 0).map((t) => t.file);
   assert.ok(unit.length >= 10, `only ${unit.length} unit test files`);

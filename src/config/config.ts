@@ -3,7 +3,7 @@ import { resolve, join } from 'node:path';
 import { isIP } from 'node:net';
 import type { DuplicatePolicy } from '../ports/index-store.ts';
 import { DEFAULT_SECURITY_CONFIG, ROLES, isRole, type Role, type SecurityConfig } from '../security/types.ts';
-import { aeTitleProblem, peerProblems, DICOM_OPERATIONS, type DicomOperation, type DicomPeerInput } from '../ports/peer-registry.ts';
+import { aeTitleProblem, peerOperations, peerProblems, DICOM_OPERATIONS, type DicomOperation, type DicomPeerInput } from '../ports/peer-registry.ts';
 
 /** Every option Atrium reads; docs/configuration.md lists them with their defaults and variables. */
 export interface AtriumConfig {
@@ -393,8 +393,8 @@ function loadDicom(raw: Raw, problems: string[], { str, optStr, int, bool }: Rea
     if (p && typeof p === 'object') {
       for (const key of Object.keys(p)) if (!PEER_KEYS.includes(key)) problems.push(`unknown option "${where}.${key}"`);
     }
-    // A configured peer without operations is trusted with all of them: listing it is the decision.
-    const peer = p && typeof p === 'object' && p.operations === undefined ? { ...p, operations: [...DICOM_OPERATIONS] } : p;
+    // A configured peer without operations is trusted with all of them (peerOperations, as for the API).
+    const peer = p;
     const peerProblemList = peerProblems(peer, where);
     problems.push(...peerProblemList);
     if (peerProblemList.length) continue;
@@ -402,7 +402,7 @@ function loadDicom(raw: Raw, problems: string[], { str, optStr, int, bool }: Rea
     if (peers.some((q) => q.aeTitle === aeTitle)) { problems.push(`${where}.aeTitle "${aeTitle}" is listed twice`); continue; }
     peers.push({
       aeTitle, host: String(peer.host).trim(), port: peer.port, tls: peer.tls ?? false,
-      operations: DICOM_OPERATIONS.filter((op) => peer.operations.includes(op)), description: peer.description ?? null,
+      operations: peerOperations(peer), description: peer.description ?? null,
     });
   }
 

@@ -7,7 +7,10 @@ import { requestAssociation } from './requestor.ts';
 import { AssociationRejectedError } from './association.ts';
 import { DimseError } from './message-streams.ts';
 import type { Association, Closed, IncomingRequest } from './association.ts';
-import { CommandField } from './command.ts';
+import net from 'node:net';
+import { CommandField, decodeCommand, encodeCommand } from './command.ts';
+import { PduFramer } from './pdu-framer.ts';
+import { parseDataset } from '../dicom/parse-dataset.ts';
 import { echo, handleEcho, VERIFICATION_SOP_CLASS } from './echo.ts';
 import { encodePDataHeader, encodePdu } from './pdu.ts';
 import type { AssociateRQ } from './pdu.ts';
@@ -329,6 +332,123 @@ test('a handler that throws gets a Processing Failure response sent for it', asy
     assert.equal(rsps[0].command.Status, Status.ProcessingFailure);
     assert.equal(rsps[0].command.ErrorComment, 'boom');
     await a.release();
+  } finally {
+    await srv.close();
+  }
+});
+
+/** Implicit VR LE encoding of one UI element (as DCMTK appends the Failed SOP Instance UID List to a command set). */
+function implicitUi(group: number, element: number, value: string): Uint8Array {
+  const text = value.length % 2 ? `${value}\0` : value;
+  const out = new Uint8Array(8 + text.length);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, group, true);
+  v.setUint16(2, element, true);
+  v.setUint32(4, text.length, true);
+  out.set(new TextEncoder().encode(text), 8);
+  return out;
+}
+
+function groupLength(group: number, length: number): Uint8Array {
+  const out = new Uint8Array(12);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, group, true);
+  v.setUint32(4, 4, true);
+  v.setUint32(8, length, true);
+  return out;
+}
+
+/**
+ * A scripted SCP on a raw socket: accepts context 1 (Explicit VR LE), and answers the first complete request
+ * (command, and data set when one is announced) with the bytes `answer` gives as command PDVs.
+ */
+async function scriptedScp(answer: (messageId: number) => Uint8Array[]) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    const framer = new PduFramer({ maxPduLength: 0 });
+    let command: Uint8Array[] = [];
+    let messageId = 0;
+    let awaitingDataset = false;
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      for (const ev of framer.push(chunk)) {
+        if (ev.kind === 'pdu' && ev.pdu.type === 'A-ASSOCIATE-RQ') {
+          socket.write(encodePdu({
+            type: 'A-ASSOCIATE-AC', protocolVersion: 1, calledAETitle: ev.pdu.calledAETitle, callingAETitle: ev.pdu.callingAETitle,
+            applicationContext: ev.pdu.applicationContext, presentationContexts: [{ id: 1, result: 0, transferSyntax: EXPLICIT }],
+            userInformation: { maxLength: 16384, implementationClassUID: '1.2.3.4' },
+          }));
+        } else if (ev.kind === 'pdu' && ev.pdu.type === 'A-RELEASE-RQ') {
+          socket.write(encodePdu({ type: 'A-RELEASE-RP' }));
+          socket.end();
+        } else if (ev.kind === 'pdv-data' && !awaitingDataset) {
+          command.push(ev.data.slice());
+        } else if (ev.kind === 'pdv-end' && ev.last && ev.command) {
+          const rq = decodeCommand(Buffer.concat(command));
+          command = [];
+          messageId = rq.MessageID!;
+          awaitingDataset = rq.CommandDataSetType !== 0x0101;
+          if (!awaitingDataset) for (const c of answer(messageId)) socket.write(c);
+        } else if (ev.kind === 'pdv-end' && ev.last && !ev.command) {
+          awaitingDataset = false;
+          for (const c of answer(messageId)) socket.write(c);
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  };
+}
+
+test('a C-GET-RSP whose Failed SOP Instance UID List follows the command set in the command PDVs (DCMTK, Orthanc) is a response with an identifier', async () => {
+  const GET = '1.2.840.10008.5.1.4.1.2.2.3';
+  const failedUid = '1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457';
+  const identifier = Buffer.concat([groupLength(0x0008, 8 + failedUid.length + (failedUid.length % 2)), implicitUi(0x0008, 0x0058, failedUid)]);
+  const scp = await scriptedScp((messageId) => {
+    // What Orthanc 1.10 sends when it cannot transcode: status C000, no data set announced, group 0008 appended.
+    const command = Buffer.concat([encodeCommand({
+      CommandField: CommandField.C_GET_RSP, MessageIDBeingRespondedTo: messageId, AffectedSOPClassUID: GET, CommandDataSetType: 0x0101,
+      Status: 0xc000, NumberOfRemainingSuboperations: 0, NumberOfCompletedSuboperations: 0, NumberOfFailedSuboperations: 1, NumberOfWarningSuboperations: 0,
+    }), identifier]);
+    return [encodePDataHeader(1, true, true, command.length), command];
+  });
+  try {
+    const a = await requestAssociation({ host: '127.0.0.1', port: scp.port, callingAETitle: 'SCU', calledAETitle: 'ANY',
+      contexts: [{ abstractSyntax: GET, transferSyntaxes: [EXPLICIT] }] });
+    const rq = Buffer.concat([groupLength(0x0008, 10), Buffer.from([0x52, 0x00, 0x08, 0x00, 0x06, 0, 0, 0]), Buffer.from('STUDY ')]);
+    const rsps = [];
+    for await (const r of a.request(1, { CommandField: CommandField.C_GET_RQ, AffectedSOPClassUID: GET, Priority: 0 }, rq)) rsps.push(r);
+    assert.equal(rsps.length, 1);
+    assert.equal(rsps[0].command.Status, 0xc000);
+    assert.equal(rsps[0].command.NumberOfFailedSuboperations, 1);
+    assert.ok(Buffer.from(rsps[0].dataset!).equals(identifier), 'the identifier is the elements after group 0000');
+    assert.equal(rsps[0].datasetTransferSyntax, IMPLICIT, 'encoded like the command set, not in the context\'s syntax');
+    const ds = parseDataset(rsps[0].dataset!, rsps[0].datasetTransferSyntax!);
+    const list = ds.elements.find((e) => e.tag === 0x00080058)!;
+    assert.equal(new TextDecoder().decode(list.value).replace(/\0+$/, ''), failedUid);
+    assert.ok(a.isOpen, 'the association is not aborted');
+    await a.release();
+  } finally {
+    await scp.close();
+  }
+});
+
+test('a request whose command PDVs hold elements outside group 0000 is still a protocol error (A-ABORT)', async () => {
+  const { srv, logger } = await server();
+  try {
+    const peer = await rawPeer(srv.port);
+    peer.send(rawRQ());
+    assert.equal((await peer.nextPdu()).pdu.type, 'A-ASSOCIATE-AC');
+    const command = Buffer.concat([encodeCommand({ CommandField: CommandField.C_ECHO_RQ, MessageID: 1, AffectedSOPClassUID: VERIFICATION_SOP_CLASS, CommandDataSetType: 0x0101 }),
+      implicitUi(0x0008, 0x0058, '1.2.3')]);
+    peer.send(Buffer.concat([encodePDataHeader(1, true, true, command.length), command]));
+    assert.deepEqual((await peer.nextPdu()).pdu, { type: 'A-ABORT', source: 2, reason: 6 });
+    await peer.closed;
+    assert.match(logger.find(/^association aborted/)!.msg, /command set holds element \(0008,0058\) outside group 0000/);
   } finally {
     await srv.close();
   }

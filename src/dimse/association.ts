@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { positionalChunks, ReusableBuffers } from '../io/reusable-buffers.ts';
 import type { PositionalSource } from '../ports/blob-store.ts';
-import { CommandError, CommandField, NO_DATASET, commandName, decodeCommand, encodeCommand, isResponse } from './command.ts';
+import { CommandError, CommandField, NO_DATASET, commandName, decodeCommand, decodeCommandMessage, encodeCommand, isResponse } from './command.ts';
 import type { CommandSet } from './command.ts';
 import { Collector, DatasetSink, DimseError, ResponseQueue } from './message-streams.ts';
 import { PduFramer } from './pdu-framer.ts';
@@ -77,7 +77,14 @@ export interface IncomingRequest {
 
 export interface DimseResponse {
   command: CommandSet;
+  /** The response's data set (identifier), in the context's transfer syntax unless `datasetTransferSyntax` says otherwise. */
   dataset?: Uint8Array;
+  /**
+   * Set when the identifier came inside the command set rather than as a data set (DCMTK-based SCPs such as
+   * Orthanc append a final C-GET/C-MOVE-RSP's Failed SOP Instance UID List to the command): it is then
+   * encoded like the command, Implicit VR Little Endian (1.2.840.10008.1.2).
+   */
+  datasetTransferSyntax?: string;
 }
 
 /** A response: CommandField, MessageIDBeingRespondedTo and AffectedSOPClassUID default from the request. */
@@ -124,12 +131,16 @@ interface IncomingMessage {
   commandChunks: Uint8Array[];
   commandLength: number;
   command?: CommandSet;
+  /** Elements of other groups after the command set (a response's identifier, the DCMTK way). */
+  trailing?: Uint8Array;
   sink?: DatasetSink | Collector;
   onDatasetEnd?: () => void;
   waitConsumed?: Promise<void>;
 }
 
 const MAX_COMMAND_LENGTH = 1024 * 1024;
+/** The command set's encoding (PS3.7 6.3.1). */
+const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 /** Largest PDV sent from a stored object (less when the peer takes smaller PDUs). */
 const SEND_BUFFER_BYTES = 256 * 1024;
 const utf8 = new TextDecoder();
@@ -428,7 +439,11 @@ export class Association {
         const msg = this.#incoming!;
         if (!msg.command) {
           const bytes = concat(msg.commandChunks, msg.commandLength);
-          msg.command = decodeCommand(bytes);
+          const decoded = decodeCommandMessage(bytes);
+          // Only a response may carry its identifier in the command PDVs; in a request it is a protocol error.
+          if (decoded.trailing && !isResponse(decoded.command)) decodeCommand(bytes);
+          msg.command = decoded.command;
+          msg.trailing = decoded.trailing;
           msg.commandChunks.length = 0;
           this.#dispatch(msg);
           if (!msg.sink) this.#incoming = undefined;
@@ -458,12 +473,16 @@ export class Association {
         this.#log.warn(this.#fields({ command: commandName(command.CommandField), messageIdBeingRespondedTo: id }),
           'response to an unknown message ID ignored');
       }
-      const deliver = (dataset?: Uint8Array): void => {
+      const deliver = (dataset?: Uint8Array, datasetTransferSyntax?: string): void => {
         if (!queue) return;
-        queue.push(dataset ? { command, dataset } : { command });
+        queue.push(dataset ? { command, dataset, ...(datasetTransferSyntax ? { datasetTransferSyntax } : {}) } : { command });
         if (queue.finished) this.#pending.delete(id);
       };
-      if (!hasDataset) { deliver(); return; }
+      if (msg.trailing) {
+        this.#log.debug(this.#fields({ command: commandName(command.CommandField), messageIdBeingRespondedTo: id, bytes: msg.trailing.length, hasDataset }),
+          hasDataset ? 'elements after the command set ignored: a data set follows' : 'identifier read from the command set');
+      }
+      if (!hasDataset) { deliver(msg.trailing, msg.trailing ? IMPLICIT_VR_LITTLE_ENDIAN : undefined); return; }
       const collector = new Collector(this.#init.maxResponseDatasetBytes ?? 16 * 1024 * 1024);
       msg.sink = collector;
       msg.onDatasetEnd = () => {

@@ -128,7 +128,34 @@ export function encodeCommand(command: CommandSet): Uint8Array {
   return out;
 }
 
+/** A command set as received: the command, and the elements of other groups that followed it in the same PDVs. */
+export interface DecodedCommand {
+  command: CommandSet;
+  /**
+   * Elements after group 0000 in the command PDVs, as their bytes (Implicit VR Little Endian, the command set's
+   * encoding); undefined when there were none. DCMTK-based SCPs (Orthanc's C-GET and C-MOVE SCP among them)
+   * append the identifier of a final C-GET-RSP/C-MOVE-RSP there, the Failed SOP Instance UID List (0008,0058),
+   * with CommandDataSetType 0x0101, instead of sending it as a data set.
+   */
+  trailing?: Uint8Array;
+}
+
+/** The command set alone; elements outside group 0000 are a CommandError. */
 export function decodeCommand(bytes: Uint8Array): CommandSet {
+  const { command, trailing } = decodeCommandMessage(bytes);
+  if (trailing) {
+    const tag = new DataView(trailing.buffer, trailing.byteOffset, trailing.byteLength);
+    throw new CommandError(`command set holds element (${tag.getUint16(0, true).toString(16).padStart(4, '0')},` +
+      `${tag.getUint16(2, true).toString(16).padStart(4, '0')}) outside group 0000`);
+  }
+  return command;
+}
+
+/**
+ * The command set, and the elements of other groups after it (see DecodedCommand.trailing): the caller decides
+ * whether they may be there (a response's identifier) or not (a request).
+ */
+export function decodeCommandMessage(bytes: Uint8Array): DecodedCommand {
   const q = new ByteQueue();
   q.push(bytes);
   const root: DataSet = { elements: [] };
@@ -140,9 +167,13 @@ export function decodeCommand(bytes: Uint8Array): CommandSet {
     throw new CommandError(`malformed command set: ${(e as Error).message}`);
   }
   const out: Record<string, unknown> = {};
+  let trailingStart: number | undefined;
   for (const el of root.elements) {
-    if (el.tag >>> 16 !== 0) throw new CommandError(`command set holds element (${(el.tag >>> 16).toString(16).padStart(4, '0')},` +
-      `${(el.tag & 0xffff).toString(16).padStart(4, '0')}) outside group 0000`);
+    if (el.tag >>> 16 !== 0) {
+      // Implicit VR: every element header is 8 bytes. Elements are in ascending order, so the rest is not group 0000.
+      trailingStart = el.offset - 8;
+      break;
+    }
     const f = BY_TAG.get(el.tag);
     if (!f || !el.value) continue; // group length and retired elements
     const b = el.value;
@@ -160,7 +191,8 @@ export function decodeCommand(bytes: Uint8Array): CommandSet {
     }
   }
   if (typeof out.CommandField !== 'number') throw new CommandError('command set has no Command Field (0000,0100)');
-  return out as unknown as CommandSet;
+  const command = out as unknown as CommandSet;
+  return trailingStart === undefined ? { command } : { command, trailing: bytes.slice(trailingStart) };
 }
 
 /** A short name for logs: "C-STORE-RQ", "C-FIND-RSP"... */

@@ -8,7 +8,7 @@ import type { JobContext, JobRunner } from '../jobs/job-runner.ts';
 import type { Job } from '../ports/job-queue.ts';
 import { AtriumError } from '../errors.ts';
 import type { DicomClient, QueryLevelName } from '../dimse/services/scu.ts';
-import { statusCategory, describeStatus } from '../dimse/status.ts';
+import { classifyRetrieveError, classifyRetrieveResult, retrieveFailureError } from './retrieve-failures.ts';
 import { COMMITMENT_REPORT_JOB, reportOnNewAssociation, type CommitmentReport } from '../dimse/services/commitment-scp.ts';
 import { outboundTls } from '../dimse/services/tls.ts';
 import type { AuditEventInput, AuditInterface, AuditPrincipal } from '../ports/audit-store.ts';
@@ -66,19 +66,22 @@ export function registerDicomJobs(runner: JobRunner, archive: Archive, client: D
     const p = job.payload;
     // What arrives is recorded by C-STORE as it is stored; this record says who asked for it, from where, with which keys.
     const audit = jobAudit(archive, job, 'import', { origin: { aeTitle: p.source }, query: JSON.stringify({ level: p.level, ...p.keys }) }, []);
+    let result;
     try {
-      const result = await client.retrieve(p.source, p.level, p.keys, p.method, {
+      result = await client.retrieve(p.source, p.level, p.keys, p.method, {
         signal: context.signal, onProgress: async (c) => { await context.heartbeat(c); },
       });
-      const category = statusCategory(result.status);
-      const failure = category === 'failure' || result.failed > 0 ? `C-${p.method.toUpperCase()} from ${p.source}: ${describeStatus(result.status)}, ${result.failed} failed` : null;
-      await audit(failure, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}, ${result.completed} completed`);
-      if (failure) throw new Error(failure);
-      return result;
     } catch (error) {
-      await audit((error as Error).message, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}`);
-      throw error;
+      if (context.signal.aborted) throw error;
+      // Connection refused or a timeout may pass; a rejection or an operation the peer does not offer will not.
+      const failure = classifyRetrieveError(error);
+      await audit(failure.reason, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}`);
+      throw failure.kind === 'permanent' || !(error instanceof Error) ? retrieveFailureError(failure) : error;
     }
+    const failure = classifyRetrieveResult(p.method, p.source, result);
+    await audit(failure?.reason ?? null, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}, ${result.completed} completed`);
+    if (failure) throw retrieveFailureError(failure);
+    return { status: result.status, completed: result.completed, failed: result.failed, warning: result.warning };
   }));
   const tls = outboundTls(archive.config);
   const reportDeps = {

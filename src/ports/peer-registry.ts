@@ -21,13 +21,17 @@ export interface DicomPeer {
   updatedAt: string;
 }
 
-/** A peer as configured or posted: `tls` defaults to false, `description` to null. */
+/**
+ * A peer as configured or posted: `tls` defaults to false, `description` to null, and `operations` to all of
+ * them (listing a peer, in the configuration or through the API, is the decision to trust it; an explicit
+ * list, even an empty one, restricts it).
+ */
 export interface DicomPeerInput {
   aeTitle: string;
   host: string;
   port: number;
   tls?: boolean;
-  operations: DicomOperation[];
+  operations?: DicomOperation[];
   description?: string | null;
 }
 
@@ -76,10 +80,17 @@ export function peerProblems(peer: unknown, where = 'peer'): string[] {
   if (typeof p.host !== 'string' || p.host.trim() === '') problems.push(`${where}.host must be a non-empty host name or address`);
   if (!Number.isInteger(p.port) || (p.port as number) < 1 || (p.port as number) > 65535) problems.push(`${where}.port must be a whole number from 1 to 65535, got "${p.port}"`);
   if (p.tls !== undefined && typeof p.tls !== 'boolean') problems.push(`${where}.tls must be true or false`);
-  if (!Array.isArray(p.operations)) problems.push(`${where}.operations must be a list of ${DICOM_OPERATIONS.join(', ')}`);
+  if (p.operations === undefined) { /* all operations: peerOperations() */ }
+  else if (!Array.isArray(p.operations)) problems.push(`${where}.operations must be a list of ${DICOM_OPERATIONS.join(', ')} (or left out for all of them)`);
   else for (const op of p.operations) {
     if (!DICOM_OPERATIONS.includes(op)) problems.push(`${where}.operations: "${op}" is not one of ${DICOM_OPERATIONS.join(', ')}`);
   }
   if (p.description !== undefined && p.description !== null && typeof p.description !== 'string') problems.push(`${where}.description must be text`);
   return problems;
+}
+
+/** The operations of a peer input, once each in a stable order; all of them when it lists none (one rule for configuration and API). */
+export function peerOperations(peer: Pick<DicomPeerInput, 'operations'>): DicomOperation[] {
+  const listed = peer.operations ?? DICOM_OPERATIONS;
+  return DICOM_OPERATIONS.filter((op) => listed.includes(op));
 }

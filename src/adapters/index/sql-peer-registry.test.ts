@@ -51,6 +51,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual((await peers.list()).map((p) => p.aeTitle), ['AI_NODE']);
     });
 
+    test('a peer put without operations may do all of them, as a configured one does; an empty list restricts it to none', async () => {
+      const all = await peers.upsert({ aeTitle: 'ORTHANC', host: '127.0.0.1', port: 4242 });
+      assert.deepEqual(all.operations, ['echo', 'store', 'find', 'move', 'get', 'commit']);
+      const none = await peers.upsert({ aeTitle: 'ORTHANC', host: '127.0.0.1', port: 4242, operations: [] });
+      assert.deepEqual(none.operations, []);
+      await assert.rejects(peers.upsert({ aeTitle: 'ORTHANC', host: 'h', port: 1, operations: 'echo' as never }),
+        (e: unknown) => isCode('invalid-input')(e) && /operations must be a list .* \(or left out for all of them\)/.test((e as Error).message));
+    });
+
     test('invalid peers are refused with every problem named', async () => {
       await assert.rejects(
         peers.upsert({ aeTitle: 'WAY_TOO_LONG_AE_TITLE', host: '', port: 70000, operations: ['echo', 'teleport' as never] }),

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import { DICOM_OPERATIONS, peerProblems, type DicomOperation, type DicomPeer, type DicomPeerInput, type PeerRegistry } from '../../ports/peer-registry.ts';
+import { peerOperations, peerProblems, type DicomOperation, type DicomPeer, type DicomPeerInput, type PeerRegistry } from '../../ports/peer-registry.ts';
 import { AtriumError } from '../../errors.ts';
 import type { AePeerTable, AtriumDatabase } from './schema.ts';
 import type { Database } from '../../database/database.ts';
@@ -80,8 +80,8 @@ type Normalized = Required<DicomPeerInput>;
 function normalize(peer: DicomPeerInput): Normalized {
   const problems = peerProblems(peer);
   if (problems.length) throw new AtriumError('invalid-input', `invalid DICOM peer: ${problems.join('; ')}`, { problems });
-  // Operations in a stable order, once each.
-  const operations = DICOM_OPERATIONS.filter((op) => peer.operations.includes(op));
+  // Operations in a stable order, once each; all of them when the peer lists none.
+  const operations = peerOperations(peer);
   return {
     aeTitle: peer.aeTitle.trim(), host: peer.host.trim(), port: peer.port, tls: peer.tls ?? false, operations,
     description: peer.description ?? null,

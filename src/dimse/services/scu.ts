@@ -10,9 +10,9 @@ import { toDicomJson, type DicomJsonDataSet } from '../../dicom/dicom-json.ts';
 import { tagOfKeyword, vrOf } from '../../dicom/dictionary.ts';
 import { AtriumError } from '../../errors.ts';
 import type { DicomPeer } from '../../ports/peer-registry.ts';
-import * as TS from '../../dicom/transfer-syntax.ts';
 import { encodeJsonDataset } from './identifier.ts';
-import { handleStore } from './store-scp.ts';
+import { handleStore, storeStatus } from './store-scp.ts';
+import { getStorageContexts } from './get-contexts.ts';
 import { QueryRetrieve, UNCOMPRESSED } from './sop-classes.ts';
 import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
 
@@ -96,23 +96,34 @@ export class DicomClient {
 
   /**
    * Retrieves from the peer into the archive. C-MOVE asks the peer to send to us (the peer must know our AE
-   * title and address); C-GET receives on the same association, offering to be the storage SCP for the
-   * usual image, SR and document classes.
+   * title and address); C-GET receives on the same association, as the storage SCP for the classes the study
+   * holds (SOP Classes in Study, asked by a C-FIND first when the keys name one study and the peer answers)
+   * or else the usual image, SR and document classes, each compressed syntax in a context of its own
+   * (get-contexts.ts) so that objects come back as they are stored.
    */
   async retrieve(aeTitle: string, level: Exclude<QueryLevelName, 'PATIENT'> | 'PATIENT', keys: Record<string, string>, method: 'move' | 'get',
-    options: { signal?: AbortSignal; onProgress?: (c: Partial<SubOperationCounts>) => Promise<void> | void } = {}): Promise<{ status: number; completed: number; failed: number; warning: number }> {
+    options: { signal?: AbortSignal; onProgress?: (c: Partial<SubOperationCounts>) => Promise<void> | void } = {}): Promise<RetrieveResult> {
     const peer = await this.peer(aeTitle);
     const patientRoot = level === 'PATIENT';
     const sopClass = method === 'move'
       ? (patientRoot ? QueryRetrieve.PatientRootMove : QueryRetrieve.StudyRootMove)
       : (patientRoot ? QueryRetrieve.PatientRootGet : QueryRetrieve.StudyRootGet);
     const contexts: RequestedContext[] = [{ abstractSyntax: sopClass, transferSyntaxes: UNCOMPRESSED }];
-    if (method === 'get') contexts.push(...GET_STORAGE_CLASSES.map((c) => ({ abstractSyntax: c, transferSyntaxes: GET_TRANSFER_SYNTAXES, scuRole: false, scpRole: true })));
+    if (method === 'get') contexts.push(...getStorageContexts(await this.#classesToCome(aeTitle, level, keys)));
     const association = await requestAssociation({ ...this.#connection(peer), contexts });
+    // What the sub-operations of a C-GET did on our side: an object that never arrived was not sent by the peer.
+    const stores = { received: 0, failedTransient: 0, failedPermanent: 0 };
     if (method === 'get') {
       association.onRequest(async (request) => {
         if (request.command.CommandField === CommandField.C_STORE_RQ) {
-          await handleStore(request, association, { ingest: this.#archive.ingest, log: this.#log });
+          stores.received++;
+          const result = await handleStore(request, association, { ingest: this.#archive.ingest, log: this.#log });
+          const status = result ? storeStatus(result) : Status.OutOfResources;
+          if (statusCategory(status) === 'failure') {
+            // Out of resources (our storage or index failed) may pass; a malformed or conflicting object will not.
+            if (status === Status.OutOfResources) stores.failedTransient++;
+            else stores.failedPermanent++;
+          }
           return;
         }
         await request.dataset?.discard();
@@ -121,13 +132,16 @@ export class DicomClient {
     }
     try {
       const pc = association.findContext(sopClass);
-      if (!pc) throw new AtriumError('unavailable', `${aeTitle} does not accept C-${method.toUpperCase()} (${sopClass})`);
+      if (!pc) {
+        throw new OperationNotAcceptedError(`${aeTitle} does not accept C-${method.toUpperCase()} (${sopClass}): presentation context rejected` +
+          `${association.contexts[0] ? ` (result ${association.contexts[0].result})` : ''}`);
+      }
       const command = {
         CommandField: method === 'move' ? CommandField.C_MOVE_RQ : CommandField.C_GET_RQ, AffectedSOPClassUID: sopClass, Priority: Priority.Medium,
         MessageID: association.nextMessageId(),
         ...(method === 'move' ? { MoveDestination: this.#archive.config.dicom.aeTitle } : {}),
       };
-      let last = { status: Status.ProcessingFailure as number, completed: 0, failed: 0, warning: 0 };
+      const last: RetrieveResult = { status: Status.ProcessingFailure, completed: 0, failed: 0, warning: 0 };
       const abort = () => {
         // The peer stops between sub-operations and answers with Cancel.
         association.cancel(pc.id, command.MessageID).catch(() => {});
@@ -135,17 +149,74 @@ export class DicomClient {
       options.signal?.addEventListener('abort', abort, { once: true });
       for await (const rsp of association.request(pc.id, command, encodeJsonDataset(identifier(level, keys), pc.transferSyntax))) {
         const c = rsp.command;
-        last = { status: c.Status ?? Status.ProcessingFailure, completed: c.NumberOfCompletedSuboperations ?? last.completed,
-          failed: c.NumberOfFailedSuboperations ?? last.failed, warning: c.NumberOfWarningSuboperations ?? last.warning };
+        last.status = c.Status ?? Status.ProcessingFailure;
+        last.completed = c.NumberOfCompletedSuboperations ?? last.completed;
+        last.failed = c.NumberOfFailedSuboperations ?? last.failed;
+        last.warning = c.NumberOfWarningSuboperations ?? last.warning;
+        if (c.ErrorComment) last.errorComment = c.ErrorComment;
+        if (rsp.dataset && statusCategory(last.status) !== 'pending') {
+          const failed = failedSopInstanceUids(rsp.dataset, rsp.datasetTransferSyntax ?? pc.transferSyntax);
+          if (failed.length) last.failedSopInstanceUids = failed;
+        }
         await options.onProgress?.({ remaining: c.NumberOfRemainingSuboperations, completed: last.completed, failed: last.failed, warning: last.warning });
       }
       options.signal?.removeEventListener('abort', abort);
       await association.release();
+      if (method === 'get') last.stores = stores;
       return last;
     } catch (error) {
       if (association.isOpen) association.abort();
       throw error;
     }
+  }
+
+  /**
+   * The SOP classes a C-GET may bring: those of the study (SOP Classes in Study from the peer), for a retrieve
+   * of one study or of series or instances of one study (Study Root keys name it); undefined when not known.
+   */
+  async #classesToCome(aeTitle: string, level: QueryLevelName, keys: Record<string, string>): Promise<string[] | undefined> {
+    const study = keys.StudyInstanceUID ?? keys['0020000D'] ?? keys['0020000d'];
+    if (level === 'PATIENT' || !study || study.includes('\\') || /[*?]/.test(study)) return undefined;
+    try {
+      const [match] = await this.find(aeTitle, 'STUDY', { StudyInstanceUID: study, SOPClassesInStudy: '' });
+      const classes = (match?.['00080062']?.Value ?? []).filter((v): v is string => typeof v === 'string' && /^[0-9.]+$/.test(v));
+      return classes.length ? classes : undefined;
+    } catch (error) {
+      this.#log.debug({ peer: aeTitle, err: (error as Error).message }, 'C-GET: SOP Classes in Study not known; proposing the default storage classes');
+      return undefined;
+    }
+  }
+}
+
+/** The outcome of a C-MOVE or C-GET: the final status and sub-operation counts, and what the peer said failed. */
+export interface RetrieveResult {
+  status: number;
+  completed: number;
+  failed: number;
+  warning: number;
+  /** The Failed SOP Instance UID List (0008,0058) of the final response. */
+  failedSopInstanceUids?: string[];
+  /** Error Comment (0000,0902) of the last response, when the peer gave one. */
+  errorComment?: string;
+  /** C-GET: the C-STORE sub-operations that reached Atrium, and those Atrium failed (transiently: out of resources; or not). */
+  stores?: { received: number; failedTransient: number; failedPermanent: number };
+}
+
+/** The peer does not accept the operation (its presentation context was rejected): asking again will not change that. */
+export class OperationNotAcceptedError extends AtriumError {
+  constructor(message: string) {
+    super('unavailable', message);
+    this.name = 'OperationNotAcceptedError';
+  }
+}
+
+function failedSopInstanceUids(dataset: Uint8Array, transferSyntax: string): string[] {
+  try {
+    const el = parseDataset(dataset, transferSyntax).elements.find((e) => e.tag === 0x00080058);
+    if (!el?.value) return [];
+    return new TextDecoder('latin1').decode(el.value).replace(/[\0 ]+$/, '').split('\\').map((u) => u.trim()).filter(Boolean);
+  } catch {
+    return [];
   }
 }
 
@@ -161,21 +232,3 @@ function identifier(level: QueryLevelName, keys: Record<string, string>): DicomJ
   }
   return ds;
 }
-
-/** Storage classes offered for C-GET (at most 127 contexts remain beside the C-GET one). */
-const GET_STORAGE_CLASSES = [
-  '1.2.840.10008.5.1.4.1.1.1', '1.2.840.10008.5.1.4.1.1.1.1', '1.2.840.10008.5.1.4.1.1.1.2', '1.2.840.10008.5.1.4.1.1.1.3',
-  '1.2.840.10008.5.1.4.1.1.2', '1.2.840.10008.5.1.4.1.1.2.1', '1.2.840.10008.5.1.4.1.1.3.1', '1.2.840.10008.5.1.4.1.1.4',
-  '1.2.840.10008.5.1.4.1.1.4.1', '1.2.840.10008.5.1.4.1.1.6.1', '1.2.840.10008.5.1.4.1.1.7', '1.2.840.10008.5.1.4.1.1.7.1',
-  '1.2.840.10008.5.1.4.1.1.7.2', '1.2.840.10008.5.1.4.1.1.7.3', '1.2.840.10008.5.1.4.1.1.7.4', '1.2.840.10008.5.1.4.1.1.12.1',
-  '1.2.840.10008.5.1.4.1.1.12.2', '1.2.840.10008.5.1.4.1.1.20', '1.2.840.10008.5.1.4.1.1.128', '1.2.840.10008.5.1.4.1.1.130',
-  '1.2.840.10008.5.1.4.1.1.481.1', '1.2.840.10008.5.1.4.1.1.481.2', '1.2.840.10008.5.1.4.1.1.481.3', '1.2.840.10008.5.1.4.1.1.481.5',
-  '1.2.840.10008.5.1.4.1.1.88.11', '1.2.840.10008.5.1.4.1.1.88.22', '1.2.840.10008.5.1.4.1.1.88.33', '1.2.840.10008.5.1.4.1.1.88.67',
-  '1.2.840.10008.5.1.4.1.1.104.1', '1.2.840.10008.5.1.4.1.1.66.4', '1.2.840.10008.5.1.4.1.1.11.1', '1.2.840.10008.5.1.4.1.1.9.1.1',
-  '1.2.840.10008.5.1.4.1.1.77.1.6', '1.2.840.10008.5.1.4.1.1.13.1.3',
-];
-const GET_TRANSFER_SYNTAXES = [
-  TS.ExplicitVRLittleEndian, TS.ImplicitVRLittleEndian, TS.JPEGLossless, TS.JPEGLosslessSV1, TS.JPEGBaseline8Bit, TS.JPEG2000Lossless,
-  TS.JPEG2000, TS.JPEGLSLossless, TS.RLELossless, TS.DeflatedExplicitVRLittleEndian,
-];
-

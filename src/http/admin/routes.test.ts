@@ -137,6 +137,10 @@ test('DICOM peers: create, read, replace, delete; invalid ones refused', async (
   assert.equal((await json(created)).source, 'api');
   assert.deepEqual((await json(fetch(`${base}/api/dicom/peers/WORKSTATION1`))).operations, ['echo', 'find', 'move']);
   assert.equal((await json(put('WORKSTATION1', { host: '127.0.0.1', port: 104, operations: ['echo'] }))).port, 104);
+  const defaulted = await put('ORTHANC', { host: '127.0.0.1', port: 4242 });
+  assert.equal(defaulted.status, 200, 'operations may be left out, as in dicom.peers');
+  assert.deepEqual((await json(defaulted)).operations, ['echo', 'store', 'find', 'move', 'get', 'commit']);
+  assert.equal((await fetch(`${base}/api/dicom/peers/ORTHANC`, { method: 'DELETE' })).status, 204);
   const bad = await put('WORKSTATION2', { host: '127.0.0.1', port: 70000, operations: ['fly'] });
   assert.equal(bad.status, 400);
   assert.match((await json(bad)).detail, /port|operations/);
