@@ -21,7 +21,7 @@ import ts from 'typescript';
 /** Debian packages the tests drive as real peers (command -> package). */
 export const DEBIAN_TOOLS: Record<string, string> = {
   echoscu: 'dcmtk', storescu: 'dcmtk', findscu: 'dcmtk', movescu: 'dcmtk', getscu: 'dcmtk', storescp: 'dcmtk',
-  dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl', chromium: 'chromium', haproxy: 'haproxy',
+  dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl', chromium: 'chromium', haproxy: 'haproxy', Orthanc: 'orthanc',
 };
 
 /** Programs a unit test may run besides Node. */
