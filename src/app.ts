@@ -25,6 +25,7 @@ import { IngestService } from './archive/ingest.ts';
 import { RetrieveService } from './archive/retrieve.ts';
 import { DeletionService } from './archive/deletion.ts';
 import type { JobQueue } from './ports/job-queue.ts';
+import { JobRunner, type JobRunnerOptions } from './jobs/job-runner.ts';
 import type { PeerRegistry } from './ports/peer-registry.ts';
 import { SqlJobQueue } from './adapters/index/sql-job-queue.ts';
 import { SqlPeerRegistry } from './adapters/index/sql-peer-registry.ts';
@@ -168,6 +169,13 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   archive.eventHandlers = archive.modules.flatMap((m) => m.eventHandlers?.(archive) ?? []);
   archive.dimseServices = archive.modules.flatMap((m) => m.dimseServices?.(archive) ?? []);
   return archive;
+}
+
+/** A runner of the archive's durable jobs with every module's handlers (`atrium serve`, and CLI commands that queue jobs). */
+export function jobRunner(archive: Archive, options: Omit<JobRunnerOptions, 'queue' | 'log'> = {}): JobRunner {
+  const runner = new JobRunner({ ...options, queue: archive.jobs, log: archive.log });
+  for (const module of archive.modules) runner.registerAll(module.jobHandlers?.(archive) ?? {});
+  return runner;
 }
 
 /** The dispatcher of the archive's events to its modules' handlers (run by `atrium serve`). */

@@ -1,10 +1,9 @@
 import type { AtriumConfig } from '../config/config.ts';
-import { openArchive } from '../app.ts';
+import { jobRunner, openArchive } from '../app.ts';
 import { DicomClient, type QueryLevelName } from '../dimse/services/scu.ts';
-import { registerDicomJobs, RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../exchange/dicom-jobs.ts';
+import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../exchange/dicom-jobs.ts';
 import { hostname, userInfo } from 'node:os';
 import { outboundTls } from '../dimse/services/tls.ts';
-import { JobRunner } from '../jobs/job-runner.ts';
 import type { Job } from '../ports/job-queue.ts';
 
 /** `atrium echo <AE>`: C-ECHO a known peer. */
@@ -44,8 +43,7 @@ export async function queryCommand(config: AtriumConfig, aeTitle: string, level:
  */
 export async function jobCommand(config: AtriumConfig, type: typeof SEND_JOB | typeof RETRIEVE_JOB, payload: SendPayload | RetrievePayload): Promise<number> {
   const archive = await openArchive({ ...config, log: { level: 'warn' } });
-  const runner = new JobRunner({ queue: archive.jobs, log: archive.log, pollIntervalMs: 200 });
-  registerDicomJobs(runner, archive, new DicomClient(archive, { tls: outboundTls(config) }));
+  const runner = jobRunner(archive, { pollIntervalMs: 200 });
   try {
     // One attempt here: a failure is reported at once, and the job stays queued for the server's retries.
     // The audit trail names the operating-system account that ran the command.

@@ -1,17 +1,14 @@
 import type { AtriumConfig } from '../config/config.ts';
-import { eventDispatcher, openArchive } from '../app.ts';
+import { eventDispatcher, jobRunner, openArchive } from '../app.ts';
 import { createHttpServer } from '../http/server.ts';
 import { startDicomService } from '../dimse/services/dicom-service.ts';
 import { DicomClient } from '../dimse/services/scu.ts';
-import { registerDicomJobs } from '../exchange/dicom-jobs.ts';
-import { JobRunner } from '../jobs/job-runner.ts';
 import { outboundTls } from '../dimse/services/tls.ts';
 
 export async function serveCommand(config: AtriumConfig): Promise<void> {
   const archive = await openArchive(config, { firstRunSetup: true });
   const client = new DicomClient(archive, { tls: outboundTls(config) });
-  const runner = new JobRunner({ queue: archive.jobs, log: archive.log.child({ component: 'jobs' }) });
-  registerDicomJobs(runner, archive, client);
+  const runner = jobRunner(archive);
   const http = await createHttpServer(archive, { client, onJobQueued: () => runner.wake() });
   const dicom = await startDicomService(archive);
   runner.start();

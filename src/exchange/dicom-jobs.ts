@@ -4,7 +4,7 @@
  * uses as a client, so that the transport knows nothing of the job queue.
  */
 import type { Archive } from '../app.ts';
-import type { JobContext, JobRunner } from '../jobs/job-runner.ts';
+import type { JobContext, JobHandler } from '../jobs/job-runner.ts';
 import type { Job } from '../ports/job-queue.ts';
 import { AtriumError } from '../errors.ts';
 import type { DicomClient, QueryLevelName } from '../dimse/services/scu.ts';
@@ -42,10 +42,10 @@ export const RETRIEVE_JOB = 'dicom.retrieve';
  * is down or some sub-operations failed, visible at /api/jobs, and resumed after a restart. So do Storage
  * Commitment results that could not be delivered at once (queued by the commitment SCP).
  */
-export function registerDicomJobs(runner: JobRunner, archive: Archive, client: DicomClient): void {
+export function dicomJobHandlers(archive: DicomJobDeps, client: DicomClient): Readonly<Record<string, JobHandler>> {
   // The transfer itself is audited when it happens (what reached the peer, with the outcome); the request
   // was audited when it was made.
-  runner.register<SendPayload>(SEND_JOB, final(async (job, context) => {
+  const send = final<SendPayload>(async (job, context) => {
     const uids = await instancesToSend(archive, job.payload);
     const audit = jobAudit(archive, job, 'export', { destination: { aeTitle: job.payload.destination } }, await studiesOf(archive, job.payload, uids));
     try {
@@ -61,8 +61,8 @@ export function registerDicomJobs(runner: JobRunner, archive: Archive, client: D
       await audit((error as Error).message, `job ${job.id}: sending ${uids.length} instances to ${job.payload.destination}`);
       throw error;
     }
-  }));
-  runner.register<RetrievePayload>(RETRIEVE_JOB, final(async (job, context) => {
+  });
+  const retrieve = final<RetrievePayload>(async (job, context) => {
     const p = job.payload;
     // What arrives is recorded by C-STORE as it is stored; this record says who asked for it, from where, with which keys.
     const audit = jobAudit(archive, job, 'import', { origin: { aeTitle: p.source }, query: JSON.stringify({ level: p.level, ...p.keys }) }, []);
@@ -82,23 +82,27 @@ export function registerDicomJobs(runner: JobRunner, archive: Archive, client: D
     await audit(failure?.reason ?? null, `job ${job.id}: C-${p.method.toUpperCase()} from ${p.source}, ${result.completed} completed`);
     if (failure) throw retrieveFailureError(failure);
     return { status: result.status, completed: result.completed, failed: result.failed, warning: result.warning };
-  }));
+  });
   const tls = outboundTls(archive.config);
   const reportDeps = {
     applicationEntities: archive.applicationEntities, log: archive.log.child({ transport: 'dimse' }), aeTitle: archive.config.dicom.aeTitle,
     outbound: { maxPduLength: archive.config.dicom.maxPduLength, ...(tls ? { tls } : {}) },
   };
-  runner.register<CommitmentReport>(COMMITMENT_REPORT_JOB, final(async (job) => {
+  const commitmentReport = final<CommitmentReport>(async (job) => {
     await reportOnNewAssociation(job.payload, reportDeps);
     return { delivered: job.payload.requester, transactionUid: job.payload.transactionUid, eventTypeId: job.payload.eventTypeId };
-  }));
+  });
+  return { [SEND_JOB]: send, [RETRIEVE_JOB]: retrieve, [COMMITMENT_REPORT_JOB]: commitmentReport };
 }
+
+/** What the DICOM jobs use of the archive. */
+export type DicomJobDeps = Pick<Archive, 'config' | 'log' | 'index' | 'audit' | 'applicationEntities'>;
 
 /**
  * The audit record of one run of a job: the returned function writes it (null failure: success); only
  * its first call counts, so a catch-all after a recorded outcome adds nothing.
  */
-function jobAudit(archive: Archive, job: Job<JobRequester>, action: 'export' | 'import',
+function jobAudit(archive: DicomJobDeps, job: Job<JobRequester>, action: 'export' | 'import',
   extra: Pick<AuditEventInput, 'origin' | 'destination' | 'query'>, studies: string[]) {
   let done = false;
   return async (failure: string | null, detail: string) => {
@@ -114,7 +118,7 @@ function jobAudit(archive: Archive, job: Job<JobRequester>, action: 'export' | '
 }
 
 /** The studies a send touches. */
-async function studiesOf(archive: Archive, payload: SendPayload, uids: string[]): Promise<string[]> {
+async function studiesOf(archive: DicomJobDeps, payload: SendPayload, uids: string[]): Promise<string[]> {
   if (payload.studyInstanceUid) return [payload.studyInstanceUid];
   if (payload.seriesInstanceUid) {
     const series = await archive.index.getSeries(payload.seriesInstanceUid);
@@ -128,7 +132,7 @@ async function studiesOf(archive: Archive, payload: SendPayload, uids: string[])
   return [...studies];
 }
 
-async function instancesToSend(archive: Archive, payload: SendPayload): Promise<string[]> {
+async function instancesToSend(archive: DicomJobDeps, payload: SendPayload): Promise<string[]> {
   if (payload.sopInstanceUids?.length) return payload.sopInstanceUids;
   const uids: string[] = [];
   const series = payload.seriesInstanceUid ? [payload.seriesInstanceUid]

@@ -21,7 +21,7 @@ import { startDicomService, type DicomService } from '../dimse/services/dicom-se
 import { DicomClient } from '../dimse/services/scu.ts';
 import { JobRunner } from '../jobs/job-runner.ts';
 import { createHttpServer } from '../http/server.ts';
-import { registerDicomJobs } from './dicom-jobs.ts';
+import { dicomJobHandlers } from './dicom-jobs.ts';
 import { syntheticSeries } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
 import type { Job } from '../ports/job-queue.ts';
@@ -43,7 +43,7 @@ before(async () => {
   dicom = await startDicomService(t.archive, { port: 0 });
   const client = new DicomClient(t.archive);
   runner = new JobRunner({ queue: t.archive.jobs, log: t.archive.log, pollIntervalMs: 50 });
-  registerDicomJobs(runner, t.archive, client);
+  runner.registerAll(dicomJobHandlers(t.archive, client));
   await runner.start();
   http = await createHttpServer(t.archive, { client, onJobQueued: () => runner.wake() });
   base = await http.listen({ host: '127.0.0.1', port: 0 });

@@ -80,6 +80,12 @@ export class JobRunner {
     return this;
   }
 
+  /** Registers a table of handlers (a module's `jobHandlers`): job type -> handler. */
+  registerAll(handlers: Readonly<Record<string, JobHandler>>): this {
+    for (const [type, handler] of Object.entries(handlers)) this.register(type, handler);
+    return this;
+  }
+
   get types(): string[] {
     return [...this.#handlers.keys()];
   }

@@ -5,6 +5,7 @@ import type { DimseService } from '../dimse/services/dimse-service.ts';
 import type { ConfigSection } from '../config/config.ts';
 import type { RouteRules } from '../security/route-rule.ts';
 import type { FastifyInstance } from 'fastify';
+import type { JobHandler } from '../jobs/job-runner.ts';
 
 /**
  * One area of Atrium as the composition root installs it (app.ts lists them): its tables, its reactions to
@@ -21,6 +22,8 @@ export interface AtriumModule {
   eventHandlers?(archive: Archive): readonly EventHandler[];
   /** Its DIMSE services (Modality Worklist, MPPS ...), offered on Atrium's DICOM listeners beside the others. */
   dimseServices?(archive: Archive): readonly DimseService[];
+  /** Its durable jobs: job type (`<module>.<what>`) -> handler, run by every node's job runner. */
+  jobHandlers?(archive: Archive): Readonly<Record<string, JobHandler>>;
   /** Its part of the configuration (`ris` in atrium.json, ATRIUM_RIS_* ...), read with `sectionOf(config, section)`. */
   config?: ConfigSection;
   /**

@@ -26,7 +26,7 @@ import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
 import { JobRunner } from '../../jobs/job-runner.ts';
 import { encodeJsonDataset } from './identifier.ts';
 import { COMMITMENT_REPORT_JOB, type CommitmentReport } from './commitment-scp.ts';
-import { registerDicomJobs } from '../../exchange/dicom-jobs.ts';
+import { dicomJobHandlers } from '../../exchange/dicom-jobs.ts';
 import { DicomClient } from './scu.ts';
 import { StorageCommitmentPushModel, StorageCommitmentPushModelInstance } from './sop-classes.ts';
 
@@ -200,7 +200,7 @@ test('a requester that is not listening gets the result from a retry job once it
   assert.equal(warning.level, 40, 'a warning');
 
   const runner = new JobRunner({ queue: t.archive.jobs, log: t.archive.log, pollIntervalMs: 50 });
-  registerDicomJobs(runner, t.archive, new DicomClient(t.archive));
+  runner.registerAll(dicomJobHandlers(t.archive, new DicomClient(t.archive)));
   let requester: RequesterAcceptor | undefined;
   try {
     // Still not listening: the attempt fails and is scheduled again later.

@@ -12,7 +12,7 @@ import { createTestArchive, type TestArchive } from '../../../test/support/archi
 import { startStorescp, runTool, freePort, waitForPort, filesIn, readPart10, parsePart10, collect, killAllChildren } from '../../../test/support/dcmtk.ts';
 import { startDicomService, type DicomService } from './dicom-service.ts';
 import { DicomClient } from './scu.ts';
-import { registerDicomJobs, SEND_JOB } from '../../exchange/dicom-jobs.ts';
+import { dicomJobHandlers, SEND_JOB } from '../../exchange/dicom-jobs.ts';
 import { JobRunner } from '../../jobs/job-runner.ts';
 import type { Job } from '../../ports/job-queue.ts';
 import { syntheticSeries } from '../../synthetic/synthetic-instance.ts';
@@ -55,7 +55,7 @@ test('a study is sent to DCMTK storescp as a durable job, data sets byte-identic
   assert.equal((await client.echo(scp.aeTitle)).status, 0);
 
   const runner = new JobRunner({ queue: t.archive.jobs, log: t.archive.log, pollIntervalMs: 50 });
-  registerDicomJobs(runner, t.archive, client);
+  runner.registerAll(dicomJobHandlers(t.archive, client));
   const requestedBy = { kind: 'user' as const, id: 'tech1', displayName: 'tech1', roles: ['technologist'] };
   const job = await t.archive.jobs.enqueue(SEND_JOB, { destination: scp.aeTitle, studyInstanceUid, requestedBy, requestedThrough: 'rest' });
   runner.start();
@@ -88,7 +88,7 @@ test('a send to an unreachable peer is retried, not lost', async () => {
   const port = await freePort();
   await t.archive.peers.upsert({ aeTitle: 'NOWHERE', host: '127.0.0.1', port, operations: [] });
   const runner = new JobRunner({ queue: t.archive.jobs, log: t.archive.log, pollIntervalMs: 50 });
-  registerDicomJobs(runner, t.archive, client);
+  runner.registerAll(dicomJobHandlers(t.archive, client));
   const study = (await t.archive.index.listStudies({}, { limit: 1, offset: 0 })).items[0];
   const job = await t.archive.jobs.enqueue(SEND_JOB, { destination: 'NOWHERE', studyInstanceUid: study.studyInstanceUid });
   runner.start();
