@@ -4,6 +4,7 @@ import { AtriumError } from '../../errors.ts';
 import type { AuditFilter } from '../../ports/audit-store.ts';
 import { AUDIT_EXPORT_FORMATS, EXPORT_CONTENT_TYPES, normalizeFilter, type AuditExportFormat, type AuditService } from '../../audit/audit-service.ts';
 import { page, type Query } from './paging.ts';
+import { attachmentDisposition } from '../../io/header-value.ts';
 
 export interface AuditRouteOptions {
   /** Authorization: runs before every audit route (the trail is for auditors, not every user). */
@@ -34,7 +35,7 @@ export async function auditRoutes(app: FastifyInstance, deps: { audit: AuditServ
     const filter = normalizeFilter(filterOf(req.query));
     return reply
       .type(`${EXPORT_CONTENT_TYPES[format]}; charset=utf-8`)
-      .header('content-disposition', `attachment; filename="audit.${EXTENSIONS[format]}"`)
+      .header('content-disposition', attachmentDisposition(`audit.${EXTENSIONS[format]}`))
       .header('cache-control', 'no-store')
       .send(Readable.from(audit.export(filter, format)));
   });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { auditStored } from '../../audit/http-request-audit.ts';
 import { found, page, type Params, type Query } from './paging.ts';
+import { attachmentDisposition } from '../../io/header-value.ts';
 
 /** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
 export async function adminRoutes(app: FastifyInstance, archive: Archive): Promise<void> {
@@ -39,7 +40,7 @@ export async function adminRoutes(app: FastifyInstance, archive: Archive): Promi
     return reply
       .type('application/dicom')
       .header('content-length', instance.sizeBytes)
-      .header('content-disposition', `attachment; filename="${instance.sopInstanceUid}.dcm"`)
+      .header('content-disposition', attachmentDisposition(`${instance.sopInstanceUid}.dcm`))
       .header('etag', `"${instance.sha256}"`)
       .send(bytes);
   });
