@@ -127,6 +127,10 @@ describe('bad input fuzzing: STOW-RS, C-STORE, import, the DIMSE port', { timeou
   after(async () => {
     if (sampler) clearInterval(sampler);
     await dicom?.close();
+    // Seen now and then, not caused by the fuzzing: the WADO-RS response of a single instance (application/dicom,
+    // SC_rgb_rle.dcm) is read whole by the client but never ended on the server, and app.close() then waits for
+    // the keep-alive timeout (72 s). Left to the read path; the connections are closed here so the test stays short.
+    web?.app.server.closeAllConnections();
     await web?.close();
     await t?.cleanup();
     killAllChildren();
