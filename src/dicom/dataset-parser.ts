@@ -61,6 +61,11 @@ const MAX_OFFSET_TABLE = 16 * 1024 * 1024;
 // A value that is not bulk data by nature and still claims more than this is garbage (PS3.5 has no VR but the
 // binary and unlimited-text ones that can hold this much).
 const SANE_NON_BULK_LENGTH = 1024 * 1024;
+// Sequences nested deeper than this are refused. The parser has no limit of its own (an explicit stack), but
+// what reads the data set afterwards recurses (the DICOM JSON model, JSON.stringify, the writers): 20,000
+// nested undefined-length sequences, 320 KB of input, overflowed the call stack of an import. Real objects
+// nest a handful of levels (SR content trees a few dozen at most).
+export const MAX_SEQUENCE_DEPTH = 128;
 const BULK_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN', 'UT', 'UC', 'UR', 'LT', 'ST']);
 
 export class DatasetParser {
@@ -206,6 +211,7 @@ export class DatasetParser {
         if (!f.explicitVR && vr !== 'SQ' && tag !== PixelData) el.vr = 'SQ';
         if (tag === PixelData && !f.explicitVR) return this.startFragments(f, el);
         el.items = [];
+        this.checkDepth(tag, start);
         this.stack.push({
           kind: 'seq', el,
           explicitVR: implicitItems ? false : f.explicitVR,
@@ -218,6 +224,7 @@ export class DatasetParser {
     this.checkWithin(f.end, offset + length, tag, start);
     if (vr === 'SQ') {
       el.items = [];
+      this.checkDepth(tag, start);
       this.stack.push({ kind: 'seq', el, end: offset + length, explicitVR: f.explicitVR, littleEndian: f.littleEndian });
       return true;
     }
@@ -225,6 +232,14 @@ export class DatasetParser {
     if (!keep) el.bulk = true;
     this.pending = { el, keep, remaining: length, declared: length, offsetTable: false };
     return true;
+  }
+
+  private checkDepth(tag: number, start: number): void {
+    let depth = 0;
+    for (const frame of this.stack) if (frame.kind === 'seq') depth++;
+    if (depth >= MAX_SEQUENCE_DEPTH) {
+      throw new DicomParseError('NESTING_TOO_DEEP', `${describeTag(tag)} at offset ${start} opens a sequence nested ${depth + 1} deep; at most ${MAX_SEQUENCE_DEPTH} levels are read`, start, tag);
+    }
   }
 
   private startFragments(f: DataSetFrame, el: DataElement): boolean {

@@ -18,6 +18,8 @@ export type DicomParseErrorCode =
   | 'DELIMITER_MISMATCH'
   /** The deflated data set (PS3.5 A.5) is not a valid deflate stream. */
   | 'DEFLATE_ERROR'
+  /** Sequences nested deeper than the reader goes (dataset-parser.ts MAX_SEQUENCE_DEPTH). */
+  | 'NESTING_TOO_DEEP'
   /** Encodings that are legal but not handled (e.g. Implicit VR Big Endian). */
   | 'UNSUPPORTED'
   /** push() after end(), or end() twice. */

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { addVary } from './accept.ts';
+import { headerText } from '../io/header-value.ts';
 
 /** Any origin, the default: the data is behind credentials anyway, and viewers live elsewhere. */
 export const DEFAULT_CORS_ORIGINS: readonly string[] = ['*'];
@@ -40,7 +41,7 @@ export function registerPreflight(scope: FastifyInstance, origins: readonly stri
   scope.options('/*', async (request, reply) => {
     if (allowedOrigin(origins, request.headers.origin) !== undefined) {
       reply.header('access-control-allow-methods', ALLOWED_METHODS)
-        .header('access-control-allow-headers', String(request.headers['access-control-request-headers'] ?? 'Accept, Authorization, Content-Type'))
+        .header('access-control-allow-headers', headerText(String(request.headers['access-control-request-headers'] ?? 'Accept, Authorization, Content-Type'), 1000))
         .header('access-control-max-age', '600');
     }
     return reply.status(204).send();

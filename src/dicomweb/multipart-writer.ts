@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable, type Writable } from 'node:stream';
 import type { PositionalSource } from '../ports/blob-store.ts';
 import { positionalChunks, ReusableBuffers } from '../io/reusable-buffers.ts';
+import { headerUrl } from '../io/header-value.ts';
 
 export type BodySource = Uint8Array | AsyncIterable<Uint8Array> | PositionalSource;
 
@@ -34,7 +35,7 @@ async function* multipartSources(parts: Iterable<Part> | AsyncIterable<Part>, bo
   for await (const part of parts) {
     let head = `--${boundary}\r\nContent-Type: ${part.contentType}\r\n`;
     if (part.length !== undefined) head += `Content-Length: ${part.length}\r\n`;
-    if (part.location) head += `Content-Location: ${part.location}\r\n`;
+    if (part.location) head += `Content-Location: ${headerUrl(part.location)}\r\n`;
     yield encoder.encode(head + '\r\n');
     yield typeof part.body === 'function' ? await part.body() : part.body;
     yield encoder.encode('\r\n');

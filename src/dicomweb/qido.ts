@@ -11,6 +11,7 @@ import { rangeCovers, requestAccept, sendText } from './accept.ts';
 import { multipartContentType, multipartStream, newBoundary } from './multipart-writer.ts';
 import { badRequest, notAcceptable } from './problem.ts';
 import type { DicomwebContext } from './context.ts';
+import { serviceWarningValue } from '../io/header-value.ts';
 
 export type SearchLevel = 'STUDY' | 'SERIES' | 'IMAGE';
 
@@ -91,7 +92,7 @@ export function searchHandler(ctx: DicomwebContext, level: SearchLevel) {
     }
     // Query/Retrieve Level is C-FIND's, not part of a QIDO-RS answer; RetrieveURL is QIDO's.
     for (let i = 0; i < matches.length; i++) matches[i] = withRetrieveUrl(matches[i], level, base);
-    if (warnings.length > 0) reply.header('warning', warnings.map((w) => `299 ${base}: ${w}`));
+    if (warnings.length > 0) reply.header('warning', warnings.map((w) => serviceWarningValue(base, w)));
 
     if (format === 'json') return await sendText(request, reply, 'application/dicom+json', JSON.stringify(matches));
     // PS3.18 10.6.3.3.2: one XML part per match.

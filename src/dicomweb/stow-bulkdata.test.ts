@@ -218,7 +218,9 @@ describe('STOW-RS metadata and bulk data', () => {
     assert.equal(failed.length, 1);
     assert.equal(failed[0]['00081197'].Value[0], FailureReason.MissingBulkData);
     assert.equal(failed[0]['00081155'].Value[0], '1.2.826.0.1.3680043.8.498.777');
-    assert.match(r.warning ?? '', /data set 1 of the metadata.*missing bulk data: no part has the Content-Location http:\/\/elsewhere\.example\/nothing-here/);
+    // The URI is text of the request: in the body, not in the header field.
+    assert.match(r.warning ?? '', /data set 1 of the metadata.*missing bulk data: 1 BulkDataURI\(s\) name no part of the request/);
+    assert.match(failed[0]['00091001'].Value[0], /no part has the Content-Location http:\/\/elsewhere\.example\/nothing-here/);
     assert.equal(r.json['00081199'].Value[0]['00081155'].Value[0], '1.2.826.0.1.3680043.8.498.778');
     assert.equal((await target.archive.index.statistics()).instances, before + 1);
     assert.equal((await target.archive.index.statistics()).quarantined, 0, 'nothing reached ingest for the failed one');

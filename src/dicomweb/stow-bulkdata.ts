@@ -198,7 +198,8 @@ async function storeDataset(archive: DicomwebServices, json: DicomJsonDataSet, n
     studyInstanceUid: firstString(json, '0020000D'), seriesInstanceUid: firstString(json, '0020000E'),
   };
   if (expectedStudy !== undefined && ids.studyInstanceUid && ids.studyInstanceUid !== expectedStudy) {
-    return failure(n, ids, FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${ids.studyInstanceUid} differs from the ${expectedStudy} of the request URL; not stored`);
+    return failure(n, ids, FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${ids.studyInstanceUid} differs from the ${expectedStudy} of the request URL; not stored`,
+      `Study Instance UID differs from the ${expectedStudy} of the request URL; not stored`);
   }
 
   let elements: DataElement[];
@@ -208,7 +209,7 @@ async function storeDataset(archive: DicomwebServices, json: DicomJsonDataSet, n
     // File Meta Information is written here, for this object; group 0002 in the metadata describes another file.
     elements = fromDicomJson(own, { resolveBulkData: () => undefined }).filter((el) => el.tag >>> 16 !== 0x0002);
   } catch (error) {
-    return failure(n, ids, FailureReason.CannotUnderstand, `the data set cannot be encoded: ${(error as Error).message}`);
+    return failure(n, ids, FailureReason.CannotUnderstand, `the data set cannot be encoded: ${(error as Error).message}`, 'the data set cannot be encoded');
   }
 
   // Bulk data: each BulkDataURI to its spooled part(s).
@@ -232,17 +233,21 @@ async function storeDataset(archive: DicomwebServices, json: DicomJsonDataSet, n
       missing.push(pixelReference.uri);
     } else {
       const pixel = pixelValue(parts, frames);
-      if ('refusal' in pixel) return failure(n, ids, FailureReason.CannotUnderstand, pixel.refusal);
+      if ('refusal' in pixel) return failure(n, ids, FailureReason.CannotUnderstand, pixel.refusal, 'the Pixel Data parts cannot be stored as sent');
       transferSyntaxUid = pixel.transferSyntaxUid;
       values.set(pathKey([PixelData]), pixel.value);
     }
   }
   if (missing.length > 0) {
-    return failure(n, ids, FailureReason.MissingBulkData, `missing bulk data: no part has the Content-Location ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` (and ${missing.length - 3} more)` : ''}`);
+    return failure(n, ids, FailureReason.MissingBulkData, `missing bulk data: no part has the Content-Location ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ` (and ${missing.length - 3} more)` : ''}`,
+      `missing bulk data: ${missing.length} BulkDataURI(s) name no part of the request`);
   }
   if (json['7FE00010']) {
     const absent = IMAGE_PIXEL_KEYWORDS.filter(([key]) => json[key]?.Value === undefined || json[key].Value!.length === 0).map(([, keyword]) => keyword);
-    if (absent.length > 0) return failure(n, ids, FailureReason.DataSetDoesNotMatchSopClass, `Pixel Data without ${absent.join(', ')} (Image Pixel module)`);
+    if (absent.length > 0) {
+      const reason = `Pixel Data without ${absent.join(', ')} (Image Pixel module)`;
+      return failure(n, ids, FailureReason.DataSetDoesNotMatchSopClass, reason, reason);
+    }
   }
 
   const meta = encodeFileMeta({ mediaStorageSOPClassUID: ids.sopClassUid ?? '', mediaStorageSOPInstanceUID: ids.sopInstanceUid ?? '', transferSyntaxUID: transferSyntaxUid });

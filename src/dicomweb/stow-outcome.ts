@@ -29,7 +29,13 @@ export interface StowOutcome {
   seriesInstanceUid: string | null;
   /** Set on failure. */
   failureReason?: number;
+  /** The whole reason, which may quote the object or the request: sent in the response body. */
   reason?: string;
+  /**
+   * What the `Warning` header field says of the failure: Atrium's own words (reason codes, tags, offsets), never
+   * text taken from the object or the request, which is in `reason`.
+   */
+  warning?: string;
   /** What ingest said, when it got that far. */
   ingest?: IngestResult['status'];
   quarantineId?: number;
@@ -48,8 +54,8 @@ export function ingestFailure(archive: DicomwebServices, error: unknown, index: 
   const code = (error as NodeJS.ErrnoException).code;
   archive.log.error({ err: error, part: index }, 'STOW-RS instance failed in ingest');
   const outOfResources = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EMFILE';
-  return failure(index, ids, outOfResources ? FailureReason.OutOfResources : FailureReason.ProcessingFailure,
-    outOfResources ? `out of resources (${code})` : 'processing failure; see the server log');
+  const reason = outOfResources ? `out of resources (${code})` : 'processing failure; see the server log';
+  return failure(index, ids, outOfResources ? FailureReason.OutOfResources : FailureReason.ProcessingFailure, reason, reason);
 }
 
 /** What ingest said of an instance, as its Store Instances Response entry (the same for both forms of the request). */
@@ -65,18 +71,23 @@ export async function outcomeOf(archive: DicomwebServices, result: IngestResult,
     }
     case 'quarantined':
       return {
-        ...failure(index, ids, failureReasonOf(result.reasonCode), `${result.reason} (quarantined as #${result.quarantineId})`),
+        ...failure(index, ids, failureReasonOf(result.reasonCode), `${result.reason} (quarantined as #${result.quarantineId})`,
+          `${result.reasonCode}${result.element ? ` at ${result.element}` : ''}${result.byteOffset !== null ? `, offset ${result.byteOffset}` : ''}; quarantined as #${result.quarantineId}`),
         sopClassUid: result.sopClassUid ?? ids.sopClassUid,
         sopInstanceUid: result.sopInstanceUid ?? ids.sopInstanceUid,
         ingest: 'quarantined', quarantineId: result.quarantineId,
       };
     case 'skipped':
-      return { ...failure(index, ids, FailureReason.CannotUnderstand, result.reason), ingest: 'skipped' };
+      return { ...failure(index, ids, FailureReason.CannotUnderstand, result.reason, 'not DICOM'), ingest: 'skipped' };
   }
 }
 
-export function failure(part: number, ids: InstanceIds, failureReason: number, reason: string): StowOutcome {
-  return { part, stored: false, failureReason, reason, ...ids };
+/**
+ * A failed part. `warning` is what the Warning header says: Atrium's words only (when `reason` quotes the object
+ * or the request, a summary without the quote); the header helper makes it safe in any case.
+ */
+export function failure(part: number, ids: InstanceIds, failureReason: number, reason: string, warning: string): StowOutcome {
+  return { part, stored: false, failureReason, reason, warning, ...ids };
 }
 
 /** Quarantine reason codes of the ingest pipeline to Failure Reason (0008,1197) values. */

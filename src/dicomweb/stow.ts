@@ -16,8 +16,11 @@
  *   (DICOMDIR); 0111 duplicate SOP Instance UID with different content ("reject" policy); A700 out of
  *   resources (disk full); 0110 processing failure; C409 Study Instance UID mismatch with the request URL
  *   (the standard leaves it implementation-specific; C409 is the value dcm4chee uses); A922 bulk data that
- *   a BulkDataURI of the metadata form references is not in the request (dcm4chee's value too). The human-readable
- *   reason of each failure is sent in a `Warning: 299` header field, since the module has no text attribute.
+ *   a BulkDataURI of the metadata form references is not in the request (dcm4chee's value too).
+ * - The module has no text attribute: the whole human-readable reason of each failure is in its Failed SOP
+ *   Sequence item as a private attribute (creator "ATRIUM", (0009,xx01) LT), and a summary in Atrium's own
+ *   words (reason code, element, offset, quarantine id; never text taken from the object or the request) in a
+ *   `Warning: 299 atrium "..."` header field, built by io/header-value.ts.
  */
 import { auditStored } from '../audit/http-request-audit.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -30,6 +33,7 @@ import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
 import { MetadataError, removeStaleSpool, storeMetadataAndBulkData } from './stow-bulkdata.ts';
 import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, type StowOutcome } from './stow-outcome.ts';
 import { notAcceptable } from './problem.ts';
+import { warningValue } from '../io/header-value.ts';
 
 export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
 import type { DicomwebOptions, DicomwebServices } from './context.ts';
@@ -133,8 +137,8 @@ export async function stowRoutes(app: FastifyInstance, archive: DicomwebServices
       const body = storeInstancesResponse(outcomes, base, study);
       const storedCount = outcomes.filter((o) => o.stored).length;
       const status = storedCount === outcomes.length ? 200 : storedCount > 0 ? 202 : 409;
-      const warnings = outcomes.filter((o) => !o.stored).slice(0, 50)
-        .map((o) => `299 atrium "${o.label ?? `part ${o.part}`}${o.sopInstanceUid ? ` (${o.sopInstanceUid})` : ''}: ${headerSafe(o.reason ?? 'failed')}"`);
+      const warnings = outcomes.filter((o) => !o.stored).slice(0, 50).map((o) => warningValue(
+        `${o.label ?? `part ${o.part}`}${isUid(o.sopInstanceUid) ? ` (${o.sopInstanceUid})` : ''}: ${o.warning ?? 'failed'}`));
       if (warnings.length > 0) reply.header('warning', warnings);
       log.info({ parts: outcomes.length, stored: storedCount, failed: outcomes.length - storedCount, status }, 'STOW-RS request');
       // Buffers, so that no charset parameter is added: both media types are UTF-8 by definition.
@@ -158,7 +162,8 @@ async function addPart(archive: DicomwebServices, batch: IngestBatch, part: Mult
   const partType = parseMediaType(part.headers['content-type']);
   if (part.headers['content-type'] !== undefined && partType?.type !== 'application/dicom') {
     for await (const _ of part.body); // skipped
-    return failure(index, NO_IDS, FailureReason.CannotUnderstand, `part content type ${part.headers['content-type']} is not application/dicom`);
+    return failure(index, NO_IDS, FailureReason.CannotUnderstand, `part content type ${part.headers['content-type']} is not application/dicom`,
+      'the part content type is not application/dicom');
   }
   // A second, header-only parse beside ingest's: it tells the UIDs of objects ingest rejects or finds
   // duplicate, and the study of the object before its last bytes are handed over, so that an instance of
@@ -206,7 +211,8 @@ async function addPart(archive: DicomwebServices, batch: IngestBatch, part: Mult
   } catch (error) {
     if (error instanceof SourceFailure) throw error.cause;
     if (error instanceof StudyMismatch) {
-      return failure(index, idsOf(header), FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${mismatch} differs from the ${expectedStudy} of the request URL; not stored`);
+      return failure(index, idsOf(header), FailureReason.StudyInstanceUidMismatch, `Study Instance UID ${mismatch} differs from the ${expectedStudy} of the request URL; not stored`,
+        `Study Instance UID differs from the ${expectedStudy} of the request URL; not stored`);
     }
     return ingestFailure(archive, error, index, idsOf(header));
   }
@@ -243,6 +249,11 @@ function uid(header: Part10Header, tag: number): string | null {
   }
 }
 
+/** The private block of the failure reason text in a Failed SOP Sequence item (PS3.5 7.8.1). */
+export const REASON_CREATOR = 'ATRIUM';
+export const REASON_CREATOR_TAG = '00090010';
+export const REASON_TAG = '00091001';
+
 type JsonAttribute = { vr: string; Value?: unknown[] };
 type JsonDataset = Record<string, JsonAttribute>;
 
@@ -260,7 +271,11 @@ export function storeInstancesResponse(outcomes: StowOutcome[], base: string, st
   if (failed.length > 0) {
     response['00081198'] = {
       vr: 'SQ',
-      Value: failed.map((o) => ({ '00081150': ui(o.sopClassUid), '00081155': ui(o.sopInstanceUid), '00081197': { vr: 'US', Value: [o.failureReason ?? FailureReason.ProcessingFailure] } })),
+      Value: failed.map((o) => ({
+        '00081150': ui(o.sopClassUid), '00081155': ui(o.sopInstanceUid), '00081197': { vr: 'US', Value: [o.failureReason ?? FailureReason.ProcessingFailure] },
+        // Private: the reason in words, which the module has no attribute for (LT: at most 10240 characters).
+        [REASON_CREATOR_TAG]: { vr: 'LO', Value: [REASON_CREATOR] }, [REASON_TAG]: { vr: 'LT', Value: [(o.reason ?? 'failed').slice(0, 10240)] },
+      })),
     };
   }
   if (ok.length > 0) {
@@ -285,10 +300,12 @@ const KEYWORDS: Record<string, string> = {
 
 /** The same data set in the Native DICOM Model (PS3.19 A.1), for clients that ask for application/dicom+xml. */
 export function toNativeDicomXml(dataset: JsonDataset): string {
-  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  // Characters XML 1.0 cannot carry even escaped (controls, lone surrogates, U+FFFE/U+FFFF) become "?".
+  const escape = (s: string) => s.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '?')
+    .replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
   const encode = (ds: JsonDataset): string => Object.keys(ds).sort().map((tag) => {
     const { vr, Value } = ds[tag];
-    const keyword = KEYWORDS[tag] ? ` keyword="${KEYWORDS[tag]}"` : '';
+    const keyword = KEYWORDS[tag] ? ` keyword="${KEYWORDS[tag]}"` : tag === REASON_TAG ? ` privateCreator="${REASON_CREATOR}"` : '';
     const inner = (Value ?? []).map((v, i) => vr === 'SQ'
       ? `<Item number="${i + 1}">${encode(v as JsonDataset)}</Item>`
       : `<Value number="${i + 1}">${escape(String(v))}</Value>`).join('');
@@ -318,9 +335,9 @@ function responseFormat(accept: string | undefined): 'json' | 'xml' | undefined 
   return undefined;
 }
 
-/** HTTP header field values are visible ASCII: anything else becomes "?" and quotes are escaped. */
-function headerSafe(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, '\\$&').slice(0, 300);
+/** A well-formed UID (PS3.5 9.1), which alone of what the object says may be named in a header field. */
+function isUid(value: string | null): value is string {
+  return value !== null && value.length <= 64 && UID_PATTERN.test(value);
 }
 
 function problem(reply: FastifyReply, req: FastifyRequest, status: number, title: string, detail: string, extra: Record<string, unknown> = {}): FastifyReply {

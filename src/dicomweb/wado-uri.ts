@@ -11,6 +11,7 @@ import type { DicomwebContext } from './context.ts';
 import { instanceOf } from './wado.ts';
 import { bodyStream } from './multipart-writer.ts';
 import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf } from './retrieve-transfer-syntax.ts';
+import { attachmentDisposition } from '../io/header-value.ts';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 
@@ -45,7 +46,7 @@ export function wadoUriHandler(ctx: DicomwebContext) {
           throw notAcceptable(`the object is stored in ${stored} and cannot be sent in ${delivery.refusal}. Omit transferSyntax, or ask for ${stored}`);
         }
         reply.type('application/dicom').header('etag', instanceEtag(rec, delivery))
-          .header('content-disposition', `attachment; filename="${rec.sopInstanceUid}.dcm"`);
+          .header('content-disposition', attachmentDisposition(`${rec.sopInstanceUid}.dcm`));
         const bytes = bodyStream(await instanceBytes(ctx, rec, delivery));
         if (delivery.transcode) return reply.send(bytes);
         return reply.header('content-length', rec.sizeBytes).send(bytes);

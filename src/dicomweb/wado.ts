@@ -26,6 +26,7 @@ import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './context.ts';
 import { decodeFrame } from '../imaging/index.ts';
 import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
+import { serviceWarningValue } from '../io/header-value.ts';
 
 export interface ResourceParams {
   study: string;
@@ -127,7 +128,7 @@ export function retrieveHandler(ctx: DicomwebContext) {
       throw notAcceptable(`the instances are stored in ${stored} and cannot be sent in the transfer syntaxes asked: ${[...refusals].join('; ')}. transfer-syntax=* takes them as stored`);
     }
     if (selected.length < instances.length) {
-      reply.header('warning', `299 ${base}: ${instances.length - selected.length} of ${instances.length} instances are not available in an acceptable transfer syntax and were left out`);
+      reply.header('warning', serviceWarningValue(base, `${instances.length - selected.length} of ${instances.length} instances are not available in an acceptable transfer syntax and were left out`));
     }
     const multipart = instances.length > 1 || choices[selected[0].delivery.asked].multipart;
     if (!multipart) {

@@ -4,6 +4,7 @@ import { AtriumError } from '../../errors.ts';
 import type { AuditFilter } from '../../ports/audit-store.ts';
 import { AUDIT_EXPORT_FORMATS, EXPORT_CONTENT_TYPES, normalizeFilter, type AuditExportFormat, type AuditService } from '../../audit/audit-service.ts';
 import { page, type Query } from './paging.ts';
+import { attachmentDisposition } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
 
 export interface AuditRouteOptions {
@@ -41,7 +42,7 @@ export async function auditRoutes(app: FastifyInstance, deps: { audit: AuditServ
     const filter = normalizeFilter(filterOf(req.query));
     return reply
       .type(`${EXPORT_CONTENT_TYPES[format]}; charset=utf-8`)
-      .header('content-disposition', `attachment; filename="audit.${EXTENSIONS[format]}"`)
+      .header('content-disposition', attachmentDisposition(`audit.${EXTENSIONS[format]}`))
       .header('cache-control', 'no-store')
       .send(Readable.from(audit.export(filter, format)));
   });

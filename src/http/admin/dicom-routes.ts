@@ -7,6 +7,7 @@ import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
 import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../exchange/dicom-jobs.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import { interfaceOf } from '../../audit/http-request-audit.ts';
+import { headerUrl } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
 
 /** What the DICOM admin routes use: the transport gets these services, not the whole archive. */
@@ -89,7 +90,7 @@ export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps
     }
     const job = await archive.jobs.enqueue<SendPayload>(SEND_JOB, { ...body, destination: req.params.ae, ...requester(req) });
     options.onJobQueued?.();
-    return reply.status(202).header('location', `/api/jobs/${job.id}`).send(job);
+    return reply.status(202).header('location', headerUrl(`/api/jobs/${encodeURIComponent(job.id)}`)).send(job);
   });
   app.post<{ Params: Params; Body: { level?: string; keys?: Record<string, string>; method?: string } }>('/api/dicom/peers/:ae/retrieve', async (req, reply) => {
     found(await peers.get(req.params.ae), `DICOM peer ${req.params.ae}`);
@@ -99,6 +100,6 @@ export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps
       source: req.params.ae, level: level(req.body?.level), keys: keys(req.body?.keys), method, ...requester(req),
     });
     options.onJobQueued?.();
-    return reply.status(202).header('location', `/api/jobs/${job.id}`).send(job);
+    return reply.status(202).header('location', headerUrl(`/api/jobs/${encodeURIComponent(job.id)}`)).send(job);
   });
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { auditStored } from '../../audit/http-request-audit.ts';
 import { found, page, type Params, type Query } from './paging.ts';
+import { attachmentDisposition } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
 
 /**
@@ -67,7 +68,7 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
     return reply
       .type('application/dicom')
       .header('content-length', instance.sizeBytes)
-      .header('content-disposition', `attachment; filename="${instance.sopInstanceUid}.dcm"`)
+      .header('content-disposition', attachmentDisposition(`${instance.sopInstanceUid}.dcm`))
       .header('etag', `"${instance.sha256}"`)
       .send(bytes);
   });

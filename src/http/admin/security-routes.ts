@@ -4,6 +4,7 @@ import { AtriumError } from '../../errors.ts';
 import { AuthError, isRole, type Role, type RouteRules } from '../../security/index.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { Params } from './paging.ts';
+import { headerUrl } from '../../io/header-value.ts';
 
 /** What the security routes use: the transport gets these services, not the whole archive. */
 export type SecurityRoutesDeps = Pick<Archive, 'security' | 'audit'>;
@@ -111,7 +112,7 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
       username: str(req.body, 'username')!, password: str(req.body, 'password')!, roles: roles(req.body)!,
       displayName: str(req.body, 'displayName', false) ?? null, dicomPersonName: str(req.body, 'dicomPersonName', false) ?? null,
     });
-    return reply.status(201).header('location', `/api/users/${user.id}`).send(user);
+    return reply.status(201).header('location', headerUrl(`/api/users/${encodeURIComponent(user.id)}`)).send(user);
   });
   app.get<{ Params: Params }>('/api/users/:id', async (req) => {
     const user = await security.getUser(userId(req));
