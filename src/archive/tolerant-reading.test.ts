@@ -1,0 +1,86 @@
+// Issue 16, tolerant reading of what real equipment sends: objects whose VRs a gateway replaced with UN, files
+// without File Meta, UIDs that break PS3.5 9.1, the same instance again in another transfer syntax. Each is
+// ingested for real and checked through what clients see: DCMTK findscu (C-FIND), QIDO-RS and WADO-RS.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
+import { allVrsToUn, readTestFile, TESTDATA } from '../../test/support/codec.ts';
+import { dumpValues, filesIn, killAllChildren, runTool } from '../../test/support/dcmtk.ts';
+import { get, startDicomwebServer, type DicomwebServer } from '../../test/support/dicomweb.ts';
+import { startDicomService, type DicomService } from '../dimse/services/dicom-service.ts';
+import { PixelData } from '../dicom/tags.ts';
+
+describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
+  let t: TestArchive;
+  let dicom: DicomService;
+  let web: DicomwebServer;
+  let work: string;
+
+  before(async () => {
+    t = await createTestArchive('sqlite+fs');
+    dicom = await startDicomService(t.archive, { port: 0 });
+    web = await startDicomwebServer(t.archive);
+    work = await mkdtemp(path.join(os.tmpdir(), 'atrium-tolerant-'));
+    await t.archive.peers.upsert({ aeTitle: 'FINDSCU', host: '127.0.0.1', port: 104, operations: ['echo', 'find'] });
+  });
+  after(async () => {
+    await web?.close();
+    await dicom?.close();
+    await t?.cleanup();
+    killAllChildren();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  let runs = 0;
+  /** findscu at IMAGE level (Study Root) for one SOP Instance UID: the dumped values of `read`. */
+  async function findImage(studyUid: string, seriesUid: string, sopUid: string, read: string[]) {
+    const dir = path.join(work, `find${++runs}`);
+    await runTool('mkdir', ['-p', dir]);
+    const r = await runTool('findscu', [
+      '-S', '-X', '-od', dir, '-aet', 'FINDSCU', '-aec', t.archive.config.dicom.aeTitle,
+      '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${studyUid}`, '-k', `SeriesInstanceUID=${seriesUid}`, '-k', `SOPInstanceUID=${sopUid}`,
+      ...read.flatMap((k) => ['-k', k]), '127.0.0.1', String(dicom.port),
+    ], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const responses = [];
+    for (const f of await filesIn(dir)) responses.push(await dumpValues(f, read));
+    return responses;
+  }
+
+  const ingest = (bytes: Uint8Array, name: string) => t.archive.ingest.ingest([bytes], { source: 'test', originalName: name });
+  const value = (json: any, tag: string) => json?.[tag]?.Value?.[0];
+
+  test('1. VR UN of dictionary tags (a gateway lost the VRs) is read with the dictionary VR; the bytes are kept as received', async () => {
+    for (const [name, keep] of [['JPEG2000.dcm', [PixelData]], ['MR_small_jp2klossless.dcm', []], ['CT_small.dcm', []]] as const) {
+      const original = readTestFile(name);
+      const un = allVrsToUn(original, [...keep]);
+      const result = await ingest(un, `un-${name}`);
+      assert.equal(result.status, 'stored', `${name}: ${JSON.stringify(result)}`);
+      if (result.status !== 'stored') continue;
+      // The archive keeps what it received, byte for byte.
+      const wado = await get(`${web.base}/studies/${result.studyInstanceUid}/series/${result.seriesInstanceUid}/instances/${result.sopInstanceUid}`,
+        { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
+      assert.equal(wado.status, 200);
+      assert.ok(wado.body.includes(Buffer.from(un.subarray(132))), `${name}: WADO-RS returns the received bytes`);
+
+      // WADO-RS metadata, QIDO-RS and C-FIND give the dictionary VRs and values, as for the original.
+      const [meta] = (await get(`${web.base}/studies/${result.studyInstanceUid}/series/${result.seriesInstanceUid}/instances/${result.sopInstanceUid}/metadata`)).json();
+      assert.deepEqual(meta['00080018'], { vr: 'UI', Value: [result.sopInstanceUid] });
+      assert.equal(meta['00100010'].vr, 'PN');
+      assert.equal(meta['00280010'].vr, 'US');
+      assert.equal(typeof value(meta, '00280010'), 'number');
+      const qido = (await get(`${web.base}/studies?StudyInstanceUID=${result.studyInstanceUid}&includefield=00100010`)).json();
+      assert.equal(qido.length, 1);
+      assert.equal(value(qido[0], '0020000D'), result.studyInstanceUid);
+      const instances = (await get(`${web.base}/studies/${result.studyInstanceUid}/instances?includefield=00280010`)).json();
+      assert.equal(value(instances[0], '00080018'), result.sopInstanceUid);
+      const [found] = await findImage(result.studyInstanceUid, result.seriesInstanceUid, result.sopInstanceUid, ['SOPInstanceUID', 'PatientName', 'Rows']);
+      assert.equal(found.SOPInstanceUID, result.sopInstanceUid);
+      assert.equal(found.PatientName, value(meta, '00100010').Alphabetic);
+      assert.equal(Number(found.Rows), value(meta, '00280010'));
+    }
+  });
+});
