@@ -21,6 +21,11 @@ export interface IngestSource {
    * malformed object; a folder import skips them (README.TXT and AUTORUN.INF on a CD are not evidence).
    */
   notDicom?: 'quarantine' | 'skip';
+  /**
+   * 'generated': the object was a bare data set (no File Meta) and the transport put a File Meta it made in
+   * front of it (atrium import does, as DCMTK +td and pydicom force read such files); logged and recorded.
+   */
+  fileMeta?: 'generated';
 }
 
 export type IngestResult =
@@ -216,7 +221,8 @@ export class IngestService {
     const seriesInstanceUid = instance.series.seriesInstanceUid;
     switch (outcome.kind) {
       case 'stored':
-        this.#log.debug({ ...ids, blobKey, source: from.source }, 'instance stored');
+        if (from.fileMeta === 'generated') this.#log.info({ ...ids, blobKey, source: from.source, file: from.originalName }, 'bare data set stored with a generated File Meta');
+        else this.#log.debug({ ...ids, blobKey, source: from.source }, 'instance stored');
         return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored };
       case 'identical':
         // Its own row: a batch retried one by one after a commit whose outcome was unknown. Keep the blob.

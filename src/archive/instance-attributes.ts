@@ -1,4 +1,5 @@
 import type { Part10Header } from '../dicom/part10-reader.ts';
+import { fileMetaForBareDataset, isBareDataset } from '../dicom/bare-dataset.ts';
 import { findElement, stringValue, stringValues, numberValue, type DataSet } from '../dicom/dataset.ts';
 import * as Tag from '../dicom/tags.ts';
 import type { InstanceAttributes, PatientAttributes, SeriesAttributes, StudyAttributes } from '../ports/index-store.ts';
@@ -33,7 +34,9 @@ const MEDIA_STORAGE_DIRECTORY = '1.2.840.10008.1.3.10';
 export function indexedAttributes(header: Part10Header): IndexedAttributes | Rejection {
   const ds = header.dataset;
   if (!header.fileMeta) {
-    return reject('missing-file-meta', 'no File Meta Information (PS3.10 7.1): not a DICOM Part-10 file', null);
+    const made = isBareDataset(header) ? fileMetaForBareDataset(header) : undefined;
+    const why = made && 'refusal' in made ? `; none can be generated: ${made.refusal}` : '';
+    return reject('missing-file-meta', `no File Meta Information (PS3.10 7.1): not a DICOM Part-10 file${why}`, null);
   }
   const characterSet = stringValues(ds, Tag.SpecificCharacterSet) ?? [];
   const text = (tag: number) => emptyToNull(stringValue(ds, tag, characterSet));

@@ -9,9 +9,11 @@ import path from 'node:path';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
 import { allVrsToUn, readTestFile, TESTDATA } from '../../test/support/codec.ts';
 import { dumpValues, filesIn, killAllChildren, runTool } from '../../test/support/dcmtk.ts';
-import { get, startDicomwebServer, type DicomwebServer } from '../../test/support/dicomweb.ts';
+import { get, parseMultipart, startDicomwebServer, type DicomwebServer } from '../../test/support/dicomweb.ts';
 import { startDicomService, type DicomService } from '../dimse/services/dicom-service.ts';
 import { PixelData } from '../dicom/tags.ts';
+import { importPaths } from './import/folder-import.ts';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 
 describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
   let t: TestArchive;
@@ -82,5 +84,47 @@ describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
       assert.equal(found.PatientName, value(meta, '00100010').Alphabetic);
       assert.equal(Number(found.Rows), value(meta, '00280010'));
     }
+  });
+
+  test('4. atrium import stores bare data sets (no preamble, no File Meta) with a generated File Meta, and says why not when it cannot', async () => {
+    const dir = path.join(work, 'bare');
+    await mkdir(dir);
+    await copyFile(path.join(TESTDATA, 'ExplVR_LitEndNoMeta.dcm'), path.join(dir, 'explicit-le.dcm'));
+    // Implicit VR LE and a compressed data set without meta, written by DCMTK (dcmconv -F: "write data set without file meta").
+    let r = await runTool('dcmconv', ['-F', '+ti', path.join(TESTDATA, 'liver_1frame.dcm'), path.join(dir, 'implicit-le.dcm')]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await runTool('dcmconv', ['-F', path.join(TESTDATA, 'JPEG2000.dcm'), path.join(dir, 'j2k-no-meta.dcm')]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = await importPaths(t.archive.ingest, [dir], { concurrency: 1, recordOutcomes: true });
+    const outcome = (name: string) => summary.outcomes!.find((o) => path.basename(o.file) === name)!;
+    assert.equal(summary.generatedFileMeta, 2);
+    for (const [name, ts] of [['explicit-le.dcm', '1.2.840.10008.1.2.1'], ['implicit-le.dcm', '1.2.840.10008.1.2']] as const) {
+      const o = outcome(name);
+      assert.equal(o.status, 'stored', name);
+      assert.equal(o.fileMeta, 'generated');
+      const instance = (await t.archive.index.findInstance(o.sopInstanceUid!))!;
+      assert.equal(instance.transferSyntaxUid, ts);
+      // The stored object is a Part-10 file: the generated meta, then the file's bytes unchanged.
+      const wado = await get(`${web.base}/studies/${instance.studyInstanceUid}/series/${instance.seriesInstanceUid}/instances/${o.sopInstanceUid}`,
+        { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
+      assert.equal(wado.status, 200);
+      const original = await readFile(path.join(dir, name));
+      assert.ok(wado.body.includes(original), `${name}: the data set is stored as it was`);
+      const part = parseMultipart(wado.headers.get('content-type')!, wado.body)[0].body;
+      assert.ok(part.subarray(part.length - original.length).equals(original));
+      await writeFile(path.join(work, `retrieved-${name}`), part);
+      const dumped = await dumpValues(path.join(work, `retrieved-${name}`), ['MediaStorageSOPInstanceUID', 'SOPInstanceUID']);
+      assert.equal(dumped.MediaStorageSOPInstanceUID, o.sopInstanceUid);
+      assert.equal(dumped.SOPInstanceUID, o.sopInstanceUid);
+      const qido = (await get(`${web.base}/studies/${instance.studyInstanceUid}/series`)).json();
+      assert.equal(value(qido[0], '0020000E'), instance.seriesInstanceUid);
+      const [found] = await findImage(instance.studyInstanceUid, instance.seriesInstanceUid, o.sopInstanceUid!, ['SOPInstanceUID', 'Modality']);
+      assert.equal(found.SOPInstanceUID, o.sopInstanceUid);
+    }
+    const j2k = outcome('j2k-no-meta.dcm');
+    assert.equal(j2k.status, 'quarantined');
+    assert.equal(j2k.reasonCode, 'missing-file-meta');
+    const q = summary.quarantined.find((x) => x.file.endsWith('j2k-no-meta.dcm'))!;
+    assert.match(q.reason, /none can be generated: its Pixel Data is encapsulated/);
   });
 });
