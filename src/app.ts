@@ -116,7 +116,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   const cleaned = await blobs.cleanupIncomplete(24 * 60 * 60 * 1000);
   if (cleaned > 0) log.info({ removed: cleaned }, 'removed incomplete uploads left by an earlier crash');
 
-  const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy } });
+  const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy, invalidUidPolicy: config.ingest.invalidUidPolicy } });
   const retrieve = new RetrieveService({ index, blobs });
   const deletion = new DeletionService({ index, blobs, log });
   // Every store lives in the one database: one engine to run and back up.

@@ -4,7 +4,7 @@ import { Part10Reader, DicomParseError, type Part10Header } from '../dicom/part1
 import { toDicomJson } from '../dicom/dicom-json.ts';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
-import type { DuplicatePolicy, IndexStore, NewInstance, PixelDataLayout, StoreOutcome, StoredObject } from '../ports/index-store.ts';
+import type { DuplicatePolicy, IndexStore, InvalidUidPolicy, NewInstance, PixelDataLayout, StoreOutcome, StoredObject } from '../ports/index-store.ts';
 import { transferSyntaxInfo } from '../dicom/transfer-syntax.ts';
 import { sourceLabel, type Metrics } from '../observability/metrics.ts';
 import { newBlobKey } from './blob-keys.ts';
@@ -32,6 +32,8 @@ export type IngestResult =
   | { status: 'stored'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; seriesInstanceUid: string; transferSyntaxUid: string; blobKey: string; sizeBytes: number; replaced?: 'versioned' | 'overwritten' }
   | { status: 'duplicate'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; blobKey: string; sizeBytes: number }
   | { status: 'quarantined'; quarantineId: number; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection
+  /** Refused, nothing kept (ingest.invalidUidPolicy "reject"). */
+  | { status: 'rejected'; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection
   | { status: 'skipped'; reasonCode: 'not-dicom'; reason: string };
 
 /** An object in its blob (commit under way) with its index row ready: what remains is to index it. */
@@ -58,6 +60,8 @@ export interface BatchIndexStore {
 
 export interface IngestOptions {
   duplicatePolicy: DuplicatePolicy;
+  /** UIDs breaking PS3.5 9.1: stored with a quality finding ("flag", the default), quarantined, or refused. */
+  invalidUidPolicy?: InvalidUidPolicy;
   /** Values longer than this are not held in memory while parsing (default 64 KiB). */
   bulkThreshold?: number;
 }
@@ -172,9 +176,22 @@ export class IngestService {
         reasonCode: e.code.toLowerCase().replace(/_/g, '-'), reason: e.message, element: e.tag === undefined ? null : tagName(e.tag), byteOffset: e.offset,
       }, null, null);
     }
-    const attributes = indexedAttributes(header);
+    const attributes = indexedAttributes(header, { invalidUidPolicy: this.#options.invalidUidPolicy });
     if (isRejection(attributes)) {
+      if (attributes.disposition === 'reject') {
+        await writer.abort();
+        const { disposition: _, ...rejection } = attributes;
+        this.#log.warn({ source: from.source, file: from.originalName, reasonCode: rejection.reasonCode, element: rejection.element }, `refused: ${rejection.reason}`);
+        return { status: 'rejected', sopInstanceUid: null, sopClassUid: null, ...rejection };
+      }
       return await this.#quarantine(writer, stored, from, attributes, null, null);
+    }
+    if (from.fileMeta === 'generated') {
+      attributes.findings.push({ code: 'generated-file-meta', element: null,
+        detail: `received as a bare data set without File Meta Information (PS3.10 7.1); stored after a File Meta generated for it (transfer syntax ${header.transferSyntaxUID}, told from the encoding)` });
+    }
+    for (const finding of attributes.findings) {
+      this.#log.warn({ sopInstanceUid: attributes.instance.sopInstanceUid, studyInstanceUid: attributes.study.studyInstanceUid, source: from.source, code: finding.code, element: finding.element }, `quality finding: ${finding.detail}`);
     }
 
     // The metadata is built while the blob is being made durable (the fsyncs wait on the disk, not the CPU).

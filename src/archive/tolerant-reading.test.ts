@@ -13,6 +13,10 @@ import { get, parseMultipart, startDicomwebServer, type DicomwebServer } from '.
 import { startDicomService, type DicomService } from '../dimse/services/dicom-service.ts';
 import { PixelData } from '../dicom/tags.ts';
 import { importPaths } from './import/folder-import.ts';
+import { IngestService } from './ingest.ts';
+import { pino } from 'pino';
+import { Metrics } from '../observability/metrics.ts';
+import type { InvalidUidPolicy } from '../ports/index-store.ts';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 
 describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
@@ -42,11 +46,12 @@ describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
     const dir = path.join(work, `find${++runs}`);
     await runTool('mkdir', ['-p', dir]);
     const r = await runTool('findscu', [
-      '-S', '-X', '-od', dir, '-aet', 'FINDSCU', '-aec', t.archive.config.dicom.aeTitle,
+      '-v', '-S', '-X', '-od', dir, '-aet', 'FINDSCU', '-aec', t.archive.config.dicom.aeTitle,
       '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${studyUid}`, '-k', `SeriesInstanceUID=${seriesUid}`, '-k', `SOPInstanceUID=${sopUid}`,
-      ...read.flatMap((k) => ['-k', k]), '127.0.0.1', String(dicom.port),
+      ...read.filter((k) => !/^(StudyInstanceUID|SeriesInstanceUID|SOPInstanceUID)$/.test(k)).flatMap((k) => ['-k', k]), '127.0.0.1', String(dicom.port),
     ], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
+    if (process.env.DEBUG_FINDSCU) console.log(r.output ?? r.stderr);
     const responses = [];
     for (const f of await filesIn(dir)) responses.push(await dumpValues(f, read));
     return responses;
@@ -126,5 +131,56 @@ describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
     assert.equal(j2k.reasonCode, 'missing-file-meta');
     const q = summary.quarantined.find((x) => x.file.endsWith('j2k-no-meta.dcm'))!;
     assert.match(q.reason, /none can be generated: its Pixel Data is encapsulated/);
+  });
+
+  test('2. UIDs breaking PS3.5 9.1: "flag" stores, indexes and serves them with a finding on the study; "quarantine" and "reject" as configured', async () => {
+    const study = '1.2.840.ABC.01';
+    const series = '1.2.826.0.1.3680043.2.1143.1590429688519720198888333603882344634.77'; // 67 characters
+    const sop = '1.2.3.4.0x4F';
+    const file = path.join(work, 'bad-uids.dcm');
+    await copyFile(path.join(TESTDATA, 'SC_rgb_small_odd.dcm'), file);
+    await runTool('chmod', ['u+w', file]);
+    const r = await runTool('dcmodify', ['-nb', '-ie', '-m', `(0020,000d)=${study}`, '-m', `(0020,000e)=${series}`, '-m', `(0008,0018)=${sop}`, file]);
+    assert.equal(r.code, 0, r.stderr);
+    const bytes = new Uint8Array(await readFile(file));
+
+    const withPolicy = (invalidUidPolicy: InvalidUidPolicy) => new IngestService({
+      index: t.archive.index, blobs: t.archive.blobs, log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }),
+      options: { duplicatePolicy: 'reject', invalidUidPolicy },
+    });
+    const quarantinedBefore = (await t.archive.index.statistics()).quarantined;
+    const quarantined = await withPolicy('quarantine').ingest([bytes], { source: 'test' });
+    assert.equal(quarantined.status, 'quarantined');
+    assert.equal((quarantined as { reasonCode: string }).reasonCode, 'invalid-uid');
+    const rejected = await withPolicy('reject').ingest([bytes], { source: 'test' });
+    assert.equal(rejected.status, 'rejected');
+    assert.match((rejected as { reason: string }).reason, /SOPInstanceUID \(0008,0018\) is not a valid UID \(PS3.5 9.1: characters other than digits and dots\)/);
+    assert.equal((await t.archive.index.statistics()).quarantined, quarantinedBefore + 1, 'reject keeps nothing');
+    assert.equal(await t.archive.index.findInstance(sop), null);
+
+    // The default, "flag": stored as received, never rewritten.
+    assert.equal(t.archive.config.ingest.invalidUidPolicy, 'flag');
+    const stored = await t.archive.ingest.ingest([bytes], { source: 'test' });
+    assert.equal(stored.status, 'stored', JSON.stringify(stored));
+    assert.equal((stored as { studyInstanceUid: string }).studyInstanceUid, study);
+    const findings: any = await (await fetch(`${web.origin}/api/quality/findings?studyInstanceUid=${encodeURIComponent(study)}`)).json();
+    assert.equal(findings.total, 3, JSON.stringify(findings));
+    assert.deepEqual(findings.items.map((f: any) => [f.code, f.element]).sort(), [['invalid-uid', '(0008,0018)'], ['invalid-uid', '(0020,000D)'], ['invalid-uid', '(0020,000E)']]);
+    assert.ok(findings.items.every((f: any) => f.sopInstanceUid === sop && f.seriesInstanceUid === series && /stored as received/.test(f.detail)));
+    assert.match(findings.items.find((f: any) => f.element === '(0020,000E)').detail, /67 characters, more than 64/);
+    assert.match(findings.items.find((f: any) => f.element === '(0020,000D)').detail, /characters other than digits and dots, a component with a leading zero/);
+
+    const [meta] = (await get(`${web.base}/studies/${study}/series/${series}/instances/${sop}/metadata`)).json();
+    assert.deepEqual(meta['0020000D'].Value, [study]);
+    assert.deepEqual(meta['0020000E'].Value, [series]);
+    const qido = (await get(`${web.base}/studies?StudyInstanceUID=${study}`)).json();
+    assert.equal(value(qido[0], '0020000D'), study);
+    const instances = (await get(`${web.base}/studies/${study}/series/${series}/instances`)).json();
+    assert.equal(value(instances[0], '00080018'), sop);
+    const [found] = await findImage(study, series, sop, ['SOPInstanceUID', 'SeriesInstanceUID', 'StudyInstanceUID']);
+    assert.deepEqual([found.StudyInstanceUID, found.SeriesInstanceUID, found.SOPInstanceUID], [study, series, sop]);
+    const wado = await get(`${web.base}/studies/${study}/series/${series}/instances/${sop}`, { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
+    assert.equal(wado.status, 200);
+    assert.ok(parseMultipart(wado.headers.get('content-type')!, wado.body)[0].body.equals(Buffer.from(bytes)), 'stored byte for byte');
   });
 });

@@ -70,6 +70,8 @@ export async function outcomeOf(archive: Archive, result: IngestResult, index: n
         sopInstanceUid: result.sopInstanceUid ?? ids.sopInstanceUid,
         ingest: 'quarantined', quarantineId: result.quarantineId,
       };
+    case 'rejected':
+      return { ...failure(index, ids, failureReasonOf(result.reasonCode), `${result.reason} (refused, not kept)`), ingest: 'rejected' };
     case 'skipped':
       return { ...failure(index, ids, FailureReason.CannotUnderstand, result.reason), ingest: 'skipped' };
   }

@@ -31,11 +31,11 @@ import { DEFAULT_CORS_ORIGINS, registerCors } from './cors.ts';
 import { MetadataError, removeStaleSpool, storeMetadataAndBulkData } from './stow-bulkdata.ts';
 import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, type StowOutcome } from './stow-outcome.ts';
 import { notAcceptable } from './problem.ts';
+import { isTolerableUid } from '../dicom/uid.ts';
 
 export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
 import type { DicomwebOptions } from './context.ts';
 
-const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
 /**
  * Registers the STOW-RS routes in their own Fastify scope (their body handling touches no other route), with
@@ -56,7 +56,8 @@ export async function stowRoutes(app: FastifyInstance, archive: Archive, options
       if (!format) {
         throw notAcceptable('the Store Instances Response is available as application/dicom+json or application/dicom+xml');
       }
-      if (study !== undefined && (study.length > 64 || !UID_PATTERN.test(study))) {
+      // Not PS3.5 9.1 itself: the archive may hold UIDs that break it (ingest.invalidUidPolicy "flag").
+      if (study !== undefined && !isTolerableUid(study)) {
         return problem(reply, req, 400, 'Bad Request', `"${study}" is not a valid Study Instance UID`);
       }
       const media = parseMediaType(req.headers['content-type']);

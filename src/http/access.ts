@@ -83,6 +83,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   'DELETE /api/series/:uid': 'study:delete',
   'DELETE /api/instances/:uid': 'study:delete',
   'GET /api/quarantine': 'admin:config',
+  'GET /api/quality/findings': 'admin:config',
   'GET /api/quarantine/:id': 'admin:config',
   'GET /api/quarantine/:id/file': 'admin:config',
   // DICOM configuration, peers, and operations on peers.

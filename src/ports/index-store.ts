@@ -97,10 +97,40 @@ export interface NewInstance extends StoredObject {
   /** Which transport brought it, e.g. "import", "dimse:CT_SCANNER", "stow". */
   source: string;
   receivedAt: string;
+  /** Oddities tolerated at ingest; recorded in the same transaction when the instance is stored. */
+  findings?: QualityFinding[];
+}
+
+/** Something odd about an object the archive accepted anyway, recorded on its study (never silently fixed). */
+export interface QualityFinding {
+  /** e.g. "invalid-uid", "generated-file-meta", "vr-un-read-as-dictionary", "same-instance-other-transfer-syntax". */
+  code: string;
+  /** The element concerned as "(gggg,eeee)", when there is one. */
+  element: string | null;
+  detail: string;
+}
+
+export interface QualityFindingEntry extends QualityFinding {
+  studyInstanceUid: string;
+  seriesInstanceUid: string | null;
+  sopInstanceUid: string | null;
+  source: string;
+  recordedAt: string;
+}
+
+export interface QualityFindingRecord extends QualityFindingEntry {
+  id: number;
 }
 
 /** What to do when a SOP Instance UID arrives again with different bytes. */
 export type DuplicatePolicy = 'reject' | 'version' | 'overwrite';
+
+/**
+ * UIDs that break PS3.5 9.1 (letters, hex strings, over 64 characters, leading zeros), common from old
+ * equipment: "flag" stores and indexes them and records a quality finding on the study; "quarantine" keeps the
+ * object in quarantine (reason invalid-uid); "reject" refuses it and keeps nothing.
+ */
+export type InvalidUidPolicy = 'flag' | 'quarantine' | 'reject';
 
 export type StoreOutcome =
   | { kind: 'stored'; instancePk: number }
@@ -204,6 +234,10 @@ export interface IndexStore {
   pixelDataLayout(sopInstanceUid: string): Promise<PixelDataLayout | null>;
 
   quarantine(entry: QuarantineEntry): Promise<number>;
+  /** Findings recorded outside an instance's store (e.g. a copy in another transfer syntax that was dropped). */
+  recordFindings(entries: QualityFindingEntry[]): Promise<void>;
+  /** Newest first; `studyInstanceUid` and `code` filter exactly. */
+  listFindings(filter: { studyInstanceUid?: string; code?: string }, page: Page): Promise<Paged<QualityFindingRecord>>;
   listQuarantine(page: Page): Promise<Paged<QuarantineRecord>>;
   getQuarantined(id: number): Promise<QuarantineRecord | null>;
 

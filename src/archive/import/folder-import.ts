@@ -24,6 +24,8 @@ export interface ImportSummary {
   /** Files that are not DICOM at all (text, archives...): not imported, not quarantined. */
   skipped: { file: string; reason: string }[];
   quarantined: { file: string; reasonCode: string; reason: string }[];
+  /** Refused and not kept (ingest.invalidUidPolicy "reject"). */
+  rejected: { file: string; reasonCode: string; reason: string }[];
   failed: { file: string; error: string }[];
   /** DICOMDIR files read; they index media and are not archived themselves. */
   dicomdirs: number;
@@ -47,7 +49,7 @@ const IGNORED = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
  * or be missing), and is not archived itself.
  */
 export async function importPaths(ingest: IngestService, paths: string[], options: { concurrency: number; recordOutcomes?: boolean } & ImportProgress): Promise<ImportSummary> {
-  const summary: ImportSummary = { files: 0, stored: 0, duplicates: 0, generatedFileMeta: 0, skipped: [], quarantined: [], failed: [], dicomdirs: 0, missingFromDicomdir: [], bytes: 0 };
+  const summary: ImportSummary = { files: 0, stored: 0, duplicates: 0, generatedFileMeta: 0, skipped: [], quarantined: [], rejected: [], failed: [], dicomdirs: 0, missingFromDicomdir: [], bytes: 0 };
   if (options.recordOutcomes) summary.outcomes = [];
   const queue = new Set<string>();
   for (const path of paths) await collect(resolve(path), queue, summary);
@@ -68,6 +70,7 @@ export async function importPaths(ingest: IngestService, paths: string[], option
         if (result.status === 'stored') { summary.stored++; summary.bytes += result.sizeBytes; }
         else if (result.status === 'duplicate') summary.duplicates++;
         else if (result.status === 'skipped') summary.skipped.push({ file, reason: result.reason });
+        else if (result.status === 'rejected') summary.rejected.push({ file, reasonCode: result.reasonCode, reason: result.reason });
         else summary.quarantined.push({ file, reasonCode: result.reasonCode, reason: result.reason });
         summary.outcomes?.push({
           file, status: result.status, sopInstanceUid: 'sopInstanceUid' in result ? result.sopInstanceUid : null,

@@ -60,6 +60,9 @@ export async function adminRoutes(app: FastifyInstance, archive: Archive): Promi
     app.delete<{ Params: Params }>(path, async (req) => await archive.deletion.delete(level, req.params.uid));
   }
 
+  // Quality findings: what was odd about objects accepted anyway (ingest.invalidUidPolicy "flag", generated File Meta...).
+  app.get<{ Querystring: Query }>('/api/quality/findings', async (req) =>
+    await index.listFindings({ studyInstanceUid: req.query.studyInstanceUid, code: req.query.code }, page(req.query)));
   app.get<{ Querystring: Query }>('/api/quarantine', async (req) => await index.listQuarantine(page(req.query)));
   app.get<{ Params: Params }>('/api/quarantine/:id', async (req) => found(await index.getQuarantined(Number(req.params.id)), `quarantined object ${req.params.id}`));
   app.get<{ Params: Params }>('/api/quarantine/:id/file', async (req, reply) => {
