@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
-import { allVrsToUn, readTestFile, TESTDATA } from '../../test/support/codec.ts';
+import { allVrsToUn, parse, readTestFile, TESTDATA } from '../../test/support/codec.ts';
 import { dumpValues, filesIn, killAllChildren, runTool } from '../../test/support/dcmtk.ts';
 import { get, parseMultipart, startDicomwebServer, type DicomwebServer } from '../../test/support/dicomweb.ts';
 import { startDicomService, type DicomService } from '../dimse/services/dicom-service.ts';
@@ -182,5 +182,73 @@ describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
     const wado = await get(`${web.base}/studies/${study}/series/${series}/instances/${sop}`, { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
     assert.equal(wado.status, 200);
     assert.ok(parseMultipart(wado.headers.get('content-type')!, wado.body)[0].body.equals(Buffer.from(bytes)), 'stored byte for byte');
+  });
+
+  test('3. the same instance in another transfer syntax: one copy kept, a finding recorded; lossless wins over lossy; real conflicts go to the duplicate policy', async () => {
+    const t2 = await createTestArchive('sqlite+fs', { duplicatePolicy: 'reject' });
+    const web2 = await startDicomwebServer(t2.archive);
+    try {
+      const put = (bytes: Uint8Array, name: string) => t2.archive.ingest.ingest([bytes], { source: 'test', originalName: name });
+      const findings = async (study: string): Promise<any[]> => (await (await fetch(`${web2.origin}/api/quality/findings?studyInstanceUid=${study}`)).json() as any).items;
+      const mr = readTestFile('MR_small.dcm');
+      const first = await put(mr, 'MR_small.dcm');
+      assert.equal(first.status, 'stored');
+      const { sopInstanceUid: sop, studyInstanceUid: study } = first as { sopInstanceUid: string; studyInstanceUid: string };
+      // Lossless copies in five other syntaxes (the pydicom corpus has them): the same instance, the first copy kept.
+      const others = ['MR_small_RLE.dcm', 'MR_small_jp2klossless.dcm', 'MR_small_jpeg_ls_lossless.dcm', 'MR_small_implicit.dcm', 'MR_small_bigendian.dcm'];
+      for (const name of others) {
+        const again = await put(readTestFile(name), name);
+        assert.equal(again.status, 'duplicate', `${name}: ${JSON.stringify(again)}`);
+      }
+      const same = (await findings(study)).filter((f) => f.code === 'same-instance-other-transfer-syntax');
+      assert.equal(same.length, others.length);
+      assert.match(same[0].detail, /stored in 1\.2\.840\.10008\.1\.2\.1, received in .* same attributes and, decoded, the same pixels \(1 frames\)/);
+      assert.equal((await t2.archive.index.findInstance(sop))!.transferSyntaxUid, '1.2.840.10008.1.2.1');
+      const series = (await get(`${web2.base}/studies/${study}/series`)).json();
+      assert.equal(value(series[0], '00201209'), 1, 'one instance in the series');
+      const wado = await get(`${web2.base}/studies/${study}/series/${value(series[0], '0020000E')}/instances/${sop}`, { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' });
+      assert.ok(parseMultipart(wado.headers.get('content-type')!, wado.body)[0].body.equals(Buffer.from(mr)), 'the first copy is the one kept');
+
+      // Real conflicts: another attribute, or other pixels, go to the duplicate policy ("reject": quarantined).
+      const renamed = path.join(work, 'rle-renamed.dcm');
+      await copyFile(path.join(TESTDATA, 'MR_small_RLE.dcm'), renamed);
+      await runTool('chmod', ['u+w', renamed]);
+      assert.equal((await runTool('dcmodify', ['-nb', '-m', 'PatientName=OTHER^PATIENT', renamed])).code, 0);
+      const conflict = await put(new Uint8Array(await readFile(renamed)), 'rle-renamed.dcm');
+      assert.equal(conflict.status, 'quarantined');
+      assert.equal((conflict as { reasonCode: string }).reasonCode, 'duplicate-conflict');
+      const implicit = Buffer.from(readTestFile('MR_small_implicit.dcm'));
+      implicit[parse(implicit).reader.pixelData!.offset + 100] ^= 0xff;
+      const pixels = await put(implicit, 'implicit-one-pixel-changed.dcm');
+      assert.equal(pixels.status, 'quarantined');
+      const quarantine = await t2.archive.index.listQuarantine({ limit: 10, offset: 0 });
+      assert.match(quarantine.items.find((q) => q.originalName === 'rle-renamed.dcm')!.reason, /other attributes \(\(0010,0010\) is/);
+      assert.match(quarantine.items.find((q) => q.originalName === 'implicit-one-pixel-changed.dcm')!.reason, /other pixels \(frame 1: the decoded pixels differ\)/);
+
+      // Lossy and lossless: the lossless copy is kept, whichever came first.
+      const lossyFile = path.join(work, 'lossy.dcm');
+      assert.equal((await runTool('dcmcjpeg', ['+eb', '+un', path.join(TESTDATA, 'SC_rgb_small_odd.dcm'), lossyFile])).code, 0);
+      const lossy = new Uint8Array(await readFile(lossyFile));
+      const lossless = readTestFile('SC_rgb_small_odd.dcm');
+      const l1 = await put(lossy, 'lossy.dcm');
+      assert.equal(l1.status, 'stored');
+      const { sopInstanceUid: scSop, studyInstanceUid: scStudy } = l1 as { sopInstanceUid: string; studyInstanceUid: string };
+      const l2 = await put(lossless, 'lossless.dcm');
+      assert.equal(l2.status, 'stored', JSON.stringify(l2));
+      assert.equal((l2 as { replaced?: string }).replaced, 'overwritten');
+      assert.equal((await t2.archive.index.findInstance(scSop))!.transferSyntaxUid, '1.2.840.10008.1.2.1');
+      const l3 = await put(lossy, 'lossy-again.dcm');
+      assert.equal(l3.status, 'duplicate');
+      assert.equal((await t2.archive.index.findInstance(scSop))!.transferSyntaxUid, '1.2.840.10008.1.2.1');
+      assert.deepEqual((await findings(scStudy)).map((f) => f.code).sort(), ['lossless-copy-replaced-lossy', 'lossy-copy-dropped']);
+      const { bytes } = await t2.archive.retrieve.openInstance(scSop);
+      const chunks: Buffer[] = [];
+      for await (const c of bytes) chunks.push(Buffer.from(c as Uint8Array));
+      assert.ok(Buffer.concat(chunks).equals(Buffer.from(lossless)), 'the lossless copy is the one kept');
+      assert.equal((await t2.archive.index.statistics()).instances, 2);
+    } finally {
+      await web2.close();
+      await t2.cleanup();
+    }
   });
 });

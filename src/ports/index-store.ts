@@ -99,6 +99,13 @@ export interface NewInstance extends StoredObject {
   receivedAt: string;
   /** Oddities tolerated at ingest; recorded in the same transaction when the instance is stored. */
   findings?: QualityFinding[];
+  /**
+   * The SOP Instance UID is stored in another transfer syntax with another data set: 'ask' (default) answers
+   * `other-transfer-syntax` without changing anything, for the caller to compare the decoded copies; 'replace'
+   * replaces the stored copy (kept as history under the `version` policy, else overwritten); 'policy' applies the
+   * duplicate policy as for any other conflict.
+   */
+  otherTransferSyntax?: 'ask' | 'replace' | 'policy';
 }
 
 /** Something odd about an object the archive accepted anyway, recorded on its study (never silently fixed). */
@@ -136,6 +143,8 @@ export type StoreOutcome =
   | { kind: 'stored'; instancePk: number }
   /** Same SOP Instance UID, same data set: nothing to do, the caller drops its copy. */
   | { kind: 'identical'; existing: StoredObject }
+  /** Same SOP Instance UID in another transfer syntax, other data set bytes (otherTransferSyntax 'ask'): nothing done. */
+  | { kind: 'other-transfer-syntax'; existing: StoredObject & { transferSyntaxUid: string } }
   /** Same SOP Instance UID, other bytes, policy reject: the caller keeps its copy out of the archive. */
   | { kind: 'conflict'; existing: StoredObject }
   /** Policy version: the old object is kept as history. */

@@ -78,6 +78,11 @@ export class SqlIndexStore implements IndexStore {
     if (existing) {
       const stored = { blobKey: existing.blob_key, sizeBytes: Number(existing.size_bytes), sha256: existing.sha256 };
       if (existing.dataset_sha256 === input.datasetSha256) return { kind: 'identical', existing: stored };
+      const otherSyntax = existing.transfer_syntax_uid !== input.instance.transferSyntaxUid;
+      if (otherSyntax && (input.otherTransferSyntax ?? 'ask') === 'ask') {
+        return { kind: 'other-transfer-syntax', existing: { ...stored, transferSyntaxUid: existing.transfer_syntax_uid } };
+      }
+      if (otherSyntax && input.otherTransferSyntax === 'replace' && policy === 'reject') policy = 'overwrite';
       if (policy === 'reject') return { kind: 'conflict', existing: stored };
     }
 
