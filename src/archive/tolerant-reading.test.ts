@@ -46,12 +46,11 @@ describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
     const dir = path.join(work, `find${++runs}`);
     await runTool('mkdir', ['-p', dir]);
     const r = await runTool('findscu', [
-      '-v', '-S', '-X', '-od', dir, '-aet', 'FINDSCU', '-aec', t.archive.config.dicom.aeTitle,
+      '-S', '-X', '-od', dir, '-aet', 'FINDSCU', '-aec', t.archive.config.dicom.aeTitle,
       '-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${studyUid}`, '-k', `SeriesInstanceUID=${seriesUid}`, '-k', `SOPInstanceUID=${sopUid}`,
       ...read.filter((k) => !/^(StudyInstanceUID|SeriesInstanceUID|SOPInstanceUID)$/.test(k)).flatMap((k) => ['-k', k]), '127.0.0.1', String(dicom.port),
     ], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
-    if (process.env.DEBUG_FINDSCU) console.log(r.output ?? r.stderr);
     const responses = [];
     for (const f of await filesIn(dir)) responses.push(await dumpValues(f, read));
     return responses;
@@ -88,6 +87,8 @@ describe('tolerant reading (issue 16)', { timeout: 300_000 }, () => {
       assert.equal(found.SOPInstanceUID, result.sopInstanceUid);
       assert.equal(found.PatientName, value(meta, '00100010').Alphabetic);
       assert.equal(Number(found.Rows), value(meta, '00280010'));
+      const findings: any = await (await fetch(`${web.origin}/api/quality/findings?studyInstanceUid=${result.studyInstanceUid}&code=vr-un-read-as-dictionary`)).json();
+      assert.equal(findings.total, 1, `${name}: the tolerance is recorded`);
     }
   });
 
