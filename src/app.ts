@@ -22,6 +22,7 @@ import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
 import { Metrics } from './observability/metrics.ts';
 import { IngestService } from './archive/ingest.ts';
+import { comparePixels } from './imaging/index.ts';
 import { RetrieveService } from './archive/retrieve.ts';
 import { DeletionService } from './archive/deletion.ts';
 import type { JobQueue } from './ports/job-queue.ts';
@@ -123,7 +124,8 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   const cleaned = await blobs.cleanupIncomplete(24 * 60 * 60 * 1000);
   if (cleaned > 0) log.info({ removed: cleaned }, 'removed incomplete uploads left by an earlier crash');
 
-  const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy } });
+  const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy, invalidUidPolicy: config.ingest.invalidUidPolicy },
+    samePixels: (a, b) => comparePixels(blobs, a, b) });
   const retrieve = new RetrieveService({ index, blobs });
   const deletion = new DeletionService({ index, blobs, log });
   // Every store lives in the one database: one engine to run and back up.

@@ -4,12 +4,13 @@ import { Part10Reader, DicomParseError, type Part10Header } from '../dicom/part1
 import { toDicomJson } from '../dicom/dicom-json.ts';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, BlobWriter } from '../ports/blob-store.ts';
-import type { DuplicatePolicy, IndexStore, NewInstance, PixelDataLayout, StoreOutcome, StoredObject } from '../ports/index-store.ts';
+import type { DuplicatePolicy, IndexStore, InstanceRecord, InvalidUidPolicy, QualityFinding, NewInstance, PixelDataLayout, StoreOutcome, StoredObject } from '../ports/index-store.ts';
 import { transferSyntaxInfo } from '../dicom/transfer-syntax.ts';
 import { sourceLabel, type Metrics } from '../observability/metrics.ts';
 import { newBlobKey } from './blob-keys.ts';
 import { IngestBatch, type IngestBatchOptions } from './ingest-batch.ts';
 import { indexedAttributes, isRejection, tagName, type Rejection } from './instance-attributes.ts';
+import { attributeDifference, isLossy, type PixelsComparer } from './same-instance.ts';
 
 export interface IngestSource {
   /** Which transport brought the object, e.g. "import", "dimse:CT01", "stow". */
@@ -21,12 +22,19 @@ export interface IngestSource {
    * malformed object; a folder import skips them (README.TXT and AUTORUN.INF on a CD are not evidence).
    */
   notDicom?: 'quarantine' | 'skip';
+  /**
+   * 'generated': the object was a bare data set (no File Meta) and the transport put a File Meta it made in
+   * front of it (atrium import does, as DCMTK +td and pydicom force read such files); logged and recorded.
+   */
+  fileMeta?: 'generated';
 }
 
 export type IngestResult =
   | { status: 'stored'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; seriesInstanceUid: string; transferSyntaxUid: string; blobKey: string; sizeBytes: number; replaced?: 'versioned' | 'overwritten' }
   | { status: 'duplicate'; sopInstanceUid: string; sopClassUid: string; studyInstanceUid: string; blobKey: string; sizeBytes: number }
   | { status: 'quarantined'; quarantineId: number; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection
+  /** Refused, nothing kept (ingest.invalidUidPolicy "reject"). */
+  | { status: 'rejected'; sopInstanceUid: string | null; sopClassUid: string | null } & Rejection
   | { status: 'skipped'; reasonCode: 'not-dicom'; reason: string };
 
 /** An object in its blob (commit under way) with its index row ready: what remains is to index it. */
@@ -53,6 +61,8 @@ export interface BatchIndexStore {
 
 export interface IngestOptions {
   duplicatePolicy: DuplicatePolicy;
+  /** UIDs breaking PS3.5 9.1: stored with a quality finding ("flag", the default), quarantined, or refused. */
+  invalidUidPolicy?: InvalidUidPolicy;
   /** Values longer than this are not held in memory while parsing (default 64 KiB). */
   bulkThreshold?: number;
 }
@@ -69,8 +79,14 @@ export class IngestService {
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #options: IngestOptions;
+  readonly #samePixels: PixelsComparer | undefined;
 
-  constructor(deps: { index: IndexStore; blobs: BlobStore; log: Logger; metrics: Metrics; options: IngestOptions }) {
+  /**
+   * `samePixels` decodes and compares two copies' frames (the imaging service, wired by the composition root):
+   * without it, a copy in another transfer syntax is told the same instance only when one copy is lossy.
+   */
+  constructor(deps: { index: IndexStore; blobs: BlobStore; log: Logger; metrics: Metrics; options: IngestOptions; samePixels?: PixelsComparer }) {
+    this.#samePixels = deps.samePixels;
     this.#index = deps.index;
     this.#blobs = deps.blobs;
     this.#log = deps.log;
@@ -167,9 +183,22 @@ export class IngestService {
         reasonCode: e.code.toLowerCase().replace(/_/g, '-'), reason: e.message, element: e.tag === undefined ? null : tagName(e.tag), byteOffset: e.offset,
       }, null, null);
     }
-    const attributes = indexedAttributes(header);
+    const attributes = indexedAttributes(header, { invalidUidPolicy: this.#options.invalidUidPolicy });
     if (isRejection(attributes)) {
+      if (attributes.disposition === 'reject') {
+        await writer.abort();
+        const { disposition: _, ...rejection } = attributes;
+        this.#log.warn({ source: from.source, file: from.originalName, reasonCode: rejection.reasonCode, element: rejection.element }, `refused: ${rejection.reason}`);
+        return { status: 'rejected', sopInstanceUid: null, sopClassUid: null, ...rejection };
+      }
       return await this.#quarantine(writer, stored, from, attributes, null, null);
+    }
+    if (from.fileMeta === 'generated') {
+      attributes.findings.push({ code: 'generated-file-meta', element: null,
+        detail: `received as a bare data set without File Meta Information (PS3.10 7.1); stored after a File Meta generated for it (transfer syntax ${header.transferSyntaxUID}, told from the encoding)` });
+    }
+    for (const finding of attributes.findings) {
+      this.#log.warn({ sopInstanceUid: attributes.instance.sopInstanceUid, studyInstanceUid: attributes.study.studyInstanceUid, source: from.source, code: finding.code, element: finding.element }, `quality finding: ${finding.detail}`);
     }
 
     // The metadata is built while the blob is being made durable (the fsyncs wait on the disk, not the CPU).
@@ -209,14 +238,15 @@ export class IngestService {
   }
 
   /** What the index said about a received object, turned into the ingest result (and the blobs tidied). */
-  async #finish(object: ReceivedObject, outcome: StoreOutcome): Promise<IngestResult> {
+  async #finish(object: ReceivedObject, outcome: StoreOutcome, conflictDetail?: string): Promise<IngestResult> {
     const { from, blobKey, stored, instance } = object;
     const { sopInstanceUid, sopClassUid, transferSyntaxUid } = instance.instance;
     const ids = { sopInstanceUid, sopClassUid, studyInstanceUid: instance.study.studyInstanceUid };
     const seriesInstanceUid = instance.series.seriesInstanceUid;
     switch (outcome.kind) {
       case 'stored':
-        this.#log.debug({ ...ids, blobKey, source: from.source }, 'instance stored');
+        if (from.fileMeta === 'generated') this.#log.info({ ...ids, blobKey, source: from.source, file: from.originalName }, 'bare data set stored with a generated File Meta');
+        else this.#log.debug({ ...ids, blobKey, source: from.source }, 'instance stored');
         return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored };
       case 'identical':
         // Its own row: a batch retried one by one after a commit whose outcome was unknown. Keep the blob.
@@ -227,13 +257,15 @@ export class IngestService {
       case 'conflict': {
         const quarantineId = await this.#index.quarantine({
           ...stored, source: from.source, reasonCode: 'duplicate-conflict',
-          reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content (sha256 ${outcome.existing.sha256.slice(0, 12)}...); policy "reject" keeps the stored one`,
+          reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content (sha256 ${outcome.existing.sha256.slice(0, 12)}...${conflictDetail ? `; ${conflictDetail}` : ''}); policy "reject" keeps the stored one`,
           element: tagName(0x00080018), byteOffset: null, sopInstanceUid, originalName: from.originalName ?? null, receivedAt: new Date().toISOString(),
         });
         this.#log.warn({ ...ids, source: from.source, quarantineId }, 'conflicting duplicate rejected and quarantined');
         return { status: 'quarantined', quarantineId, sopInstanceUid, sopClassUid, reasonCode: 'duplicate-conflict',
           reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content`, element: tagName(0x00080018), byteOffset: null };
       }
+      case 'other-transfer-syntax':
+        return await this.#otherTransferSyntax(object, outcome.existing.transferSyntaxUid);
       case 'versioned':
         this.#log.info({ ...ids, previous: outcome.previous.blobKey }, 'new version stored; the previous one is kept as history');
         return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'versioned' };
@@ -243,6 +275,69 @@ export class IngestService {
         this.#log.info({ ...ids }, 'instance overwritten by new content');
         return { status: 'stored', ...ids, seriesInstanceUid, transferSyntaxUid, ...stored, replaced: 'overwritten' };
     }
+  }
+
+  /**
+   * The SOP Instance is stored in another transfer syntax with another data set. The same instance when the
+   * attributes agree (apart from the transfer-syntax-dependent ones) and, both copies lossless, the decoded
+   * pixels too: the received copy is dropped (an idempotent success). With one copy lossy, the lossless one is
+   * kept (replacing a stored lossy copy, as history under the "version" policy). Each is recorded as a quality
+   * finding on the study and logged; anything else is a real conflict for the duplicate policy.
+   */
+  async #otherTransferSyntax(object: ReceivedObject, storedSyntax: string): Promise<IngestResult> {
+    const { instance, stored, from } = object;
+    const sop = instance.instance.sopInstanceUid;
+    const received = instance.instance.transferSyntaxUid;
+    const ids = { sopInstanceUid: sop, studyInstanceUid: instance.study.studyInstanceUid, source: from.source };
+    const again = async (mode: 'replace' | 'policy', detail: string, finding?: QualityFinding): Promise<IngestResult> => {
+      const next = { ...instance, otherTransferSyntax: mode, findings: [...(instance.findings ?? []), ...(finding ? [finding] : [])] };
+      if (mode === 'policy') this.#log.warn({ ...ids, storedSyntax, received }, `same SOP Instance in another transfer syntax is a real conflict: ${detail}`);
+      const outcome = await this.#index.storeInstance(next, this.#options.duplicatePolicy);
+      return await this.#finish({ ...object, instance: next }, outcome, mode === 'policy' ? detail : undefined);
+    };
+    const existing = await this.#index.findInstance(sop);
+    const existingMetadata = existing ? await this.#index.instanceMetadata(sop) : null;
+    if (!existing || !existingMetadata) return await again('policy', 'the stored copy went away meanwhile');
+    const copies = `stored in ${existing.transferSyntaxUid}, received in ${received} from ${from.source}`;
+    const metadata = JSON.parse(instance.metadataJson) as unknown;
+    const difference = attributeDifference(existingMetadata, metadata);
+    if (difference) return await again('policy', `other attributes (${difference})`);
+
+    const lossyStored = isLossy(existing.transferSyntaxUid, existingMetadata);
+    const lossyReceived = isLossy(received, metadata);
+    if (lossyReceived && !lossyStored) {
+      return await this.#dropCopy(object, existing, { code: 'lossy-copy-dropped', element: null,
+        detail: `the same instance again, lossy (${copies}): the stored lossless copy is kept` });
+    }
+    if (lossyStored && !lossyReceived) {
+      const finding = { code: 'lossless-copy-replaced-lossy', element: null,
+        detail: `the same instance again, lossless (${copies}): it replaces the stored lossy copy${this.#options.duplicatePolicy === 'version' ? ', kept as history' : ''}` };
+      this.#log.info({ ...ids, storedSyntax, received }, finding.detail);
+      return await again('replace', finding.detail, finding);
+    }
+    if (lossyStored && lossyReceived) return await again('policy', 'two lossy copies: their pixels cannot be told the same');
+    if (!this.#samePixels) return await again('policy', 'pixels cannot be compared here');
+    const record: InstanceRecord = {
+      pk: 0, ...instance.instance, ...stored, studyInstanceUid: instance.study.studyInstanceUid, seriesInstanceUid: instance.series.seriesInstanceUid,
+      source: from.source, receivedAt: instance.receivedAt,
+    };
+    const pixels = await this.#samePixels(
+      { record: existing, metadata: existingMetadata, pixelData: await this.#index.pixelDataLayout(sop) },
+      { record, metadata, pixelData: instance.pixelData });
+    if (pixels.result !== 'same') return await again('policy', `${pixels.result === 'different' ? 'other pixels' : 'pixels not comparable'} (${pixels.detail})`);
+    return await this.#dropCopy(object, existing, { code: 'same-instance-other-transfer-syntax', element: null,
+      detail: `the same instance again (${copies}): same attributes and, decoded, the same pixels (${pixels.frames} frames); the stored copy is kept` });
+  }
+
+  /** The received copy is the stored instance again: dropped, recorded, and a success for the sender. */
+  async #dropCopy(object: ReceivedObject, existing: InstanceRecord, finding: QualityFinding): Promise<IngestResult> {
+    const { instance, from, blobKey } = object;
+    await this.#blobs.delete(blobKey);
+    await this.#index.recordFindings([{ ...finding, studyInstanceUid: existing.studyInstanceUid, seriesInstanceUid: existing.seriesInstanceUid,
+      sopInstanceUid: existing.sopInstanceUid, source: from.source, recordedAt: new Date().toISOString() }]);
+    this.#log.info({ sopInstanceUid: existing.sopInstanceUid, studyInstanceUid: existing.studyInstanceUid, source: from.source, code: finding.code }, finding.detail);
+    return { status: 'duplicate', sopInstanceUid: existing.sopInstanceUid, sopClassUid: instance.instance.sopClassUid, studyInstanceUid: existing.studyInstanceUid,
+      blobKey: existing.blobKey, sizeBytes: existing.sizeBytes };
   }
 
   async #quarantine(writer: BlobWriter, stored: StoredObject, from: IngestSource, rejection: Rejection,

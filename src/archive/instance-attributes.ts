@@ -1,7 +1,9 @@
 import type { Part10Header } from '../dicom/part10-reader.ts';
+import { fileMetaForBareDataset, isBareDataset } from '../dicom/bare-dataset.ts';
 import { findElement, stringValue, stringValues, numberValue, type DataSet } from '../dicom/dataset.ts';
 import * as Tag from '../dicom/tags.ts';
-import type { InstanceAttributes, PatientAttributes, SeriesAttributes, StudyAttributes } from '../ports/index-store.ts';
+import type { InstanceAttributes, InvalidUidPolicy, PatientAttributes, QualityFinding, SeriesAttributes, StudyAttributes } from '../ports/index-store.ts';
+import { isTolerableUid, uidProblem } from '../dicom/uid.ts';
 
 /** A reason an object cannot enter the archive, with the element concerned (PS3.10, PS3.3 Type 1). */
 export interface Rejection {
@@ -9,6 +11,8 @@ export interface Rejection {
   reason: string;
   element: string | null;
   byteOffset: number | null;
+  /** 'reject': refuse the object and keep nothing (ingest.invalidUidPolicy "reject"); else it is quarantined. */
+  disposition?: 'reject';
 }
 
 export interface IndexedAttributes {
@@ -17,10 +21,10 @@ export interface IndexedAttributes {
   series: SeriesAttributes;
   instance: InstanceAttributes;
   characterSet: string[];
+  /** What was tolerated (UIDs breaking PS3.5 9.1 under the "flag" policy, VR UN read with the dictionary VR). */
+  findings: QualityFinding[];
 }
 
-/** UIDs per PS3.5 9.1: digits and dots, no leading zeros in a component, at most 64 characters. */
-const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
 export function tagName(tag: number): string {
   const hex = tag.toString(16).toUpperCase().padStart(8, '0');
@@ -30,10 +34,14 @@ export function tagName(tag: number): string {
 const MEDIA_STORAGE_DIRECTORY = '1.2.840.10008.1.3.10';
 
 /** Checks what the archive needs to file the object, and reads the attributes it indexes. */
-export function indexedAttributes(header: Part10Header): IndexedAttributes | Rejection {
+export function indexedAttributes(header: Part10Header, options: { invalidUidPolicy?: InvalidUidPolicy } = {}): IndexedAttributes | Rejection {
+  const invalidUidPolicy = options.invalidUidPolicy ?? 'flag';
+  const findings: QualityFinding[] = [];
   const ds = header.dataset;
   if (!header.fileMeta) {
-    return reject('missing-file-meta', 'no File Meta Information (PS3.10 7.1): not a DICOM Part-10 file', null);
+    const made = isBareDataset(header) ? fileMetaForBareDataset(header) : undefined;
+    const why = made && 'refusal' in made ? `; none can be generated: ${made.refusal}` : '';
+    return reject('missing-file-meta', `no File Meta Information (PS3.10 7.1): not a DICOM Part-10 file${why}`, null);
   }
   const characterSet = stringValues(ds, Tag.SpecificCharacterSet) ?? [];
   const text = (tag: number) => emptyToNull(stringValue(ds, tag, characterSet));
@@ -49,7 +57,18 @@ export function indexedAttributes(header: Part10Header): IndexedAttributes | Rej
   ] as const) {
     const uid = text(tag);
     if (!uid) return reject('missing-uid', `${keyword} ${tagName(tag)} is missing or empty`, tag);
-    if (uid.length > 64 || !UID_PATTERN.test(uid)) return reject('invalid-uid', `${keyword} ${tagName(tag)} is not a valid UID: "${uid}"`, tag);
+    const problem = uidProblem(uid);
+    if (problem) {
+      const reason = `${keyword} ${tagName(tag)} is not a valid UID (PS3.5 9.1: ${problem}): "${uid}"`;
+      // Even "flag" cannot keep what no query or URL could name (spaces, backslashes, wild cards, control characters).
+      if (invalidUidPolicy === 'quarantine' || !isTolerableUid(uid)) return reject('invalid-uid', reason, tag);
+      if (invalidUidPolicy === 'reject') return { ...reject('invalid-uid', reason, tag), disposition: 'reject' };
+      findings.push({ code: 'invalid-uid', element: tagName(tag), detail: `${reason}; stored as received (ingest.invalidUidPolicy "flag")` });
+    }
+  }
+  const un = header.warnings.find((w) => /VR UN read as/.test(w));
+  if (un) {
+    findings.push({ code: 'vr-un-read-as-dictionary', element: un.slice(0, 11), detail: `elements of VR UN whose tag the dictionary knows were read with the dictionary VR (PS3.5 6.2.2), first: ${un}` });
   }
   const sopInstanceUid = text(Tag.SOPInstanceUID)!;
   const metaInstance = emptyToNull(stringValue(header.fileMeta, Tag.MediaStorageSOPInstanceUID));
@@ -72,6 +91,7 @@ export function indexedAttributes(header: Part10Header): IndexedAttributes | Rej
   };
   return {
     characterSet,
+    findings,
     patient: {
       // Patient ID is Type 2: present but possibly empty; an empty ID is still one patient identity.
       patientId: text(Tag.PatientID) ?? '',

@@ -1,6 +1,7 @@
 import type { AtriumModule } from '../modules/module.ts';
 import { migration as initialSchema } from './migrations/0001_archive_initial_schema.ts';
 import { migration as studyListOrder } from './migrations/0005_archive_study_list_order.ts';
+import { migration as qualityFindings } from './migrations/0007_archive_quality_findings.ts';
 
-/** The archive: the index of patients, studies, series and instances, and the quarantine. */
-export const archiveModule: AtriumModule = { name: 'archive', migrations: [initialSchema, studyListOrder] };
+/** The archive: the index of patients, studies, series and instances, the quarantine, and the quality findings. */
+export const archiveModule: AtriumModule = { name: 'archive', migrations: [initialSchema, studyListOrder, qualityFindings] };

@@ -38,13 +38,15 @@ export async function importCommand(config: AtriumConfig, paths: string[], optio
     } else {
       const mb = (summary.bytes / 1024 / 1024).toFixed(1);
       console.log(`${summary.files} files: ${summary.stored} stored (${mb} MB), ${summary.duplicates} duplicates, ${summary.quarantined.length} quarantined, ${summary.skipped.length} not DICOM, ${summary.failed.length} failed`);
+      if (summary.generatedFileMeta) console.log(`${summary.generatedFileMeta} bare data sets (no File Meta) stored with a generated File Meta`);
       if (summary.dicomdirs) console.log(`${summary.dicomdirs} DICOMDIR read${summary.missingFromDicomdir.length ? `, ${summary.missingFromDicomdir.length} referenced files missing` : ''}`);
       for (const q of summary.quarantined) console.log(`  quarantined ${q.file}: ${q.reasonCode}: ${q.reason}`);
+      for (const r of summary.rejected) console.log(`  rejected ${r.file}: ${r.reasonCode}: ${r.reason}`);
       for (const f of summary.skipped) console.log(`  skipped ${f.file}: not DICOM`);
       for (const f of summary.failed) console.log(`  failed ${f.file}: ${f.error}`);
       for (const m of summary.missingFromDicomdir) console.log(`  missing ${m} (referenced by a DICOMDIR)`);
     }
-    return summary.failed.length || summary.quarantined.length || summary.missingFromDicomdir.length ? 1 : 0;
+    return summary.failed.length || summary.quarantined.length || summary.rejected.length || summary.missingFromDicomdir.length ? 1 : 0;
   } finally {
     bar?.stop();
     await archive.close();

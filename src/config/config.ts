@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { isIP } from 'node:net';
-import type { DuplicatePolicy } from '../ports/index-store.ts';
+import type { DuplicatePolicy, InvalidUidPolicy } from '../ports/index-store.ts';
 import { DEFAULT_SECURITY_CONFIG, ROLES, isRole, type Role, type SecurityConfig } from '../security/types.ts';
 import { aeTitleProblem, peerOperations, peerProblems, DICOM_OPERATIONS, type DicomOperation, type DicomPeerInput } from '../ports/peer-registry.ts';
 
@@ -15,7 +15,7 @@ export interface AtriumConfig {
     | { engine: 'fs' }
     | { engine: 's3'; endpoint: string | null; region: string; bucket: string; prefix: string; accessKeyId: string | null;
         secretAccessKey: string | null; forcePathStyle: boolean; partSizeMiB: number };
-  ingest: { duplicatePolicy: DuplicatePolicy; importConcurrency: number };
+  ingest: { duplicatePolicy: DuplicatePolicy; importConcurrency: number; invalidUidPolicy: InvalidUidPolicy };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   dicom: DicomConfig;
   /** The audit trail: a syslog copy (IHE ATNA), retention. */
@@ -103,6 +103,7 @@ export const ENVIRONMENT: Record<string, string> = {
   ATRIUM_S3_PART_SIZE_MIB: 'blobs.partSizeMiB',
   ATRIUM_DUPLICATE_POLICY: 'ingest.duplicatePolicy',
   ATRIUM_IMPORT_CONCURRENCY: 'ingest.importConcurrency',
+  ATRIUM_INVALID_UID_POLICY: 'ingest.invalidUidPolicy',
   ATRIUM_LOG_LEVEL: 'log.level',
   ATRIUM_DICOM_AE_TITLE: 'dicom.aeTitle',
   ATRIUM_DICOM_HOST: 'dicom.host',
@@ -231,6 +232,7 @@ export function loadConfig(options: { dataDir?: string; file?: string; env?: Nod
     ingest: {
       duplicatePolicy: oneOf('ingest.duplicatePolicy', ['reject', 'version', 'overwrite'] as const, 'reject'),
       importConcurrency: int('ingest.importConcurrency', 4, 1, 64),
+      invalidUidPolicy: oneOf('ingest.invalidUidPolicy', ['flag', 'quarantine', 'reject'] as const, 'flag'),
     },
     log: { level: oneOf('log.level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info') },
     dicom: loadDicom(raw, problems, { str, optStr, int, bool }),

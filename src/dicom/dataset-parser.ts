@@ -4,10 +4,10 @@
 import type { ByteQueue } from './byte-queue.ts';
 import { UNDEFINED_LENGTH } from './dataset.ts';
 import type { DataElement, DataSet } from './dataset.ts';
-import { vrOf } from './dictionary.ts';
+import { lookupTag, vrOf } from './dictionary.ts';
 import { DicomParseError, describeTag } from './errors.ts';
 import { Item, ItemDelimitationItem, PixelData, SequenceDelimitationItem, formatTag } from './tags.ts';
-import { LONG_HEADER_VRS, VALID_VRS } from './vr.ts';
+import { LONG_HEADER_VRS, VALID_VRS, swapBytes, swapUnit } from './vr.ts';
 
 export interface ParserOptions {
   explicitVR: boolean;
@@ -53,6 +53,8 @@ interface Pending {
   declared: number;
   /** The value is the Basic Offset Table item of encapsulated Pixel Data. */
   offsetTable: boolean;
+  /** A UN value read with its dictionary VR in a Big Endian data set: swap it from Little Endian by this unit. */
+  swapUnit?: number;
 }
 
 // Basic Offset Tables are kept whatever the bulk threshold (they are needed to locate frames) up to this size:
@@ -76,6 +78,7 @@ export class DatasetParser {
   private readonly opts: ParserOptions;
   private readonly stack: Frame[];
   private pending: Pending | undefined;
+  private unReinterpreted = 0;
 
   constructor(q: ByteQueue, root: DataSet, opts: ParserOptions) {
     this.q = q;
@@ -138,7 +141,7 @@ export class DatasetParser {
       const bytes = this.q.read(p.remaining);
       if (!bytes) return false;
       if (p.offsetTable) p.el.encapsulated!.basicOffsetTable = bytes;
-      else p.el.value = bytes;
+      else p.el.value = p.swapUnit ? swapBytes(bytes, p.swapUnit) : bytes;
     } else {
       p.remaining -= this.q.skip(p.remaining);
       if (p.remaining > 0) return false;
@@ -200,14 +203,34 @@ export class DatasetParser {
     q.skip(headerLength);
     const offset = q.position;
     const el: DataElement = { tag, vr, length, offset };
+    // UN of a tag the dictionary knows: a gateway converted Implicit VR to Explicit without knowing the VRs.
+    // The value is Implicit VR Little Endian encoded whatever the transfer syntax (PS3.5 6.2.2), so it is read
+    // with the dictionary VR, as DCMTK and pydicom do. Private data elements stay UN.
+    const known = vr === 'UN' && f.explicitVR ? lookupTag(tag)?.vr : undefined;
+    const reinterpret = known !== undefined && known !== 'UN' ? known : undefined;
+    if (reinterpret) {
+      if (this.unReinterpreted++ === 0) {
+        this.opts.warnings?.push(`${formatTag(tag)} at offset ${start}: VR UN read as ${reinterpret}, the dictionary VR (PS3.5 6.2.2)`);
+      }
+      el.vr = tag === PixelData && length === UNDEFINED_LENGTH ? 'OB' : reinterpret;
+    }
     f.ds.elements.push(el);
     if (tag === PixelData && f.ds === this.root) this.opts.onPixelData?.(el);
+
+    if (reinterpret && length === UNDEFINED_LENGTH && tag === PixelData) return this.startFragments(f, el);
+    if (reinterpret === 'SQ' && length !== UNDEFINED_LENGTH) {
+      this.checkWithin(f.end, offset + length, tag, start);
+      el.items = [];
+      this.stack.push({ kind: 'seq', el, end: offset + length, explicitVR: false, littleEndian: true });
+      return true;
+    }
 
     if (length === UNDEFINED_LENGTH) {
       if (vr === 'SQ' || vr === 'UN' || !f.explicitVR) {
         // Explicit UN of undefined length holds a sequence in Implicit VR LE (PS3.5 6.2.2); in Implicit VR only
         // SQ may have undefined length (PS3.5 7.1.3), so an unknown (private) tag with it is a sequence too.
         const implicitItems = vr === 'UN' && f.explicitVR;
+        if (implicitItems && el.vr !== 'SQ') el.vr = 'UN'; // items under a tag the dictionary does not call SQ
         if (!f.explicitVR && vr !== 'SQ' && tag !== PixelData) el.vr = 'SQ';
         if (tag === PixelData && !f.explicitVR) return this.startFragments(f, el);
         el.items = [];
@@ -231,6 +254,7 @@ export class DatasetParser {
     const keep = length <= this.opts.bulkThreshold;
     if (!keep) el.bulk = true;
     this.pending = { el, keep, remaining: length, declared: length, offsetTable: false };
+    if (reinterpret && !f.littleEndian && swapUnit(el.vr) > 1) this.pending.swapUnit = swapUnit(el.vr);
     return true;
   }
 

@@ -191,7 +191,7 @@ test('errors: codes, tags and offsets', () => {
   // LO declaring 0x7ffffff0 bytes then ending: not a truncated value but garbage.
   fail(ds('08000500 4353 0200 4142 10001000 4c4f ffff 41'), 'TRUNCATED');
   fail(ds('08000500 4353 0200 4142 10000000 554c 0400 0100 0000 10001000 4c54 ffff 41'), 'TRUNCATED');
-  fail(ds('08000500 4353 0200 4142 09001000 554e 0000 f0ffff7f 4142'), 'TRUNCATED');
+  fail(ds('08000500 4353 0200 4142 09001010 554e 0000 f0ffff7f 4142'), 'TRUNCATED'); // UN of a private tag stays UN
   fail(ds('08000500 4353 0200 4142 10001000 5554 0000 f0ffff7f 41'), 'TRUNCATED');
   fail(ds('08000500 4353 0200 4142 10001000 5351 0000 f0ffff7f 41'), 'TRUNCATED');
   fail(ds('08000500 4353 0200 4142 10001000 4445 0000 f0ffff7f'), 'INVALID_VR');
@@ -216,4 +216,26 @@ test('pixelData is available as soon as its header is read', () => {
   reader.push(bytes.subarray(cut));
   const header = reader.end();
   assert.ok((header.dataset as DataSet).elements.includes(pd));
+});
+
+test('VR UN of dictionary tags is read with the dictionary VR (PS3.5 6.2.2): values, sequences, encapsulated Pixel Data', async () => {
+  const { allVrsToUn } = await import('../../test/support/codec.ts');
+  for (const name of ['CT_small.dcm', 'MR_small_jp2klossless.dcm', 'test-SR.dcm', 'reportsi.dcm', 'JPEG2000.dcm']) {
+    const original = parse(readTestFile(name)).header;
+    const un = parse(allVrsToUn(readTestFile(name)), 7).header;
+    assert.match(un.warnings.join('\n'), /VR UN read as/, name);
+    const publicOnly = (ds: DataSet): unknown => ds.elements.filter((e) => ((e.tag >>> 16) & 1) === 0).map((e) => ({
+      tag: e.tag, vr: e.encapsulated ? 'OB' : e.items ? 'SQ' : e.vr, value: e.value && Buffer.from(e.value).toString('hex'),
+      items: e.items?.map(publicOnly), fragments: e.encapsulated?.fragments.length,
+    }));
+    // "US or SS" is resolved to US as Implicit VR does (PS3.5 A.1); the original may say SS.
+    const ambiguous = (x: unknown) => JSON.parse(JSON.stringify(x).replace(/"vr":"SS"/g, '"vr":"US"'));
+    assert.deepEqual(ambiguous(publicOnly(un.dataset)), ambiguous(publicOnly(original.dataset)), name);
+  }
+  // In a Big Endian data set a UN value stays Little Endian (PS3.5 6.2.2): read as US it is swapped.
+  const be = new Uint8Array([0x00, 0x28, 0x00, 0x10, 0x55, 0x4e, 0, 0, 0, 0, 0, 2, 0x40, 0x00]);
+  const { header } = parse(new Uint8Array([...be]));
+  assert.equal(header.transferSyntaxUID, '1.2.840.10008.1.2.2');
+  assert.equal(findElement(header.dataset, T.Rows)?.vr, 'US');
+  assert.equal(numberValue(header.dataset, T.Rows), 64);
 });

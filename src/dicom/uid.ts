@@ -17,3 +17,23 @@ export function generateUid(): string {
 export function isValidUid(uid: string): boolean {
   return uid.length > 0 && uid.length <= 64 && /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/.test(uid);
 }
+
+/** Why `uid` breaks PS3.5 9.1 (undefined when it does not): what a quality finding says of it. */
+export function uidProblem(uid: string): string | undefined {
+  if (isValidUid(uid)) return undefined;
+  const problems: string[] = [];
+  if (uid.length > 64) problems.push(`${uid.length} characters, more than 64`);
+  if (/[^0-9.]/.test(uid)) problems.push('characters other than digits and dots');
+  if (/^\.|\.$|\.\./.test(uid)) problems.push('an empty component');
+  if (/(^|\.)0[0-9]/.test(uid)) problems.push('a component with a leading zero');
+  return problems.length ? problems.join(', ') : 'empty';
+}
+
+/**
+ * What is taken as a UID from equipment that breaks PS3.5 9.1 (letters, hex strings, over 64 characters,
+ * leading zeros): a run of printable characters without spaces, backslashes or wild cards, at most 256. The
+ * archive may store such UIDs (ingest.invalidUidPolicy "flag"), so queries and URLs must be able to name them.
+ */
+export function isTolerableUid(uid: string): boolean {
+  return uid.length > 0 && uid.length <= 256 && /^[\x21-\x7e]+$/.test(uid) && !/[\\*?]/.test(uid);
+}

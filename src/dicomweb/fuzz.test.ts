@@ -150,7 +150,7 @@ describe('bad input fuzzing: STOW-RS, C-STORE, import, the DIMSE port', { timeou
       const failed = r.json['00081198'].Value[0];
       assert.equal(failed['00081197'].Value[0], 0xa900);
       // The whole reason, with the object's text, is in the body.
-      assert.match(failed[REASON_TAG].Value[0], /SOPInstanceUID \(0008,0018\) is not a valid UID: "1\.2\./);
+      assert.match(failed[REASON_TAG].Value[0], /SOPInstanceUID \(0008,0018\) is not a valid UID[^"]*"1\.2\./);
     }
   });
 

@@ -77,6 +77,8 @@ export async function outcomeOf(archive: DicomwebServices, result: IngestResult,
         sopInstanceUid: result.sopInstanceUid ?? ids.sopInstanceUid,
         ingest: 'quarantined', quarantineId: result.quarantineId,
       };
+    case 'rejected':
+      return { ...failure(index, ids, failureReasonOf(result.reasonCode), `${result.reason} (refused, not kept)`, `${result.reasonCode}; refused, not kept`), ingest: 'rejected' };
     case 'skipped':
       return { ...failure(index, ids, FailureReason.CannotUnderstand, result.reason, 'not DICOM'), ingest: 'skipped' };
   }

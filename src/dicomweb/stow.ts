@@ -34,11 +34,11 @@ import { MetadataError, removeStaleSpool, storeMetadataAndBulkData } from './sto
 import { failure, FailureReason, ingestFailure, outcomeOf, type InstanceIds, type StowOutcome } from './stow-outcome.ts';
 import { notAcceptable } from './problem.ts';
 import { warningValue } from '../io/header-value.ts';
+import { isTolerableUid } from '../dicom/uid.ts';
 
 export { FailureReason, failureReasonOf, type StowOutcome } from './stow-outcome.ts';
 import type { DicomwebOptions, DicomwebServices } from './context.ts';
 
-const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
 
 /**
  * Registers the STOW-RS routes in their own Fastify scope (their body handling touches no other route), with
@@ -59,7 +59,8 @@ export async function stowRoutes(app: FastifyInstance, archive: DicomwebServices
       if (!format) {
         throw notAcceptable('the Store Instances Response is available as application/dicom+json or application/dicom+xml');
       }
-      if (study !== undefined && (study.length > 64 || !UID_PATTERN.test(study))) {
+      // Not PS3.5 9.1 itself: the archive may hold UIDs that break it (ingest.invalidUidPolicy "flag").
+      if (study !== undefined && !isTolerableUid(study)) {
         return problem(reply, req, 400, 'Bad Request', `"${study}" is not a valid Study Instance UID`);
       }
       const media = parseMediaType(req.headers['content-type']);
@@ -336,6 +337,8 @@ function responseFormat(accept: string | undefined): 'json' | 'xml' | undefined 
 }
 
 /** A well-formed UID (PS3.5 9.1), which alone of what the object says may be named in a header field. */
+const UID_PATTERN = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/;
+
 function isUid(value: string | null): value is string {
   return value !== null && value.length <= 64 && UID_PATTERN.test(value);
 }

@@ -8,6 +8,8 @@ import type { RenderParams } from './render.ts';
 import { transcodeInstance as transcode } from './transcode.ts';
 import type { InstanceRecord } from '../ports/index-store.ts';
 import { transferable, WorkerPool, type WorkerPoolOptions } from './worker-pool.ts';
+import { comparePixels as compare, type PixelComparison, type PixelCopy } from './compare.ts';
+import type { BlobStore } from '../ports/blob-store.ts';
 
 export { WorkerPool } from './worker-pool.ts';
 export type { WorkerPoolOptions, WorkerPoolStats } from './worker-pool.ts';
@@ -15,6 +17,7 @@ export { parseRenderParams, chooseMediaType, parseViewport, parseWindow, RENDERE
 export type { RenderRequest } from './params.ts';
 export type { ImagingStores, ImagingLimits } from './frame-source.ts';
 export { describeImage } from './frame-source.ts';
+export type { PixelCopy, PixelComparison } from './compare.ts';
 export { instanceTranscodeRefusal, transcodeRefusal, NATIVE_TARGETS, TRANSCODE_TARGETS } from './transcode.ts';
 
 let shared: WorkerPool | undefined;
@@ -98,4 +101,12 @@ export async function renderInstance(stores: ImagingStores, sopInstanceUid: stri
 
 function isRenderRequest(params: Record<string, string | undefined> | RenderRequest): params is RenderRequest {
   return params.mediaType === 'image/jpeg' || params.mediaType === 'image/png';
+}
+
+/**
+ * Whether two copies of one instance (say, as received and as stored, in two transfer syntaxes) have the same
+ * pixels after decoding: every frame of both is decoded in the pool and compared byte for byte.
+ */
+export async function comparePixels(blobs: BlobStore, a: PixelCopy, b: PixelCopy, options: ImagingOptions = {}): Promise<PixelComparison> {
+  return await compare(blobs, a, b, options.pool ?? imagingPool(), options.limits);
 }

@@ -97,15 +97,54 @@ export interface NewInstance extends StoredObject {
   /** Which transport brought it, e.g. "import", "dimse:CT_SCANNER", "stow". */
   source: string;
   receivedAt: string;
+  /** Oddities tolerated at ingest; recorded in the same transaction when the instance is stored. */
+  findings?: QualityFinding[];
+  /**
+   * The SOP Instance UID is stored in another transfer syntax with another data set: 'ask' (default) answers
+   * `other-transfer-syntax` without changing anything, for the caller to compare the decoded copies; 'replace'
+   * replaces the stored copy (kept as history under the `version` policy, else overwritten); 'policy' applies the
+   * duplicate policy as for any other conflict.
+   */
+  otherTransferSyntax?: 'ask' | 'replace' | 'policy';
+}
+
+/** Something odd about an object the archive accepted anyway, recorded on its study (never silently fixed). */
+export interface QualityFinding {
+  /** e.g. "invalid-uid", "generated-file-meta", "vr-un-read-as-dictionary", "same-instance-other-transfer-syntax". */
+  code: string;
+  /** The element concerned as "(gggg,eeee)", when there is one. */
+  element: string | null;
+  detail: string;
+}
+
+export interface QualityFindingEntry extends QualityFinding {
+  studyInstanceUid: string;
+  seriesInstanceUid: string | null;
+  sopInstanceUid: string | null;
+  source: string;
+  recordedAt: string;
+}
+
+export interface QualityFindingRecord extends QualityFindingEntry {
+  id: number;
 }
 
 /** What to do when a SOP Instance UID arrives again with different bytes. */
 export type DuplicatePolicy = 'reject' | 'version' | 'overwrite';
 
+/**
+ * UIDs that break PS3.5 9.1 (letters, hex strings, over 64 characters, leading zeros), common from old
+ * equipment: "flag" stores and indexes them and records a quality finding on the study; "quarantine" keeps the
+ * object in quarantine (reason invalid-uid); "reject" refuses it and keeps nothing.
+ */
+export type InvalidUidPolicy = 'flag' | 'quarantine' | 'reject';
+
 export type StoreOutcome =
   | { kind: 'stored'; instancePk: number }
   /** Same SOP Instance UID, same data set: nothing to do, the caller drops its copy. */
   | { kind: 'identical'; existing: StoredObject }
+  /** Same SOP Instance UID in another transfer syntax, other data set bytes (otherTransferSyntax 'ask'): nothing done. */
+  | { kind: 'other-transfer-syntax'; existing: StoredObject & { transferSyntaxUid: string } }
   /** Same SOP Instance UID, other bytes, policy reject: the caller keeps its copy out of the archive. */
   | { kind: 'conflict'; existing: StoredObject }
   /** Policy version: the old object is kept as history. */
@@ -204,6 +243,10 @@ export interface IndexStore {
   pixelDataLayout(sopInstanceUid: string): Promise<PixelDataLayout | null>;
 
   quarantine(entry: QuarantineEntry): Promise<number>;
+  /** Findings recorded outside an instance's store (e.g. a copy in another transfer syntax that was dropped). */
+  recordFindings(entries: QualityFindingEntry[]): Promise<void>;
+  /** Newest first; `studyInstanceUid` and `code` filter exactly. */
+  listFindings(filter: { studyInstanceUid?: string; code?: string }, page: Page): Promise<Paged<QualityFindingRecord>>;
   listQuarantine(page: Page): Promise<Paged<QuarantineRecord>>;
   getQuarantined(id: number): Promise<QuarantineRecord | null>;
 

@@ -260,6 +260,19 @@ export interface SecuritySettingTable {
   updated_at: string;
 }
 
+/** What was odd about an accepted object (src/archive/migrations/0007_archive_quality_findings.ts). */
+export interface QualityFindingTable {
+  pk: Generated<number>;
+  study_instance_uid: string;
+  series_instance_uid: string | null;
+  sop_instance_uid: string | null;
+  code: string;
+  element: string | null;
+  detail: string;
+  source: string;
+  recorded_at: string;
+}
+
 export interface AtriumDatabase {
   patient: PatientTable;
   study: StudyTable;
@@ -267,6 +280,7 @@ export interface AtriumDatabase {
   instance: InstanceTable;
   instance_version: InstanceVersionTable;
   quarantine: QuarantineTable;
+  quality_finding: QualityFindingTable;
   outbox: OutboxTable;
   event_delivery: EventDeliveryTable;
   job: JobTable;

@@ -1,7 +1,7 @@
 import { Kysely, sql, type Transaction, type SelectQueryBuilder, type Expression, type SqlBool } from 'kysely';
 import type {
   ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, NewInstance, Page, Paged,
-  PatientRecord, PixelDataLayout, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
+  PatientRecord, PixelDataLayout, QualityFindingEntry, QualityFindingRecord, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
   StudyRecord,
 } from '../../ports/index-store.ts';
 import type { AtriumDatabase } from './schema.ts';
@@ -78,6 +78,11 @@ export class SqlIndexStore implements IndexStore {
     if (existing) {
       const stored = { blobKey: existing.blob_key, sizeBytes: Number(existing.size_bytes), sha256: existing.sha256 };
       if (existing.dataset_sha256 === input.datasetSha256) return { kind: 'identical', existing: stored };
+      const otherSyntax = existing.transfer_syntax_uid !== input.instance.transferSyntaxUid;
+      if (otherSyntax && (input.otherTransferSyntax ?? 'ask') === 'ask') {
+        return { kind: 'other-transfer-syntax', existing: { ...stored, transferSyntaxUid: existing.transfer_syntax_uid } };
+      }
+      if (otherSyntax && input.otherTransferSyntax === 'replace' && policy === 'reject') policy = 'overwrite';
       if (policy === 'reject') return { kind: 'conflict', existing: stored };
     }
 
@@ -154,6 +159,7 @@ export class SqlIndexStore implements IndexStore {
       const sopClassIsNew = !study.sop_classes_in_study.split('\\').includes(input.instance.sopClassUid);
       if (seriesMayBeNew || sopClassIsNew) await this.#refreshCounts(tx, [], [studyPk], now);
       await emit(tx, { type: 'InstanceStored', payload: instanceEvent(input) }, now);
+      await insertFindings(tx, findingsOf(input));
       return { kind: 'stored', instancePk: Number(inserted.pk) };
     }
 
@@ -174,6 +180,7 @@ export class SqlIndexStore implements IndexStore {
     await tx.updateTable('instance').set(row).where('pk', '=', existing.pk).execute();
     await this.#refreshCounts(tx, [seriesPk, Number(existing.series_pk)], [studyPk, Number(existing.study_pk)], now);
     await emit(tx, { type: 'InstanceStored', payload: { ...instanceEvent(input), replaced: previous.blobKey, policy } }, now);
+    await insertFindings(tx, findingsOf(input));
     const instancePk = Number(existing.pk);
     return policy === 'version'
       ? { kind: 'versioned', instancePk, previous }
@@ -268,6 +275,26 @@ export class SqlIndexStore implements IndexStore {
       await emit(tx, { type: 'InstanceQuarantined', payload: { quarantinePk: Number(row.pk), reasonCode: entry.reasonCode, sopInstanceUid: entry.sopInstanceUid, source: entry.source } }, entry.receivedAt);
       return Number(row.pk);
     });
+  }
+
+  async recordFindings(entries: QualityFindingEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#db.transaction().execute((tx) => insertFindings(tx, entries));
+  }
+
+  async listFindings(filter: { studyInstanceUid?: string; code?: string }, page: Page): Promise<Paged<QualityFindingRecord>> {
+    let base = this.#db.selectFrom('quality_finding');
+    if (filter.studyInstanceUid) base = base.where('study_instance_uid', '=', filter.studyInstanceUid);
+    if (filter.code) base = base.where('code', '=', filter.code);
+    const [rows, total] = await Promise.all([
+      base.selectAll().orderBy('pk', 'desc').limit(page.limit).offset(page.offset).execute(),
+      countOf(base),
+    ]);
+    const items = rows.map((r) => ({
+      id: Number(r.pk), studyInstanceUid: r.study_instance_uid, seriesInstanceUid: r.series_instance_uid, sopInstanceUid: r.sop_instance_uid,
+      code: r.code, element: r.element, detail: r.detail, source: r.source, recordedAt: r.recorded_at,
+    }));
+    return { items, total, ...page };
   }
 
   async listQuarantine(page: Page): Promise<Paged<QuarantineRecord>> {
@@ -561,4 +588,19 @@ function toInstanceRecord(r: any): InstanceRecord {
     contentDate: r.content_date, contentTime: r.content_time, blobKey: r.blob_key, sizeBytes: Number(r.size_bytes),
     sha256: r.sha256, source: r.source, receivedAt: r.received_at,
   };
+}
+
+function findingsOf(input: NewInstance): QualityFindingEntry[] {
+  return (input.findings ?? []).map((f) => ({
+    ...f, studyInstanceUid: input.study.studyInstanceUid, seriesInstanceUid: input.series.seriesInstanceUid,
+    sopInstanceUid: input.instance.sopInstanceUid, source: input.source, recordedAt: input.receivedAt,
+  }));
+}
+
+async function insertFindings(tx: Tx, entries: QualityFindingEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await tx.insertInto('quality_finding').values(entries.map((e) => ({
+    study_instance_uid: e.studyInstanceUid, series_instance_uid: e.seriesInstanceUid, sop_instance_uid: e.sopInstanceUid,
+    code: e.code, element: e.element, detail: e.detail, source: e.source, recorded_at: e.recordedAt,
+  }))).execute();
 }

@@ -5,6 +5,7 @@
 import { AtriumError } from '../../errors.ts';
 import type { DicomJsonAttribute, DicomJsonDataSet, DicomJsonPersonName } from '../dicom-json.ts';
 import { formatTagParen, hexTag, type QueryKey } from './model.ts';
+import { isTolerableUid } from '../uid.ts';
 
 /** VRs for which `*` and `?` are wild cards (C.2.2.2.4). */
 export const WILDCARD_VRS: ReadonlySet<string> = new Set(['AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT']);
@@ -53,7 +54,8 @@ export function matcherOf(key: QueryKey): Matcher {
     if (/[*?]/.test(v)) throw invalid(key.tag, 'wild cards are not allowed in a UID key (PS3.4 C.2.2.2.4)');
     const values = v.split('\\').map((u) => u.trim()).filter((u) => u !== '');
     for (const u of values) {
-      if (u.length > 64 || !/^[0-9]+(\.[0-9]+)*$/.test(u)) throw invalid(key.tag, `"${u}" is not a UID`);
+      // UIDs that break PS3.5 9.1 (old equipment) may be archived, so they can be asked for: see isTolerableUid.
+      if (!isTolerableUid(u)) throw invalid(key.tag, `"${u}" is not a UID`);
     }
     return values.length === 1 ? { kind: 'single', value: values[0] } : { kind: 'list', values };
   }

@@ -146,6 +146,7 @@ export function storeStatus(result: IngestResult): number {
       // An identical copy is already archived: for the sender the object is safely stored.
       return Status.Success;
     case 'skipped':
+    case 'rejected': // invalid-uid under ingest.invalidUidPolicy "reject"
       return Status.CannotUnderstand;
     case 'quarantined':
       switch (result.reasonCode) {

@@ -25,6 +25,7 @@ export const ADMIN_ROUTE_RULES: RouteRules = {
   'DELETE /api/series/:uid': 'study:delete',
   'DELETE /api/instances/:uid': 'study:delete',
   'GET /api/quarantine': 'admin:config',
+  'GET /api/quality/findings': 'admin:config',
   'GET /api/quarantine/:id': 'admin:config',
   'GET /api/quarantine/:id/file': 'admin:config',
 };
@@ -89,6 +90,9 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
     app.delete<{ Params: Params }>(path, async (req) => await archive.deletion.delete(level, req.params.uid));
   }
 
+  // Quality findings: what was odd about objects accepted anyway (ingest.invalidUidPolicy "flag", generated File Meta...).
+  app.get<{ Querystring: Query }>('/api/quality/findings', async (req) =>
+    await index.listFindings({ studyInstanceUid: req.query.studyInstanceUid, code: req.query.code }, page(req.query)));
   app.get<{ Querystring: Query }>('/api/quarantine', async (req) => await index.listQuarantine(page(req.query)));
   app.get<{ Params: Params }>('/api/quarantine/:id', async (req) => found(await index.getQuarantined(Number(req.params.id)), `quarantined object ${req.params.id}`));
   app.get<{ Params: Params }>('/api/quarantine/:id/file', async (req, reply) => {
