@@ -65,9 +65,14 @@ if (!existsSync(join(root, 'vendor/ohif/index.html'))) {
   if (!existsSync(join(root, 'vendor/ohif/index.html'))) fail('the OHIF viewer could not be installed (scripts/install-viewer.ts)');
 }
 
+// Always rebuilt (tens of milliseconds): a console test never runs against a stale build.
+if (spawnSync(process.execPath, [join(root, 'scripts/build-ui.ts')], { stdio: 'inherit' }).status !== 0) fail('the operations console did not build (see above)');
+
 console.log('type-checking...');
-const tsc = spawnSync(join(root, 'node_modules/.bin/tsc'), ['-p', root], { stdio: 'inherit' });
-if (tsc.status !== 0) fail('type errors (see above)');
+for (const project of [root, join(root, 'src/http/ui/console')]) {
+  const tsc = spawnSync(join(root, 'node_modules/.bin/tsc'), ['-p', project], { stdio: 'inherit' });
+  if (tsc.status !== 0) fail('type errors (see above)');
+}
 
 const only = process.argv.slice(2);
 const files = only.length ? only : [...testFiles(join(root, 'src')), ...testFiles(join(root, 'test'))];

@@ -67,6 +67,12 @@ export function authorize(principal: Principal, action: Action | string, resourc
   return { allowed: false, reason: `role ${grant.role}: ${who} is not the study's referring physician` };
 }
 
+/** The actions some role of `principal` grants (fully or for its own studies): what a UI may offer it. */
+export function grantedActions(principal: Principal): Action[] {
+  if (principal.authMethod === 'security-disabled') return [...ACTIONS];
+  return ACTIONS.filter((action) => grantFor(principal, action) !== null);
+}
+
 /**
  * What a query (C-FIND, QIDO, UI lists) must be narrowed to for this principal:
  * - `all`: no restriction;

@@ -127,7 +127,7 @@ test('health, statistics, metrics and the UI page', async () => {
   assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<title>Atrium<\/title>/);
-  assert.equal((await fetch(`${base}/ui/app.js`)).status, 200);
+  assert.equal((await fetch(`${base}/ui/console.js`)).status, 200);
 });
 
 test('DICOM peers: create, read, replace, delete; invalid ones refused', async () => {

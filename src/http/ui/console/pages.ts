@@ -1,0 +1,37 @@
+/**
+ * The console's pages: one entry per page, in menu order. Adding a page is a file under pages/ and
+ * one line here (docs/ui.md). `action` is the action a principal needs to see the page in the menu;
+ * the page's requests are checked by the server whatever the menu shows.
+ */
+import type { FunctionComponent } from 'preact';
+import { DashboardPage } from './pages/dashboard.tsx';
+import { StudiesPage } from './pages/studies.tsx';
+import { StudyPage } from './pages/study.tsx';
+import { PeersPage } from './pages/peers.tsx';
+import { JobsPage } from './pages/jobs.tsx';
+import { QuarantinePage } from './pages/quarantine.tsx';
+import { UsersPage } from './pages/users.tsx';
+import { AuditPage } from './pages/audit.tsx';
+import { SettingsPage } from './pages/settings.tsx';
+
+export interface ConsolePage {
+  /** Under /admin; `:name` segments are passed as props. */
+  path: string;
+  title: string;
+  action: string;
+  component: FunctionComponent<any>;
+  /** Shown in the menu (detail pages such as one study are not). */
+  menu: boolean;
+}
+
+export const PAGES: ConsolePage[] = [
+  { path: '/admin/dashboard', title: 'Dashboard', action: 'admin:config', component: DashboardPage, menu: true },
+  { path: '/admin/studies', title: 'Studies', action: 'query', component: StudiesPage, menu: true },
+  { path: '/admin/studies/:uid', title: 'Study', action: 'study:read', component: StudyPage, menu: false },
+  { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
+  { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },
+  { path: '/admin/quarantine', title: 'Quarantine', action: 'admin:config', component: QuarantinePage, menu: true },
+  { path: '/admin/users', title: 'Users and API keys', action: 'admin:users', component: UsersPage, menu: true },
+  { path: '/admin/audit', title: 'Audit', action: 'audit:read', component: AuditPage, menu: true },
+  { path: '/admin/settings', title: 'Settings', action: 'admin:config', component: SettingsPage, menu: true },
+];

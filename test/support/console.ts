@@ -1,0 +1,55 @@
+/**
+ * The operations console's tests: a test archive with some corpus files, Atrium's HTTP server, headless
+ * Chromium at 1280x800, pages signed in as a given role, and screenshots kept as test artifacts in
+ * .test-work/artifacts/ui (ATRIUM_TEST_ARTIFACTS overrides): docs/ui.md shows them.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import type { Page } from 'playwright-core';
+import { authHeaders } from './archive.ts';
+import { startBrowserFixture } from './browser.ts';
+
+export const ARTIFACTS = process.env.ATRIUM_TEST_ARTIFACTS ?? new URL('../../.test-work/artifacts/ui/', import.meta.url).pathname;
+
+export interface ConsolePage {
+  page: Page;
+  /** Uncaught errors of the page's scripts: a test ends by asserting there were none. */
+  errors: string[];
+  /** Saves a screenshot as `<name>.png` among the artifacts. */
+  shot(name: string): Promise<void>;
+}
+
+export async function startConsoleFixture(corpusFiles: string[] = []) {
+  const fixture = await startBrowserFixture(corpusFiles);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const wrap = (page: Page): ConsolePage => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    return { page, errors, shot: async (name) => { await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }); } };
+  };
+  let users = 0;
+  return {
+    ...fixture,
+    /** A page authenticated by the test administrator's API key. */
+    async asAdministrator(viewport = { width: 1280, height: 800 }): Promise<ConsolePage> {
+      const context = await fixture.browser.newContext({ extraHTTPHeaders: authHeaders(), viewport });
+      return wrap(await context.newPage());
+    },
+    /** A page signed in through the sign-in form as a new user with `roles`. */
+    async as(roles: string[], viewport = { width: 1280, height: 800 }): Promise<ConsolePage> {
+      const username = `${roles.join('-') || 'norole'}-${++users}`;
+      const password = 'correct horse battery staple';
+      const res = await fetch(`${fixture.base}/api/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password, roles }) });
+      assert.equal(res.status, 201, await res.text());
+      const context = await fixture.browser.newContext({ viewport });
+      const page = await context.newPage();
+      await page.goto(`${fixture.base}/login?next=/admin`);
+      await page.getByLabel('User name').fill(username);
+      await page.getByLabel('Password').fill(password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.waitForURL(/\/admin/);
+      return wrap(page);
+    },
+  };
+}
