@@ -45,8 +45,9 @@ export async function startConsoleFixture(corpusFiles: string[] = []) {
       const context = await fixture.browser.newContext({ viewport });
       const page = await context.newPage();
       await page.goto(`${fixture.base}/login?next=/admin`);
-      await page.getByLabel('User name').fill(username);
-      await page.getByLabel('Password').fill(password);
+      const form = page.locator('form#login');
+      await form.getByLabel('User name').fill(username);
+      await form.getByLabel('Password').fill(password);
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.waitForURL(/\/admin/);
       return wrap(page);

@@ -21,11 +21,16 @@ test('studies: today is empty, all dates lists, filters, opens a study', async (
   assert.match(await page.locator('.page-header').innerText(), /2 studies/);
   await shot('studies');
 
-  await page.getByLabel('Patient name').fill('compressed*');
+  await page.getByLabel('Patient name').fill('nobody*');
   await page.getByRole('button', { name: 'Search' }).click();
-  await page.waitForURL(/patientName=compressed/);
+  await page.getByText('No study matches.').waitFor();
+  await page.getByLabel('Patient name').fill('compressed*');
+  await page.getByLabel('Modality').fill('CT');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.waitForURL(/patientName=compressed.*modality=CT|modality=CT.*patientName=compressed/);
   await page.locator('.page-header').getByText('1 study').waitFor();
-  await page.getByLabel('Study date', { exact: true }).fill('2024-01-01');
+  assert.equal(await page.locator('tbody tr').count(), 1);
+  await page.getByRole('textbox', { name: 'Study date' }).fill('2024-01-01');
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByText('A date (YYYYMMDD) or a range').waitFor();
 
@@ -39,20 +44,20 @@ test('studies: today is empty, all dates lists, filters, opens a study', async (
 
 test('studies: bulk delete asks for confirmation, then deletes', async () => {
   const { page, errors } = await fixture.asAdministrator();
-  await page.goto(`${fixture.base}/admin/studies?range=all&patientName=MR*`);
-  await page.locator('tbody tr').first().waitFor();
-  const rows = await page.locator('tbody tr').count();
-  assert.equal(rows, 1);
-  await page.getByLabel('Select all rows').check();
+  await page.goto(`${fixture.base}/admin/studies?range=all&modality=MR`);
+  await page.getByRole('link', { name: 'CompressedSamples, MR1' }).waitFor();
+  assert.equal(await page.locator('tbody tr').count(), 1);
+  await page.getByLabel('Select all rows').click();
+  await page.getByText('1 selected').waitFor();
   await page.getByRole('button', { name: 'Delete…' }).click();
   const dialog = page.getByRole('dialog');
   await dialog.getByText('cannot be undone').waitFor();
   await dialog.getByRole('button', { name: 'Cancel' }).click();
-  assert.equal((await (await fetch(`${fixture.base}/api/studies?patientName=MR*`)).json()).total, 1, 'cancel deleted nothing');
+  assert.equal((await (await fetch(`${fixture.base}/api/studies?modality=MR`)).json()).total, 1, 'cancel deleted nothing');
   await page.getByRole('button', { name: 'Delete…' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Delete 1 study' }).click();
   await page.getByText('1 study deleted').waitFor();
-  assert.equal((await (await fetch(`${fixture.base}/api/studies?patientName=MR*`)).json()).total, 0);
+  assert.equal((await (await fetch(`${fixture.base}/api/studies?modality=MR`)).json()).total, 0);
   assert.deepEqual(errors, []);
 });
 

@@ -102,7 +102,7 @@ export function StudiesPage() {
         <Field form={filters} name="modality" label="Modality" size={6} placeholder="CT" />
         <Field form={filters} name="studyDate" label="Study date" placeholder="20240101-20241231" />
         <button class="primary">Search</button>
-        <div class="chips" role="group" aria-label="Study date">
+        <div class="chips" role="group" aria-label="Study date range">
           {RANGES.map((r) => (
             <button key={r.key} type="button" aria-pressed={range === r.key} onClick={() => { filters.set('studyDate', ''); navigate({ range: r.key, studyDate: undefined }); }}>{r.label}</button>
           ))}
