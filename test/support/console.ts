@@ -54,3 +54,21 @@ export async function startConsoleFixture(corpusFiles: string[] = []) {
     },
   };
 }
+
+/**
+ * Checks the page as it is now with axe-core (WCAG 2.1 A and AA rules: labels, names, contrast, ARIA)
+ * and fails naming each violation and the elements concerned. Evaluated through the DevTools protocol,
+ * so the page's strict CSP stays on.
+ */
+export async function assertAccessible(page: Page, what: string): Promise<void> {
+  const { readFile } = await import('node:fs/promises');
+  const { createRequire } = await import('node:module');
+  const source = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  const violations = await page.evaluate(async (axeSource) => {
+    (0, eval)(axeSource);
+    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; help: string; nodes: { target: unknown[] }[] }[] }> } }).axe;
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join('; ')}`);
+  }, source);
+  assert.deepEqual(violations, [], `accessibility of ${what}`);
+}

@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startConsoleFixture } from '../../../test/support/console.ts';
+import { assertAccessible, startConsoleFixture } from '../../../test/support/console.ts';
 
 let fixture: Awaited<ReturnType<typeof startConsoleFixture>>;
 
@@ -19,6 +19,7 @@ test('studies: today is empty, all dates lists, filters, opens a study', async (
   await page.getByRole('button', { name: 'Show all dates' }).click();
   await page.getByText('CompressedSamples^CT1'.split('^').join(', ')).waitFor();
   assert.match(await page.locator('.page-header').innerText(), /2 studies/);
+  await assertAccessible(page, 'the study list');
   await shot('studies');
 
   await page.getByLabel('Patient name').fill('nobody*');
@@ -38,6 +39,7 @@ test('studies: today is empty, all dates lists, filters, opens a study', async (
   await page.getByText('download').first().waitFor();
   assert.match(await page.locator('main').innerText(), /1\.3\.6\.1\.4\.1\.5962/);
   assert.match(await page.locator('main').innerText(), /Series 1/);
+  await assertAccessible(page, 'a study');
   await shot('study');
   assert.deepEqual(errors, []);
 });
@@ -84,6 +86,7 @@ test('the console works at tablet width and in dark mode', async () => {
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `no sideways scrolling of the page at tablet width (${overflow}px)`);
+  await assertAccessible(page, 'the study list in dark mode');
   await shot('studies-tablet-dark');
   assert.deepEqual(errors, []);
 });
