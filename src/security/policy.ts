@@ -68,6 +68,16 @@ export function authorize(principal: Principal, action: Action | string, resourc
 }
 
 /**
+ * Every action some role of `principal` grants, fully or for its own studies only, in ACTIONS order (all of
+ * them when security is disabled). For a user interface to leave out what the principal may never do; each
+ * request is still decided by `authorize` (an own-studies grant, an API key's route prefixes).
+ */
+export function grantedActions(principal: Principal): Action[] {
+  if (principal.authMethod === 'security-disabled') return [...ACTIONS];
+  return ACTIONS.filter((action) => grantFor(principal, action) !== null);
+}
+
+/**
  * What a query (C-FIND, QIDO, UI lists) must be narrowed to for this principal:
  * - `all`: no restriction;
  * - `none`: nothing (the principal may not query at all);

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
-import { AuthError, isRole, type Role, type RouteRules } from '../../security/index.ts';
+import { AuthError, grantedActions, isRole, type Role, type RouteRules } from '../../security/index.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { Params } from './paging.ts';
 import { headerUrl } from '../../io/header-value.ts';
@@ -102,7 +102,11 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
 
   app.get('/api/me', async (req) => {
     const p = req.principal!;
-    return { kind: p.kind, id: p.id, name: p.name, roles: p.roles, authMethod: p.authMethod, routePrefixes: p.routePrefixes, personNames: p.personNames };
+    // actions: what the roles grant (an own-studies grant included), so that a console hides what this caller may never use.
+    return {
+      kind: p.kind, id: p.id, name: p.name, roles: p.roles, authMethod: p.authMethod, routePrefixes: p.routePrefixes, personNames: p.personNames,
+      actions: grantedActions(p),
+    };
   });
 
   // Users.
