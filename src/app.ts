@@ -25,6 +25,7 @@ import { IngestService } from './archive/ingest.ts';
 import { comparePixels } from './imaging/index.ts';
 import { RetrieveService } from './archive/retrieve.ts';
 import { DeletionService } from './archive/deletion.ts';
+import { DashboardService } from './archive/dashboard.ts';
 import type { JobQueue } from './ports/job-queue.ts';
 import { JobRunner, type JobRunnerOptions } from './jobs/job-runner.ts';
 import type { PeerRegistry } from './ports/peer-registry.ts';
@@ -66,6 +67,8 @@ export interface Archive {
   ingest: IngestService;
   retrieve: RetrieveService;
   deletion: DeletionService;
+  /** The operations console's numbers and health checks (src/archive/dashboard.ts). */
+  dashboard: DashboardService;
   jobs: JobQueue;
   /** The reading side of the event outbox (the dispatcher, the stuck-events listing). */
   events: EventOutbox;
@@ -131,6 +134,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   // Every store lives in the one database: one engine to run and back up.
   const jobs = new SqlJobQueue(database);
   const events = new SqlEventOutbox(database);
+  const dashboard = new DashboardService({ index, blobs, jobs, events });
   const peers = new SqlPeerRegistry(database);
   const synced = await peers.syncFromConfig(config.dicom.peers);
   if (synced.created + synced.updated + synced.deleted > 0) log.info(synced, 'DICOM peers synchronized from the configuration');
@@ -158,7 +162,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, dashboard, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});
