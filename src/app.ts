@@ -26,6 +26,7 @@ import { comparePixels } from './imaging/index.ts';
 import { RetrieveService } from './archive/retrieve.ts';
 import { DeletionService } from './archive/deletion.ts';
 import { DashboardService } from './archive/dashboard.ts';
+import { QuarantineService } from './archive/quarantine.ts';
 import type { JobQueue } from './ports/job-queue.ts';
 import { JobRunner, type JobRunnerOptions } from './jobs/job-runner.ts';
 import type { PeerRegistry } from './ports/peer-registry.ts';
@@ -69,6 +70,8 @@ export interface Archive {
   deletion: DeletionService;
   /** The operations console's numbers and health checks (src/archive/dashboard.ts). */
   dashboard: DashboardService;
+  /** Looking into, releasing and deleting quarantined objects (src/archive/quarantine.ts). */
+  quarantine: QuarantineService;
   jobs: JobQueue;
   /** The reading side of the event outbox (the dispatcher, the stuck-events listing). */
   events: EventOutbox;
@@ -131,6 +134,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
     samePixels: (a, b) => comparePixels(blobs, a, b) });
   const retrieve = new RetrieveService({ index, blobs });
   const deletion = new DeletionService({ index, blobs, log });
+  const quarantine = new QuarantineService({ index, blobs, retrieve, ingest, log, modifyingSystem: `ATRIUM ${config.dicom.aeTitle}` });
   // Every store lives in the one database: one engine to run and back up.
   const jobs = new SqlJobQueue(database);
   const events = new SqlEventOutbox(database);
@@ -162,7 +166,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, dashboard, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, dashboard, quarantine, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});

@@ -270,6 +270,8 @@ export interface IndexStore {
   listFindings(filter: { studyInstanceUid?: string; code?: string }, page: Page): Promise<Paged<QualityFindingRecord>>;
   listQuarantine(page: Page): Promise<Paged<QuarantineRecord>>;
   getQuarantined(id: number): Promise<QuarantineRecord | null>;
+  /** Removes a quarantine entry and returns it (the caller deletes its blob afterwards); null when there is none. */
+  deleteQuarantined(id: number): Promise<QuarantineRecord | null>;
 
   listPatients(filter: { patientId?: string; patientName?: string }, page: Page): Promise<Paged<PatientRecord>>;
   listStudies(filter: StudyFilter, page: Page): Promise<Paged<StudyRecord>>;

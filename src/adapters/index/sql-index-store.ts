@@ -311,6 +311,12 @@ export class SqlIndexStore implements IndexStore {
     return row ? toQuarantineRecord(row) : null;
   }
 
+  async deleteQuarantined(id: number): Promise<QuarantineRecord | null> {
+    if (!Number.isSafeInteger(id)) return null;
+    const row = await this.#db.deleteFrom('quarantine').where('pk', '=', id).returningAll().executeTakeFirst();
+    return row ? toQuarantineRecord(row) : null;
+  }
+
   async listPatients(filter: { patientId?: string; patientName?: string }, page: Page): Promise<Paged<PatientRecord>> {
     let q = this.#db.selectFrom('patient');
     if (filter.patientId) q = q.where(matchText('patient.patient_id', filter.patientId));
