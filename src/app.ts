@@ -142,7 +142,8 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   const peers = new SqlPeerRegistry(database);
   const synced = await peers.syncFromConfig(config.dicom.peers);
   if (synced.created + synced.updated + synced.deleted > 0) log.info(synced, 'DICOM peers synchronized from the configuration');
-  const applicationEntities = new ApplicationEntities({ peers, config: config.dicom });
+  const applicationEntities = new ApplicationEntities({ peers, config: config.dicom,
+    onContactError: (error, aeTitle) => log.warn({ err: error, peer: aeTitle }, 'could not record the last contact of a DICOM peer') });
   // Security and audit live in the index database too (tables security_*, audit_*).
   const security = new SecurityService({ store: new SqlSecurityStore(database), config: config.security });
   // The server (`atrium serve`) asks for the first-run setup: a one-off CLI command must neither print
