@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { authHeaders } from './archive.ts';
-import { startBrowserFixture } from './browser.ts';
+import { startBrowserFixture, type BrowserFixtureOptions } from './browser.ts';
 
 export const ARTIFACTS = process.env.ATRIUM_TEST_ARTIFACTS ?? new URL('../../.test-work/artifacts/ui/', import.meta.url).pathname;
 
@@ -20,8 +20,9 @@ export interface ConsolePage {
   shot(name: string): Promise<void>;
 }
 
-export async function startConsoleFixture(corpusFiles: string[] = []) {
-  const fixture = await startBrowserFixture(corpusFiles);
+/** `options.dicom`: Atrium talks DICOM to peers too (echo, sends and retrieves run): see startBrowserFixture. */
+export async function startConsoleFixture(corpusFiles: string[] = [], options: BrowserFixtureOptions = {}) {
+  const fixture = await startBrowserFixture(corpusFiles, options);
   mkdirSync(ARTIFACTS, { recursive: true });
   const wrap = (page: Page): ConsolePage => {
     const errors: string[] = [];

@@ -62,14 +62,16 @@ interface FieldProps {
   required?: boolean;
   options?: { value: string; label: string }[];
   size?: number;
+  /** Shown but not editable (the key of a record being edited). */
+  disabled?: boolean;
 }
 
-export function Field({ form, name, label, hint, type = 'text', placeholder, autocomplete, required, options, size }: FieldProps) {
+export function Field({ form, name, label, hint, type = 'text', placeholder, autocomplete, required, options, size, disabled }: FieldProps) {
   const id = `field-${name}`;
   const error = form.errors[name];
   const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(' ') || undefined;
   const common = {
-    id, name, required, 'aria-invalid': error ? true : undefined, 'aria-describedby': described,
+    id, name, required, disabled, 'aria-invalid': error ? true : undefined, 'aria-describedby': described,
     value: form.values[name] ?? '',
     onInput: (e: JSX.TargetedEvent<HTMLInputElement | HTMLSelectElement>) => form.set(name, e.currentTarget.value),
   };
