@@ -14,15 +14,8 @@ import { formatTime } from '../format.ts';
 import { aeTitleProblem, DICOM_OPERATIONS, type DicomOperation, type DicomPeer } from '../../../../ports/peer-registry.ts';
 import './peers.css';
 
-/**
- * A peer as listed. The last contact fields come with a later server; absent (undefined) means this
- * server does not say, null that there was no contact yet.
- */
-export interface PeerItem extends DicomPeer {
-  lastContactAt?: string | null;
-  lastContactOutcome?: 'ok' | 'failed' | null;
-  lastContactDetail?: string | null;
-}
+/** A peer as listed; its last contact fields are null while there was no contact yet. */
+export type PeerItem = DicomPeer;
 
 interface OwnAe { aeTitle: string; host: string; port: number; tlsPort: number | null; maxAssociations: number; unknownCallers: DicomOperation[] }
 
@@ -198,7 +191,6 @@ function OwnAeCard({ own }: { own: Resource<OwnAe> }) {
 }
 
 function LastContact({ peer }: { peer: PeerItem }) {
-  if (peer.lastContactAt === undefined && peer.lastContactOutcome === undefined) return <span class="muted" title="This server does not record contacts">unknown</span>;
   if (!peer.lastContactAt) return <span class="muted">never</span>;
   return (
     <div class="peer-contact">
