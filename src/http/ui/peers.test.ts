@@ -2,7 +2,7 @@
  * The Peers page in headless Chromium against real peers: Atrium's own AE, a configured (read-only) peer,
  * adding peers through the validated form, C-ECHO to a DCMTK storescp (ok) and to a closed port (the
  * failure's detail), edit, removal with confirmation, a refusal by the server shown in the form, last
- * contact when the server gives it, the error state, a technologist refused, tablet width.
+ * contact as the server records it, the error state, a technologist refused, tablet width.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -160,28 +160,18 @@ test('peers: a refusal by the server is shown in the form', async () => {
   assert.deepEqual(errors, []);
 });
 
-test('peers: last contact when the server records it, unknown when it does not; the error state', async () => {
+test('peers: last contact as the server records it (the echoes above), never for an untouched peer; the error state', async () => {
   const { page, errors, shot } = await fixture.asAdministrator();
+  // The first test echoed STORESCP (ok) and CLOSED (refused); CONFIGURED was never contacted.
+  const recorded = await peer('CLOSED');
+  assert.equal(recorded.body.lastContactOutcome, 'failed');
   await page.goto(`${fixture.base}/admin/peers`);
-  await page.getByRole('row').filter({ hasText: 'CONFIGURED' }).getByText('unknown').waitFor();
+  await page.getByRole('row').filter({ hasText: 'CONFIGURED' }).locator('td').getByText('never').waitFor();
+  await page.getByRole('row').filter({ hasText: 'DCMTK storescp' }).locator('.peer-contact').getByText('ok').waitFor();
+  const closed = page.getByRole('row').filter({ hasText: `127.0.0.1:${closedPort}` }).locator('.peer-contact');
+  await closed.getByText('failed').waitFor();
+  assert.match(await closed.innerText(), /ECONNREFUSED|connect/i, 'the failure detail is shown');
 
-  // A server with the last contact fields: the real list with them added.
-  await page.route('**/api/dicom/peers', async (route) => {
-    const response = await route.fetch();
-    const body = await response.json();
-    body.items = body.items.map((p: { aeTitle: string }) => p.aeTitle === 'CONFIGURED'
-      ? { ...p, lastContactAt: '2025-03-04T10:11:12.000Z', lastContactOutcome: 'failed', lastContactDetail: 'association rejected: called AE title not recognized' }
-      : { ...p, lastContactAt: null, lastContactOutcome: null, lastContactDetail: null });
-    await route.fulfill({ response, json: body });
-  });
-  await page.reload();
-  const configured = page.getByRole('row').filter({ hasText: 'CONFIGURED' });
-  await configured.getByText('association rejected: called AE title not recognized').waitFor();
-  await configured.locator('.peer-contact').getByText('failed').waitFor();
-  assert.match(await configured.locator('.peer-contact').innerText(), /2025/);
-  await page.getByRole('row').filter({ hasText: 'DCMTK storescp' }).locator('.peer-contact, td').getByText('never').waitFor();
-
-  await page.unroute('**/api/dicom/peers');
   await page.route('**/api/dicom/peers', (route) => route.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify({ title: 'unavailable', status: 503, detail: 'the index database is not answering' }) }));
   await page.reload();
   await page.getByRole('alert').getByText('the index database is not answering').waitFor();
