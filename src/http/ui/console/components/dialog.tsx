@@ -14,8 +14,12 @@ interface Props {
 
 export function Dialog({ open, title, onClose, children }: Props) {
   const ref = useRef<HTMLDialogElement>(null);
-  // One id per dialog: a page with several (closed ones included) must not name them all after the first.
+  // One id per dialog: a page with several dialogs must not name them all by the first one's title.
   const titleId = `dialog-title-${useId()}`;
+  // `onClose` is for the user closing it (Escape, a form method=dialog): when the page closes it by
+  // `open`, its close event must not call back, or it would undo what the page did next (open another).
+  const wanted = useRef(open);
+  wanted.current = open;
   useEffect(() => {
     const dialog = ref.current;
     if (!dialog) return;
@@ -23,7 +27,7 @@ export function Dialog({ open, title, onClose, children }: Props) {
     if (!open && dialog.open) dialog.close();
   }, [open]);
   return (
-    <dialog ref={ref} aria-labelledby={titleId} onClose={onClose} onCancel={onClose}>
+    <dialog ref={ref} aria-labelledby={titleId} onClose={() => { if (wanted.current) onClose(); }}>
       <h2 id={titleId}>{title}</h2>
       {open && children}
     </dialog>
