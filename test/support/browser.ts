@@ -19,6 +19,8 @@ export interface BrowserFixtureOptions {
    * runner of every module's handlers runs the queued sends and retrieves (`runner`, woken by each queue).
    */
   dicom?: boolean;
+  /** The engines under the archive (default sqlite+fs). */
+  engines?: 'sqlite+fs' | 'postgres+s3';
 }
 
 /** A test archive holding some corpus files, Atrium's HTTP server over it, and a browser: the UI tests' setup. */
@@ -28,7 +30,7 @@ export async function startBrowserFixture(corpusFiles: string[], options: Browse
   const { createHttpServer } = await import('../../src/http/server.ts');
   const { jobRunner } = await import('../../src/app.ts');
   const { DicomClient } = await import('../../src/dimse/services/scu.ts');
-  const t = await createTestArchive('sqlite+fs');
+  const t = await createTestArchive(options.engines ?? 'sqlite+fs');
   const stored = [];
   for (const name of corpusFiles) {
     stored.push(await t.archive.ingest.ingest([await readFile(new URL(`../../../shared/testdata/dicom/${name}`, import.meta.url))], { source: 'test', originalName: name }));
