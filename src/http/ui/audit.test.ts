@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startConsoleFixture } from '../../../test/support/console.ts';
+import { startConsoleFixture, assertAccessible } from '../../../test/support/console.ts';
 import { AUDIT_ACTIONS, AUDIT_INTERFACES, AUDIT_OUTCOMES } from '../../ports/audit-store.ts';
 import { AUDIT_EXPORT_FORMATS } from '../../audit/audit-service.ts';
 import * as vocabulary from './console/pages/audit-vocabulary.ts';
@@ -56,6 +56,7 @@ test('audit: earlier actions are found by user, action and study; details open; 
   assert.match(await page.locator('.page-header').innerText(), new RegExp(`${total} records, newest first`));
   // Newest first: the failed sign-in came last.
   assert.match(await table.locator('tbody tr').first().innerText(), /mallory[\s\S]*login-failed[\s\S]*minor-failure[\s\S]*bad-credentials/);
+  await assertAccessible(page, 'audit');
   await shot('audit');
 
   // By user: the failed sign-in of mallory, from the loopback address.
@@ -91,6 +92,7 @@ test('audit: earlier actions are found by user, action and study; details open; 
   const details = read.first().locator('details[open]');
   await details.getByText('Record', { exact: true }).waitFor();
   assert.match(await details.innerText(), new RegExp(`Study\\s+${ct.replaceAll('.', '\\.')}[\\s\\S]*Roles\\s+administrator[\\s\\S]*Record\\s+${apiView.items.find((r: { action: string }) => r.action === 'read').id}`));
+  await assertAccessible(page, 'audit-details');
   await shot('audit-details');
 
   // The export links carry the current filter: a FHIR Bundle of AuditEvents, and NDJSON records.

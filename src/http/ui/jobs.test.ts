@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startConsoleFixture } from '../../../test/support/console.ts';
+import { startConsoleFixture, assertAccessible } from '../../../test/support/console.ts';
 import { freePort, killAllChildren, startStorescp, type Storescp } from '../../../test/support/dcmtk.ts';
 import { SEND_JOB } from '../../exchange/dicom-jobs.ts';
 
@@ -153,6 +153,7 @@ test('jobs: a failed job, its details, retry from the details', async () => {
   assert.match(text, new RegExp(`What\\s+study ${ct.replace(/\./g, '\\.')}`));
   assert.match(text, /Requested by\s+Pat Example \(user pat\) through rest/);
   assert.match(text, /cannot connect to CLOSED/);
+  await assertAccessible(page, 'jobs-detail');
   await shot('jobs-detail');
   await dialog.getByRole('button', { name: 'Retry' }).click();
   await page.getByRole('status').getByText(`Job ${queued.id} queued again`).waitFor();
@@ -193,6 +194,7 @@ test('jobs: filters by type, the job number form, the list of all', async () => 
 
   await page.goto(`${fixture.base}/admin/jobs`);
   await page.locator('tbody tr').nth(2).waitFor();
+  await assertAccessible(page, 'jobs');
   await shot('jobs');
   assert.deepEqual(errors, []);
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startConsoleFixture } from '../../../test/support/console.ts';
+import { startConsoleFixture, assertAccessible } from '../../../test/support/console.ts';
 import { freePort, killAllChildren, startStorescp, type Storescp } from '../../../test/support/dcmtk.ts';
 
 let fixture: Awaited<ReturnType<typeof startConsoleFixture>>;
@@ -102,6 +102,7 @@ test('peers: own AE, a read-only configured peer, add with validation, echo ok a
   // The toasts said it; the screenshot shows the table.
   await page.evaluate("document.querySelectorAll('.toasts button').forEach((b) => b.click())");
   await page.locator('.toast').first().waitFor({ state: 'detached' });
+  await assertAccessible(page, 'peers');
   await shot('peers');
   assert.deepEqual(errors, []);
 });
@@ -204,6 +205,7 @@ test('peers: tablet width, dark mode, keyboard', async () => {
   await page.getByLabel('Theme').selectOption('dark');
   const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   assert.ok(overflow <= 0, `no sideways scrolling of the page at tablet width (${overflow}px)`);
+  await assertAccessible(page, 'peers-tablet-dark');
   await shot('peers-tablet-dark');
   // The add dialog opens from the keyboard and its first field has the focus; Escape closes it.
   await page.getByRole('button', { name: 'Add a peer…' }).focus();

@@ -19,7 +19,7 @@ async function upload(bytes: Uint8Array, name: string): Promise<any> {
 }
 
 async function quarantined(): Promise<{ id: number; originalName: string; reasonCode: string }[]> {
-  return (await (await fetch(`${fixture.base}/api/quarantine`)).json()).items;
+  return ((await (await fetch(`${fixture.base}/api/quarantine`)).json()) as { items: { id: number; originalName: string; reasonCode: string }[] }).items;
 }
 
 before(async () => {
@@ -74,7 +74,7 @@ test('quarantine: release with a corrected attribute archives the object; delete
   await release.getByLabel('Value').fill(generateUid());
   await release.getByRole('button', { name: 'Release', exact: true }).click();
   await page.getByRole('status').getByText(/Released: stored/).waitFor();
-  const studies = await (await fetch(`${fixture.base}/api/studies?studyInstanceUid=${studyInstanceUid}`)).json();
+  const studies = await (await fetch(`${fixture.base}/api/studies?studyInstanceUid=${studyInstanceUid}`)).json() as { total: number };
   assert.equal(studies.total, 1, 'the released object is archived');
   assert.ok(!(await quarantined()).some((q) => q.originalName === 'no-series.dcm'), 'and out of quarantine');
 

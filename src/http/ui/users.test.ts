@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { startConsoleFixture } from '../../../test/support/console.ts';
+import { startConsoleFixture, assertAccessible } from '../../../test/support/console.ts';
 
 let fixture: Awaited<ReturnType<typeof startConsoleFixture>>;
 
@@ -101,6 +101,7 @@ test('users: create (browser checks, the server refuses a short password), sign 
   await page.reload();
   await row.waitFor();
   assert.doesNotMatch(await row.innerText(), /never/, 'the last sign-in is shown');
+  await assertAccessible(page, 'users');
   await shot('users');
 
   // Other roles (PATCH).
@@ -195,6 +196,7 @@ test('API keys: created with roles, prefixes and expiry, the key is shown once a
   await shown.getByRole('button', { name: 'Copy' }).click();
   await shown.getByRole('button', { name: 'Copied' }).waitFor();
   assert.equal(await page.evaluate('navigator.clipboard.readText()'), key);
+  await assertAccessible(page, 'api-key-shown');
   await shot('api-key-shown');
 
   const me = async () => fetch(`${fixture.base}/api/me`, { headers: { authorization: `Bearer ${key}` } });
@@ -219,6 +221,7 @@ test('API keys: created with roles, prefixes and expiry, the key is shown once a
   assert.equal(listed.createdBy, 'test administrator');
   const days = (Date.parse(listed.expiresAt) - Date.parse(listed.createdAt)) / 86_400_000;
   assert.ok(days > 29 && days < 31, `expires in 30 days (${days})`);
+  await assertAccessible(page, 'api-keys');
   await shot('api-keys');
 
   // Revoke, after a confirmation.
