@@ -10,15 +10,7 @@ import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { createHttpServer } from '../http/server.ts';
 import { risOf } from './module.ts';
 import type { Archive } from '../app.ts';
-
-const cr = '\r';
-let control = 0;
-export function hl7(segments: string[], options: { type?: string; controlId?: string; version?: string; charset?: string; sender?: string } = {}): Buffer {
-  const id = options.controlId ?? `MSG${++control}`;
-  const msh = `MSH|^~\\&|${options.sender ?? 'RIS'}|HOSP|ATRIUM|RAD|20240301120000||${options.type ?? 'ADT^A04'}|${id}|P|${options.version ?? '2.5.1'}${options.charset ? `||||||${options.charset}` : ''}`;
-  const text = [msh, ...segments].join(cr) + cr;
-  return options.charset === '8859/1' ? Buffer.from(text, 'latin1') : Buffer.from(text, 'utf8');
-}
+import { hl7, seg } from '../../test/support/hl7.ts';
 
 /** The ACK as an independent parser (Medplum's) reads it. */
 function readAck(ack: Buffer) {
@@ -26,12 +18,6 @@ function readAck(ack: Buffer) {
   const msa = m.getSegment('MSA')!;
   const err = m.getSegment('ERR');
   return { code: msa.getField(1).toString(), controlId: msa.getField(2).toString(), errCode: err?.getComponent(3, 1) ?? null, errLocation: err?.getField(2).toString() ?? null, text: err?.getField(8).toString() ?? null };
-}
-
-/** A segment from its fields by position. */
-export function seg(id: string, fields: Record<number, string>): string {
-  const max = Math.max(...Object.keys(fields).map(Number));
-  return [id, ...Array.from({ length: max }, (_, i) => fields[i + 1] ?? '')].join('|');
 }
 
 const pid = (id: string, name = 'DOE^JOHN') => `PID|1||${id}^^^HOSP^MR||${name}||19700101|M`;
