@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +16,6 @@ import { MllpFramer, mllpFrame } from '../hl7/mllp.ts';
 import { risOf, startHl7Listeners } from './module.ts';
 import { hl7, seg } from '../../test/support/hl7.ts';
 
-const run = promisify(execFile);
 
 const pid = (id: string) => `PID|1||${id}^^^HOSP^MR||DOE^JANE||19800202|F`;
 const orm = (id: string, accession: string) => [pid(id), 'ORC|NW|PL1|FL1',
@@ -62,7 +60,9 @@ test('HL7 over MLLP', async (t) => {
       const file = path.join(dir, 'messages.hl7');
       const messages = [hl7([pid('E2E1')], { controlId: 'E2E-A04' }), hl7(orm('E2E1', 'E2EACC1'), { type: 'ORM^O01', controlId: 'E2E-ORM' })];
       await writeFile(file, Buffer.concat(messages.map((m) => Buffer.concat([m, Buffer.from('\n')]))));
-      const { stdout } = await run('mllp_send', ['--loose', '-f', file, '-p', String(listener!.port), '127.0.0.1'], { timeout: 20_000 });
+      const stdout = await new Promise<string>((resolve, reject) => {
+        execFile('mllp_send', ['--loose', '-f', file, '-p', String(listener!.port), '127.0.0.1'], { timeout: 20_000 }, (error, out) => (error ? reject(error) : resolve(out)));
+      });
       const msas = stdout.split(/[\r\n]+/).filter((l) => l.startsWith('MSA|')).map((l) => l.split('|').slice(1, 3));
       assert.deepEqual(msas, [['AA', 'E2E-A04'], ['AA', 'E2E-ORM']]);
       const order = (await ris().orders.find({ accessionNumber: 'E2EACC1' }))!;
