@@ -22,6 +22,7 @@ import ts from 'typescript';
 export const DEBIAN_TOOLS: Record<string, string> = {
   echoscu: 'dcmtk', storescu: 'dcmtk', findscu: 'dcmtk', movescu: 'dcmtk', getscu: 'dcmtk', storescp: 'dcmtk',
   dcmqrscp: 'dcmtk', dcmdump: 'dcmtk', openssl: 'openssl', chromium: 'chromium', haproxy: 'haproxy', Orthanc: 'orthanc',
+  mllp_send: 'python3-hl7',
 };
 
 /** Programs a unit test may run besides Node. */

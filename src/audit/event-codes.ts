@@ -57,6 +57,7 @@ export function eventCoding(action: AuditAction): EventCoding {
     case 'login':
     case 'login-failed': return { eventId: dcm('110114', 'User Authentication'), eventType: EVENT_TYPE_LOGIN, action: 'E', requestorRole: null, archiveRole: 'application' };
     case 'logout': return { eventId: dcm('110114', 'User Authentication'), eventType: EVENT_TYPE_LOGOUT, action: 'E', requestorRole: null, archiveRole: 'application' };
+    case 'order-record': return { eventId: dcm('110109', 'Order Record'), eventType: null, action: 'U', requestorRole: null, archiveRole: 'application' };
     case 'audit-log-used': return { eventId: dcm('110101', 'Audit Log Used'), eventType: null, action: 'R', requestorRole: null, archiveRole: 'application' };
   }
 }

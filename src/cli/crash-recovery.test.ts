@@ -12,12 +12,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { openArchive } from '../app.ts';
+import { openArchive, MODULES } from '../app.ts';
 import { loadConfig } from '../config/config.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { syntheticInstance, syntheticSeries } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
 import { createTestSchema, type TestSchema } from '../../test/support/postgres.ts';
+import { configSectionsOf } from '../modules/module.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const INSTANCES = 240;
@@ -88,7 +89,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.ok(reported.size >= 60);
       const incoming = path.join(dataDir, 'blobs', '.incoming');
 
-      const archive = await openArchive(loadConfig({ env }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
+      const archive = await openArchive(loadConfig({ sections: configSectionsOf(MODULES),  env }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
       try {
         // Start-up removed what the killed writer left half-written.
         assert.deepEqual(await readdir(incoming).catch(() => []), []);
@@ -115,7 +116,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const summary = JSON.parse(rerun.stdout);
       assert.equal(rerun.status, 0, rerun.stdout);
       assert.equal(summary.stored + summary.duplicates, INSTANCES);
-      const reopened = await openArchive(loadConfig({ env }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
+      const reopened = await openArchive(loadConfig({ sections: configSectionsOf(MODULES),  env }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
       try {
         const stats = await reopened.index.statistics();
         assert.equal(stats.instances, INSTANCES);

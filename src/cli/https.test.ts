@@ -17,10 +17,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { openArchive } from '../app.ts';
+import { openArchive, MODULES } from '../app.ts';
 import { loadConfig } from '../config/config.ts';
 import { createHttpServer } from '../http/server.ts';
 import { runTool } from '../../test/support/dcmtk.ts';
+import { configSectionsOf } from '../modules/module.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -148,7 +149,7 @@ test('atrium serve over HTTPS and DICOM TLS with the generated set; users and ke
     assert.equal(echo.code, 0, echo.output);
 
     // requireClientCert: an in-process server on the same data asks every client for a certificate from the CA.
-    const config = loadConfig({ env: {
+    const config = loadConfig({ sections: configSectionsOf(MODULES),  env: {
       ATRIUM_DATA: path.join(dir, 'data'), ATRIUM_LOG_LEVEL: 'silent', ATRIUM_HTTP_TLS_CERT: path.join(certs, 'server.pem'),
       ATRIUM_HTTP_TLS_KEY: path.join(certs, 'server.key'), ATRIUM_HTTP_TLS_CA: path.join(certs, 'ca.pem'),
     } });

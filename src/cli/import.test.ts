@@ -11,10 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { openArchive, type Archive } from '../app.ts';
+import { openArchive, type Archive, MODULES } from '../app.ts';
 import { loadConfig } from '../config/config.ts';
 import { Metrics } from '../observability/metrics.ts';
 import type { ImportSummary } from '../archive/import/folder-import.ts';
+import { configSectionsOf } from '../modules/module.ts';
 
 const CORPUS = fileURLToPath(new URL('../../../shared/testdata/dicom', import.meta.url));
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
@@ -56,7 +57,7 @@ let archive: Archive;
 before(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atrium-import-'));
   first = runImport(dataDir, CORPUS);
-  archive = await openArchive(loadConfig({ dataDir, env: {} }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
+  archive = await openArchive(loadConfig({ sections: configSectionsOf(MODULES),  dataDir, env: {} }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
 });
 
 after(async () => {

@@ -3,7 +3,7 @@
  * download with each process's peak RSS under 300 MB: the bytes stream, they are never held in memory.
  * Memory is read from the kernel's high-water mark (VmHWM), not estimated.
  */
-import { openArchive } from '../app.ts';
+import { openArchive, MODULES } from '../app.ts';
 import { loadConfig } from '../config/config.ts';
 import { authHeaders, createTestAdminKey } from '../../test/support/archive.ts';
 import { test, before, after } from 'node:test';
@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { PEAK_RSS_LIMIT, watchPeakRss, writeSyntheticFile } from '../../test/support/memory.ts';
 import { pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
+import { configSectionsOf } from '../modules/module.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const FRAMES = 4096; // 4096 x 512 x 512 x 2 bytes = 2 GiB of pixel data
@@ -55,7 +56,7 @@ test('a 2 GiB instance is imported and downloaded with bounded memory, byte-exac
   assert.ok(importPeak() > 0 && importPeak() < PEAK_RSS_LIMIT, `import peak RSS ${(importPeak() / 2 ** 20).toFixed(0)} MB`);
 
   // The server authenticates: the test administrator's key goes into this data folder first.
-  const keyed = await openArchive(loadConfig({ env: { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'silent' } }));
+  const keyed = await openArchive(loadConfig({ sections: configSectionsOf(MODULES),  env: { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'silent' } }));
   await createTestAdminKey(keyed);
   await keyed.close();
   const server = spawn(process.execPath, [MAIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -1,4 +1,5 @@
 import type { AtriumConfig } from '../config/config.ts';
+import type { ModuleListener } from '../modules/module.ts';
 import { eventDispatcher, jobRunner, openArchive } from '../app.ts';
 import { createHttpServer } from '../http/server.ts';
 import { startDicomService } from '../dimse/services/dicom-service.ts';
@@ -11,11 +12,15 @@ export async function serveCommand(config: AtriumConfig): Promise<void> {
   const runner = jobRunner(archive);
   const http = await createHttpServer(archive, { client, onJobQueued: () => runner.wake() });
   const dicom = await startDicomService(archive);
+  // Modules' own listeners (the RIS's HL7 MLLP ports when enabled).
+  const moduleListeners: ModuleListener[] = [];
+  for (const module of archive.modules) moduleListeners.push(...(await module.listeners?.(archive) ?? []));
   runner.start();
   const events = eventDispatcher(archive);
   events.start();
   const address = await http.listen({ host: config.http.host, port: config.http.port });
-  archive.log.info({ address, dicomPort: dicom.port, dicomTlsPort: dicom.tlsPort, aeTitle: config.dicom.aeTitle, index: archive.index.kind, blobs: archive.blobs.kind, dataDir: config.dataDir },
+  archive.log.info({ address, dicomPort: dicom.port, dicomTlsPort: dicom.tlsPort, aeTitle: config.dicom.aeTitle,
+    listeners: Object.fromEntries(moduleListeners.map((l) => [l.name, l.port])), index: archive.index.kind, blobs: archive.blobs.kind, dataDir: config.dataDir },
     `Atrium is ready: ${address}`);
 
   let stopping = false;
@@ -27,6 +32,7 @@ export async function serveCommand(config: AtriumConfig): Promise<void> {
     await http.close();
     await runner.stop();
     await events.stop();
+    for (const listener of moduleListeners.reverse()) await listener.close();
     await dicom.close();
     await archive.close();
     process.exit(0);

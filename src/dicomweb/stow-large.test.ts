@@ -18,9 +18,10 @@ import { PEAK_RSS_LIMIT, watchPeakRss } from '../../test/support/memory.ts';
 import { pino } from 'pino';
 import { syntheticInstance, pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
-import { openArchive } from '../app.ts';
+import { openArchive, MODULES } from '../app.ts';
 import { loadConfig } from '../config/config.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { configSectionsOf } from '../modules/module.ts';
 
 const SERVER = fileURLToPath(new URL('../../test/support/stow-server.ts', import.meta.url));
 const FRAMES = 4096; // 4096 x 512 x 512 x 2 bytes = 2 GiB of pixel data
@@ -79,7 +80,7 @@ test('a 2 GiB instance is stored through STOW-RS with bounded server memory, byt
   }
 
   // Byte-exact: the stored blob hashes like what was sent.
-  const archive = await openArchive(loadConfig({ env: { ATRIUM_DATA: dir } }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
+  const archive = await openArchive(loadConfig({ sections: configSectionsOf(MODULES),  env: { ATRIUM_DATA: dir } }), { log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) });
   try {
     const { instance, bytes } = await archive.retrieve.openInstance(sopInstanceUid);
     assert.equal(instance.sizeBytes, size);

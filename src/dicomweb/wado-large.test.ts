@@ -15,12 +15,13 @@ import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openArchive } from '../app.ts';
+import { openArchive, MODULES } from '../app.ts';
 import { loadConfig } from '../config/config.ts';
 import { authHeaders, createTestAdminKey } from '../../test/support/archive.ts';
 import { PEAK_RSS_LIMIT, watchPeakRss, writeSyntheticFile } from '../../test/support/memory.ts';
 import { pixelDataLength } from '../synthetic/synthetic-instance.ts';
 import { generateUid } from '../dicom/uid.ts';
+import { configSectionsOf } from '../modules/module.ts';
 
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../../test/support/dicomweb.ts', import.meta.url));
@@ -93,7 +94,7 @@ test('a 2 GiB instance is retrieved through WADO-RS with bounded server memory, 
   assert.equal(JSON.parse(output).stored, 2);
 
   // The server authenticates: the test administrator's key goes into this data folder first.
-  const keyed = await openArchive(loadConfig({ env: { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'silent' } }));
+  const keyed = await openArchive(loadConfig({ sections: configSectionsOf(MODULES),  env: { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: 'silent' } }));
   await createTestAdminKey(keyed);
   await keyed.close();
   const server = spawn(process.execPath, [FIXTURE], { env, stdio: ['ignore', 'pipe', 'inherit'] });

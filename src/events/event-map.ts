@@ -22,6 +22,17 @@ export interface EventMap {
   StudyDeleted: { studyInstanceUid: string };
   SeriesDeleted: { seriesInstanceUid: string; studyInstanceUid?: string };
   InstanceDeleted: { sopInstanceUid: string; studyInstanceUid?: string };
+  /** An order's status moved (src/ris/): what outbound HL7 status messages and turnaround times start from. */
+  OrderStatusChanged: {
+    accessionNumber: string;
+    /** The Study Instance UID the order was given: its events keep their order with the study's. */
+    studyInstanceUid: string;
+    patientId: string;
+    status: string;
+    /** hl7 | mpps | image | user | system, and the message, MPPS instance, study or user. */
+    source: string;
+    sourceRef: string | null;
+  };
 }
 
 export type EventType = keyof EventMap;
@@ -29,7 +40,7 @@ export type EventType = keyof EventMap;
 /** One event as written: its type, its payload, and the key its order is kept within (the study). */
 export type ArchiveEvent = { [K in EventType]: { type: K; payload: EventMap[K] } }[EventType];
 
-export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted'];
+export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged'];
 
 /** Events of one study are delivered in the order they were written; others have no order between them. */
 export function orderingKeyOf(event: ArchiveEvent): string | null {

@@ -35,6 +35,18 @@ export interface AtriumModule {
   routeRules?: RouteRules;
   /** Registers its HTTP routes (REST, FHIR ...) on Atrium's server, after the core's; each needs a rule in `routeRules`. */
   httpRoutes?(app: FastifyInstance, archive: Archive): Promise<void>;
+  /**
+   * Starts its own network listeners (the RIS's HL7 MLLP ports ...), called by `atrium serve` after the
+   * DICOM listeners and closed in reverse order before the archive closes. Return none when disabled.
+   */
+  listeners?(archive: Archive): Promise<readonly ModuleListener[]>;
+}
+
+/** A listener a module started: its name and port for the start-up log line, and how to stop it. */
+export interface ModuleListener {
+  name: string;
+  port: number;
+  close(): Promise<void>;
 }
 
 /** Every module's configuration section, for loadConfig. */

@@ -29,13 +29,14 @@ export interface AuditPrincipal {
  * delete: 110105 Study Deleted (D); update: 110110 Patient Record (U) -- corrections, merges;
  * query: 110112 Query (E) -- C-FIND, QIDO, searches, with the filters as text;
  * login / logout / login-failed: 110114 User Authentication (E) with 110122 Login / 110123 Logout;
- * audit-log-used: 110101 Audit Log Used (R) -- someone read or exported this trail.
+ * audit-log-used: 110101 Audit Log Used (R) -- someone read or exported this trail;
+ * order-record: 110109 Order Record (U) -- an order or its report created, changed, cancelled (src/ris/).
  */
 export type AuditAction =
   | 'read' | 'store' | 'import' | 'export' | 'media-export' | 'delete' | 'update' | 'query'
-  | 'login' | 'logout' | 'login-failed' | 'audit-log-used';
+  | 'login' | 'logout' | 'login-failed' | 'audit-log-used' | 'order-record';
 export const AUDIT_ACTIONS: readonly AuditAction[] = [
-  'read', 'store', 'import', 'export', 'media-export', 'delete', 'update', 'query', 'login', 'logout', 'login-failed', 'audit-log-used',
+  'read', 'store', 'import', 'export', 'media-export', 'delete', 'update', 'query', 'login', 'logout', 'login-failed', 'audit-log-used', 'order-record',
 ];
 
 /** The transport the request came through. */

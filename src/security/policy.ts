@@ -11,13 +11,14 @@ type Grant = 'full' | 'own-studies';
 /** Role -> action -> grant. Anything not listed is denied. */
 export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>> = {
   administrator: Object.fromEntries(ACTIONS.map((a) => [a, 'full'])) as Record<Action, Grant>,
-  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full' },
-  technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full' },
+  // Radiologists read the orders they report on; technologists also schedule and edit them by hand.
+  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full' },
+  technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full' },
   'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies' },
   // De-identified access only. Nothing serves de-identified data yet, so in effect: nothing.
   researcher: { 'study:read-deidentified': 'full' },
   // Machines (AI nodes, integrations): pull studies, send results back; API keys narrow it to routes.
-  integration: { 'study:read': 'full', 'study:write': 'full', query: 'full' },
+  integration: { 'study:read': 'full', 'study:write': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full' },
 };
 
 /** What a study-level check needs to know about the study. */

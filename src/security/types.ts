@@ -16,7 +16,8 @@ export function isRole(value: unknown): value is Role {
 /**
  * Actions on resources. `study:*` is patient data: read (WADO, C-GET to the caller, viewer), write
  * (C-STORE, STOW, import), delete, export (C-MOVE/C-GET/send to another node, download); `query` is
- * C-FIND/QIDO; `study:read-deidentified` is reserved for the de-identified access researchers will get.
+ * C-FIND/QIDO; `study:read-deidentified` is reserved for the de-identified access researchers will get;
+ * `order:read` / `order:write` are the RIS's orders, patients (as the RIS knows them) and reports (src/ris/).
  */
 export type Action =
   | 'study:read'
@@ -27,10 +28,12 @@ export type Action =
   | 'query'
   | 'admin:config'
   | 'admin:users'
-  | 'audit:read';
+  | 'audit:read'
+  | 'order:read'
+  | 'order:write';
 
 export const ACTIONS: readonly Action[] = [
-  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read',
+  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';

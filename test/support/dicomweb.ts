@@ -179,8 +179,9 @@ export function dicomwebClient(url: string): DicomwebClientLike {
  */
 if (import.meta.main) {
   const { loadConfig } = await import('../../src/config/config.ts');
-  const { openArchive } = await import('../../src/app.ts');
-  const archive = await openArchive(loadConfig());
+  const { openArchive, MODULES } = await import('../../src/app.ts');
+  const { configSectionsOf } = await import('../../src/modules/module.ts');
+  const archive = await openArchive(loadConfig({ sections: configSectionsOf(MODULES) }));
   const app = await createHttpServer(archive);
   if (!app.hasRoute({ method: 'GET', url: '/dicom-web/studies' })) await dicomwebRoutes(app, archive);
   const origin = await app.listen({ host: '127.0.0.1', port: Number(process.env.ATRIUM_HTTP_PORT ?? 0) });

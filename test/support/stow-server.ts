@@ -4,12 +4,13 @@
  * `STOW ready: <url>` on stdout, stops on SIGTERM.
  */
 import Fastify, { type FastifyBaseLogger } from 'fastify';
-import { openArchive } from '../../src/app.ts';
+import { openArchive, MODULES } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { sendProblem } from '../../src/http/problem.ts';
 import { stowRoutes } from '../../src/dicomweb/stow.ts';
+import { configSectionsOf } from '../../src/modules/module.ts';
 
-const config = loadConfig({ env: process.env });
+const config = loadConfig({ sections: configSectionsOf(MODULES),  env: process.env });
 const archive = await openArchive(config);
 const app = Fastify({ loggerInstance: archive.log.child({ transport: 'http' }) as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
 app.setErrorHandler((error, request, reply) => sendProblem(error as Error, request, reply));

@@ -6,12 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { openArchive, type Archive } from '../../app.ts';
+import { openArchive, type Archive, MODULES } from '../../app.ts';
 import { loadConfig } from '../../config/config.ts';
 import { Metrics } from '../../observability/metrics.ts';
 import { dumpValues, filesIn, killAllChildren, runTool } from '../../../test/support/dcmtk.ts';
 import { generateCertificateSet } from '../../security/certificates.ts';
 import { startDicomService, type DicomService } from './dicom-service.ts';
+import { configSectionsOf } from '../../modules/module.ts';
 
 const CT_SMALL = '/work/shared/testdata/dicom/CT_small.dcm';
 const CT_SMALL_STUDY = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
@@ -28,7 +29,7 @@ describe('DICOM TLS with DCMTK clients', { timeout: 300_000 }, () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-dicom-tls-'));
     await generateCertificateSet(dir, { clientName: 'TLSSCU', days: 2 });
-    const config = loadConfig({
+    const config = loadConfig({ sections: configSectionsOf(MODULES), 
       env: {
         ATRIUM_DATA: path.join(dir, 'data'), ATRIUM_LOG_LEVEL: process.env.ATRIUM_TEST_LOG_LEVEL ?? 'silent',
         ATRIUM_DICOM_TLS_PORT: '0', ATRIUM_DICOM_TLS_CERT: path.join(dir, 'server.pem'), ATRIUM_DICOM_TLS_KEY: path.join(dir, 'server.key'),

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import type { Archive } from '../app.ts';
+import type { AtriumModule, ModuleListener } from '../modules/module.ts';
+import { sectionOf } from '../config/config.ts';
+import { on } from '../events/event-map.ts';
+import { startMllpListener, type MllpListener } from '../hl7/mllp.ts';
+import { migration as patientsOrders } from './migrations/0010_ris_patients_orders.ts';
+import { risConfig, type Hl7ListenerSettings } from './config.ts';
+import { createRis, type Ris } from './ris.ts';
+import { matchStudyToOrder } from './image-matching.ts';
+import { RIS_ROUTE_RULES, risRoutes } from './routes.ts';
+
+const built = new WeakMap<Archive, Ris>();
+
+/** The RIS services of an archive (built on first use, once per archive). */
+export function risOf(archive: Archive): Ris {
+  let ris = built.get(archive);
+  if (!ris) {
+    const hl7 = sectionOf(archive.config, risConfig).hl7;
+    ris = createRis({
+      database: archive.database, audit: archive.audit, index: archive.index, log: archive.log.child({ module: 'ris' }),
+      hl7: { applicationName: hl7.applicationName, facilityName: hl7.facilityName, allowedSenders: hl7.allowedSenders },
+    });
+    built.set(archive, ris);
+  }
+  return ris;
+}
+
+/**
+ * Starts the HL7 MLLP listeners (plain TCP, and TLS when configured) that feed the archive's RIS. Tests
+ * call it with `settings` overrides (port 0); `atrium serve` through the module's `listeners`.
+ */
+export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7ListenerSettings> = {}): Promise<MllpListener[]> {
+  const settings = { ...sectionOf(archive.config, risConfig).hl7, ...overrides };
+  const ris = risOf(archive);
+  const log = archive.log.child({ module: 'ris', transport: 'hl7' });
+  const common = {
+    host: settings.host, allowedAddresses: settings.allowedAddresses, maxFrameBytes: settings.maxFrameKiB * 1024,
+    idleTimeoutMs: settings.idleTimeoutSeconds * 1000, log,
+    handler: async (frame: Buffer, peer: { address: string }) => (await ris.hl7.receive(frame, peer)).ack,
+  };
+  const listeners = [await startMllpListener({ ...common, port: settings.port })];
+  if (settings.tls) {
+    const tls = settings.tls;
+    listeners.push(await startMllpListener({
+      ...common, port: tls.port,
+      tls: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...(tls.ca ? { ca: readFileSync(tls.ca) } : {}), requireClientCert: tls.requireClientCert },
+    }));
+  }
+  return listeners;
+}
+
+/**
+ * The RIS (issue 9): patients, orders with their scheduled procedure steps and timeline, reports, the
+ * matching of archived studies to orders, HL7 v2 in over MLLP, and its REST API. See docs/ris.md.
+ */
+export const risModule: AtriumModule = {
+  name: 'ris',
+  migrations: [patientsOrders],
+  config: risConfig,
+  eventHandlers: (archive) => [
+    on('InstanceStored', 'ris.match-order', async (event) => {
+      const ris = risOf(archive);
+      await matchStudyToOrder({ core: ris.core, orders: ris.orders, index: archive.index }, event);
+    }),
+  ],
+  routeRules: RIS_ROUTE_RULES,
+  httpRoutes: async (app, archive) => await risRoutes(app, risOf(archive), archive.audit),
+  async listeners(archive): Promise<ModuleListener[]> {
+    if (!sectionOf(archive.config, risConfig).hl7.enabled) return [];
+    const listeners = await startHl7Listeners(archive);
+    return listeners.map((l, i) => ({ name: i === 0 ? 'hl7' : 'hl7-tls', port: l.port, close: () => l.close() }));
+  },
+};

@@ -1,0 +1,193 @@
+import { AtriumError } from '../errors.ts';
+import { generateUid, isValidUid } from '../dicom/uid.ts';
+import type { Page, Paged } from '../ports/index-store.ts';
+import {
+  STATUS_RANK, type ChangeSource, type Order, type OrderChange, type OrderDetail, type OrderFilter, type OrderInput, type OrderStatus,
+  type ScheduledStepFilter, type ScheduledStepView, type StepStatus,
+} from './model.ts';
+import type { ChangeContext, RisCore, RisUnit } from './ris-context.ts';
+
+export type OrderKey = { accessionNumber: string } | { placerOrderNumber: string } | { fillerOrderNumber: string } | { studyInstanceUid: string } | { pk: number };
+
+/** A procedure step transition an MPPS (or a technologist by hand) reports. */
+export interface StepTransition {
+  /** Which order: its accession number or the Study Instance UID it was given (MPPS Scheduled Step Attributes). */
+  accessionNumber?: string;
+  studyInstanceUid?: string;
+  /** The scheduled step; absent: every open step of the order (an unscheduled MPPS for the whole order). */
+  stepId?: string | null;
+  status: 'IN PROGRESS' | 'COMPLETED' | 'DISCONTINUED';
+  /** Free text for the timeline: the discontinuation reason, the performed series ... */
+  detail?: string | null;
+}
+
+const STEP_TO_ORDER: Record<StepTransition['status'], OrderStatus> = { 'IN PROGRESS': 'in-progress', COMPLETED: 'completed', DISCONTINUED: 'discontinued' };
+const ENDED: readonly OrderStatus[] = ['cancelled', 'discontinued'];
+
+/**
+ * Orders (one requested procedure each) with their scheduled procedure steps and status timeline. Each
+ * change records a timeline entry with its source; the order's status is the furthest reached.
+ */
+export class OrderService {
+  readonly #core: RisCore;
+
+  constructor(core: RisCore) {
+    this.#core = core;
+  }
+
+  /** A new order (ORM/OMI NW, or by hand) for a patient the store knows. */
+  async place(unit: RisUnit, input: OrderInput): Promise<Order> {
+    const patient = await unit.store.findPatient(input.patient.patientId, input.patient.issuerOfPatientId);
+    if (!patient) throw new AtriumError('not-found', `no patient ${input.patient.patientId} (issuer "${input.patient.issuerOfPatientId}")`, { key: 'patient' });
+    if (patient.status === 'merged') throw new AtriumError('conflict', `patient ${patient.patientId} was merged into ${patient.mergedInto?.patientId}`, { key: 'patient' });
+    if (!input.accessionNumber) throw new AtriumError('invalid-input', 'an order needs an accession number', { key: 'accessionNumber' });
+    if (await unit.store.findOrder({ accessionNumber: input.accessionNumber })) {
+      throw new AtriumError('conflict', `accession number ${input.accessionNumber} is another order's`, { key: 'accessionNumber' });
+    }
+    if (input.studyInstanceUid && !isValidUid(input.studyInstanceUid)) throw new AtriumError('invalid-input', `Study Instance UID "${input.studyInstanceUid}" is not a valid UID`, { key: 'studyInstanceUid' });
+    if (input.studyInstanceUid && await unit.store.findOrder({ studyInstanceUid: input.studyInstanceUid })) {
+      throw new AtriumError('conflict', `Study Instance UID ${input.studyInstanceUid} is another order's`, { key: 'studyInstanceUid' });
+    }
+    const stepIds = new Set<string>();
+    for (const step of input.steps) {
+      if (stepIds.has(step.stepId)) throw new AtriumError('invalid-input', `scheduled procedure step ${step.stepId} is given twice`, { key: 'steps' });
+      stepIds.add(step.stepId);
+    }
+    const pk = await unit.store.insertOrder(patient.pk, { ...input, studyInstanceUid: input.studyInstanceUid || generateUid(), priority: input.priority ?? 'ROUTINE' }, 'ordered', unit.now);
+    let order = (await unit.store.getOrder(pk))!;
+    await this.#transition(unit, order, 'ordered', null, null);
+    if (order.steps.some((s) => s.startDate)) order = await this.#transition(unit, order, 'scheduled', null, null);
+    unit.audit('order-record', `order ${order.accessionNumber} placed`, { patientIds: [patient.patientId], studies: [studyRef(order)] });
+    // Post-verification in the other order: images that came before their order are linked now.
+    for (const study of await unit.store.unmatchedByAccession(order.accessionNumber)) {
+      order = await this.linkStudy(unit, order, study.studyInstanceUid, 'accession', study.patientId);
+    }
+    return order;
+  }
+
+  /** XO, or an edit by hand: what is given changes; steps given replace theirs, steps left out and not started are cancelled. */
+  async change(unit: RisUnit, key: OrderKey, change: OrderChange): Promise<Order> {
+    const order = await this.#require(unit, key);
+    if (ENDED.includes(order.status)) throw new AtriumError('conflict', `order ${order.accessionNumber} is ${order.status}`, { key: 'order' });
+    await unit.store.updateOrder(order.pk, change, unit.now);
+    let changed = (await unit.store.getOrder(order.pk))!;
+    if (changed.status === 'ordered' && changed.steps.some((s) => s.startDate && s.status === 'SCHEDULED')) changed = await this.#transition(unit, changed, 'scheduled', null, null);
+    unit.audit('order-record', `order ${order.accessionNumber} changed: ${Object.keys(change).join(', ')}`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
+    return changed;
+  }
+
+  /** CA: the order will not be done. Refused once the procedure has started (use discontinue). */
+  async cancel(unit: RisUnit, key: OrderKey, reason: string | null): Promise<Order> {
+    const order = await this.#require(unit, key);
+    if (order.status === 'cancelled') return order;
+    if (STATUS_RANK[order.status] >= STATUS_RANK['in-progress']) {
+      throw new AtriumError('conflict', `order ${order.accessionNumber} is ${order.status}: it can no longer be cancelled`, { key: 'order' });
+    }
+    await unit.store.setStepStatus(order.pk, null, 'CANCELLED', unit.now);
+    const cancelled = await this.#transition(unit, order, 'cancelled', null, reason);
+    unit.audit('order-record', `order ${order.accessionNumber} cancelled${reason ? `: ${reason}` : ''}`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
+    return cancelled;
+  }
+
+  /** DC: the order is stopped, started or not. */
+  async discontinue(unit: RisUnit, key: OrderKey, reason: string | null): Promise<Order> {
+    const order = await this.#require(unit, key);
+    if (order.status === 'discontinued') return order;
+    if (order.status === 'cancelled' || STATUS_RANK[order.status] >= STATUS_RANK.completed) {
+      throw new AtriumError('conflict', `order ${order.accessionNumber} is ${order.status}: it can no longer be discontinued`, { key: 'order' });
+    }
+    await unit.store.setStepStatus(order.pk, null, 'DISCONTINUED', unit.now);
+    const stopped = await this.#transition(unit, order, 'discontinued', null, reason);
+    unit.audit('order-record', `order ${order.accessionNumber} discontinued${reason ? `: ${reason}` : ''}`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
+    return stopped;
+  }
+
+  /** A status the RIS reports (ORM SC): recorded on the timeline, the order's status moving forward only. */
+  async reportStatus(unit: RisUnit, key: OrderKey, status: OrderStatus, detail: string | null): Promise<Order> {
+    if (status === 'cancelled') return await this.cancel(unit, key, detail);
+    if (status === 'discontinued') return await this.discontinue(unit, key, detail);
+    const order = await this.#require(unit, key);
+    if (ENDED.includes(order.status)) throw new AtriumError('conflict', `order ${order.accessionNumber} is ${order.status}`, { key: 'order' });
+    const stepStatus: Partial<Record<OrderStatus, StepStatus>> = { arrived: 'ARRIVED', 'in-progress': 'IN PROGRESS', completed: 'COMPLETED' };
+    if (stepStatus[status]) await unit.store.setStepStatus(order.pk, null, stepStatus[status]!, unit.now);
+    const moved = await this.#transition(unit, order, status, null, detail);
+    unit.audit('order-record', `order ${order.accessionNumber} status ${status}`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
+    return moved;
+  }
+
+  /**
+   * For the MPPS SCP: a procedure step went IN PROGRESS, COMPLETED or DISCONTINUED. The step's status and
+   * the order's follow, the timeline records the source (kind 'mpps', ref the MPPS SOP Instance UID).
+   */
+  async recordStepStatus(context: ChangeContext, transition: StepTransition): Promise<Order> {
+    return await this.#core.change(context, async (unit) => {
+      const key: OrderKey = transition.accessionNumber ? { accessionNumber: transition.accessionNumber }
+        : transition.studyInstanceUid ? { studyInstanceUid: transition.studyInstanceUid } : (() => { throw new AtriumError('invalid-input', 'an accession number or a Study Instance UID names the order'); })();
+      const order = await this.#require(unit, key);
+      if (ENDED.includes(order.status)) throw new AtriumError('conflict', `order ${order.accessionNumber} is ${order.status}`, { key: 'order' });
+      const stepId = transition.stepId ?? null;
+      if (stepId !== null && !order.steps.some((s) => s.stepId === stepId)) throw new AtriumError('not-found', `order ${order.accessionNumber} has no step ${stepId}`, { key: 'step' });
+      await unit.store.setStepStatus(order.pk, stepId, transition.status, unit.now);
+      const status = STEP_TO_ORDER[transition.status];
+      const after = (await unit.store.getOrder(order.pk))!;
+      // The order completes when every step has ended; one step discontinued among others completed is completed.
+      const open = after.steps.some((s) => s.status !== 'COMPLETED' && s.status !== 'DISCONTINUED' && s.status !== 'CANCELLED');
+      const orderStatus: OrderStatus = status === 'in-progress' || open ? 'in-progress'
+        : after.steps.some((s) => s.status === 'COMPLETED') ? 'completed' : 'discontinued';
+      const moved = await this.#transition(unit, after, orderStatus, stepId, transition.detail ?? `step ${stepId ?? '(all)'} ${transition.status}`);
+      unit.audit('order-record', `order ${order.accessionNumber} step ${stepId ?? '(all)'} ${transition.status}`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
+      return moved;
+    });
+  }
+
+  /** For the Modality Worklist SCP: open scheduled steps with their order and patient (see docs/ris.md). */
+  async listScheduledSteps(filter: ScheduledStepFilter): Promise<ScheduledStepView[]> {
+    return await this.#core.store.scheduledSteps(filter);
+  }
+
+  /** Links an archived study to the order (image arrival); the 'arrived' entry is added once per order. */
+  async linkStudy(unit: RisUnit, order: Order, studyInstanceUid: string, matchedBy: 'accession' | 'study-uid', studyPatientId: string | null): Promise<Order> {
+    const mismatch = studyPatientId !== null && studyPatientId !== order.patient.patientId;
+    const linked = await unit.store.linkStudy(order.pk, { studyInstanceUid, matchedBy, patientMismatch: mismatch, studyPatientId }, unit.now);
+    await unit.store.removeUnmatched(studyInstanceUid);
+    if (!linked) return order;
+    const timeline = await unit.store.timeline(order.pk);
+    if (timeline.some((t) => t.status === 'arrived') || ENDED.includes(order.status)) return order;
+    if (STATUS_RANK[order.status] < STATUS_RANK.arrived) await unit.store.setStepStatus(order.pk, null, 'ARRIVED', unit.now).then(() => {});
+    const detail = mismatch ? `study ${studyInstanceUid} by ${matchedBy}; its Patient ID ${studyPatientId} is not the order's ${order.patient.patientId}` : `study ${studyInstanceUid} by ${matchedBy}`;
+    return await this.#transition(unit, order, 'arrived', null, detail, { kind: 'image', ref: studyInstanceUid });
+  }
+
+  async #transition(unit: RisUnit, order: Order, status: OrderStatus, stepId: string | null, detail: string | null, source: ChangeSource = unit.context.source): Promise<Order> {
+    await unit.store.addTimeline(order.pk, { status, stepId, source, detail, at: unit.now });
+    const forward = status === 'cancelled' || status === 'discontinued' || STATUS_RANK[status] > STATUS_RANK[order.status];
+    if (!forward || ENDED.includes(order.status)) return order;
+    await unit.store.setOrderStatus(order.pk, status, unit.now);
+    const updated = { ...order, status, updatedAt: unit.now };
+    await unit.store.emitOrderStatus(updated, status, source, unit.now);
+    return updated;
+  }
+
+  async #require(unit: RisUnit, key: OrderKey): Promise<Order> {
+    const order = 'pk' in key ? await unit.store.getOrder(key.pk) : await unit.store.findOrder(key);
+    if (!order) throw new AtriumError('not-found', `no order with ${Object.entries(key).map(([k, v]) => `${k} ${v}`).join(', ')}`, { key: 'order' });
+    return order;
+  }
+
+  async find(key: OrderKey): Promise<Order | null> {
+    return 'pk' in key ? await this.#core.store.getOrder(key.pk) : await this.#core.store.findOrder(key);
+  }
+
+  // The same operations as one change each, for REST and other callers outside an HL7 message.
+  async placeOrder(context: ChangeContext, input: OrderInput): Promise<Order> { return await this.#core.change(context, (u) => this.place(u, input)); }
+  async changeOrder(context: ChangeContext, key: OrderKey, change: OrderChange): Promise<Order> { return await this.#core.change(context, (u) => this.change(u, key, change)); }
+  async cancelOrder(context: ChangeContext, key: OrderKey, reason: string | null): Promise<Order> { return await this.#core.change(context, (u) => this.cancel(u, key, reason)); }
+  async discontinueOrder(context: ChangeContext, key: OrderKey, reason: string | null): Promise<Order> { return await this.#core.change(context, (u) => this.discontinue(u, key, reason)); }
+
+  async list(filter: OrderFilter, page: Page): Promise<Paged<Order>> { return await this.#core.store.listOrders(filter, page); }
+  async detail(pk: number): Promise<OrderDetail | null> { return await this.#core.store.orderDetail(pk); }
+}
+
+export function studyRef(order: Order): { studyInstanceUid: string; patientId: string; accessionNumber: string } {
+  return { studyInstanceUid: order.studyInstanceUid, patientId: order.patient.patientId, accessionNumber: order.accessionNumber };
+}

@@ -1,0 +1,41 @@
+import { AtriumError } from '../errors.ts';
+import type { Page, Paged } from '../ports/index-store.ts';
+import type { OrderStatus, Report, ReportInput } from './model.ts';
+import type { OrderService } from './order-service.ts';
+import { studyRef } from './order-service.ts';
+import type { RisCore, RisUnit } from './ris-context.ts';
+
+/**
+ * Reports (ORU^R01): linked to their order, and so to its study, by accession number. Every version is
+ * kept: a correction or a second final becomes version n+1 and the one before is marked superseded.
+ */
+export class ReportService {
+  readonly #core: RisCore;
+  readonly #orders: OrderService;
+
+  constructor(core: RisCore, orders: OrderService) {
+    this.#core = core;
+    this.#orders = orders;
+  }
+
+  async receive(unit: RisUnit, input: ReportInput): Promise<Report> {
+    const order = await unit.store.findOrder({ accessionNumber: input.accessionNumber });
+    if (!order) throw new AtriumError('not-found', `no order with accession number ${input.accessionNumber}`, { key: 'order' });
+    if (order.status === 'cancelled') throw new AtriumError('conflict', `order ${order.accessionNumber} is cancelled`, { key: 'order' });
+    const previous = await unit.store.currentReport(order.pk);
+    const report = await unit.store.insertReport(order.pk, order, input, unit.context.source, unit.now);
+    const status: OrderStatus = input.status === 'P' ? 'preliminary-report'
+      : input.status === 'C' || previous?.status === 'F' || previous?.status === 'C' ? 'amended' : 'final-report';
+    await this.#orders.reportStatus(unit, { pk: order.pk }, status, `report version ${report.version} (${input.status})${input.author ? ` by ${input.author}` : ''}`);
+    unit.audit('order-record', `report version ${report.version} (${input.status}) of order ${order.accessionNumber} received`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
+    return report;
+  }
+
+  async list(filter: { accessionNumber?: string; status?: string }, page: Page): Promise<Paged<Report>> {
+    return await this.#core.store.listReports(filter, page);
+  }
+
+  async get(id: number): Promise<Report | null> {
+    return await this.#core.store.getReport(id);
+  }
+}
