@@ -216,6 +216,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
   });
 }
 
+/** A record with nothing in it, to be completed by a test. */
+function store0(): AuditRecord {
+  return {
+    seq: 1, id: '6f1c3d2e-0000-4000-8000-000000000009', time: '2031-03-01T08:00:00.000Z', principal: { kind: 'user', id: 'root', displayName: null, roles: ['administrator'] },
+    action: 'read', interface: 'rest', origin: null, destination: null, patientIds: [], studies: [], objects: [], query: null, outcome: 'success',
+    outcomeReason: null, detail: null, sourceId: 'ATRIUM',
+  };
+}
+
 /** A store that counts appends, over an in-memory list. */
 class CountingStore implements AuditStore {
   appends = 0;
@@ -290,10 +299,43 @@ describe('AuditService without a database', () => {
     assert.equal(store.records.length, 1);
   });
 
+  test('an export read to its end is recorded as audit-log-used with its filter; an abandoned one as a failure; a record without objects still exports', async () => {
+    const store = new CountingStore();
+    const audit = new AuditService({ store, sourceId: 'ATRIUM', clock: new TestClock().now });
+    await audit.record({ principal: alice, action: 'read', interface: 'ui', studies: [{ studyInstanceUid: STUDY }] });
+    // As written before records had objects.
+    store.records.push({ ...store.records[0], seq: 2, id: '6f1c3d2e-0000-4000-8000-000000000002', objects: undefined as never });
+    const auditor = { principal: { kind: 'user' as const, id: 'olga', roles: ['auditor'] }, interface: 'rest' as const, origin: browser };
+    const xml = await collect(await audit.exportAs(auditor, { user: 'alice' }, 'dicom-xml'));
+    assert.equal(childrenNamed(parseXml(xml), 'AuditMessage').length, 2);
+    const used = store.records.at(-1)!;
+    assert.deepEqual([used.action, used.outcome, used.query, used.principal.id], ['audit-log-used', 'success', 'user=alice&format=dicom-xml', 'olga']);
+    assert.deepEqual(used.objects, [{ type: 'audit-trail', id: 'urn:atrium:audit-trail:ATRIUM', name: 'Security Audit Log', change: 'exported' }]);
+    for (const r of store.records) assert.deepEqual(validateFhirAuditEvent(toFhirAuditEvent(r)), []);
+
+    const chunks = (await audit.exportAs(auditor, {}, 'ndjson'))[Symbol.asyncIterator]();
+    await chunks.next();
+    await chunks.return!();
+    assert.deepEqual([store.records.at(-1)!.outcome, store.records.at(-1)!.outcomeReason], ['serious-failure', 'the export was abandoned before its end']);
+    await assert.rejects(audit.exportAs(auditor, { from: 'yesterday' }, 'json'), /from must be an ISO-8601/);
+    assert.deepEqual([store.records.at(-1)!.outcome, store.records.at(-1)!.query], ['minor-failure', 'from=yesterday&format=json']);
+  });
+
+  test('a security change is a Security Alert with 110137, and 110136 when roles were set', () => {
+    const base = store0();
+    const created = toFhirAuditEvent({ ...base, action: 'security-change', objects: [{ type: 'user', id: 'rita', change: 'created', attributes: ['password', 'roles'] }] });
+    assert.deepEqual([created.type.code, created.action, created.subtype!.map((c) => c.code)], ['110113', 'E', ['110137', '110136']]);
+    assert.deepEqual(validateFhirAuditEvent(created), []);
+    const password = toFhirAuditEvent({ ...base, action: 'security-change', objects: [{ type: 'user', id: 'rita', change: 'password-set', attributes: ['password'] }] });
+    assert.deepEqual(password.subtype!.map((c) => c.code), ['110137']);
+    assert.deepEqual(toFhirAuditEvent({ ...base, action: 'network-config', objects: [{ type: 'dicom-peer', id: 'CT1', change: 'deleted' }] }).subtype!.map((c) => c.code), ['110128']);
+    assert.deepEqual(toFhirAuditEvent({ ...base, action: 'job-control', objects: [{ type: 'job', id: '7', change: 'cancelled' }] }).subtype!.map((c) => c.code), ['110132']);
+  });
+
   test('the validator catches what R4 forbids', () => {
     const good = toFhirAuditEvent({
       seq: 1, id: '6f1c3d2e-0000-4000-8000-000000000001', time: '2031-03-01T08:00:00.000Z', principal: { kind: 'anonymous', id: null, displayName: null, roles: [] },
-      action: 'read', interface: 'ui', origin: null, destination: null, patientIds: [], studies: [], query: null, outcome: 'success',
+      action: 'read', interface: 'ui', origin: null, destination: null, patientIds: [], studies: [], objects: [], query: null, outcome: 'success',
       outcomeReason: null, detail: null, sourceId: 'ATRIUM',
     });
     assert.deepEqual(validateFhirAuditEvent(good), []);

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { AtriumError } from '../errors.ts';
 import {
-  AUDIT_ACTIONS, AUDIT_INTERFACES, AUDIT_OUTCOMES, PRINCIPAL_KINDS,
-  type AuditAction, type AuditEventInput, type AuditFilter, type AuditNetworkEnd, type AuditPrincipal, type AuditRecord,
+  AUDIT_ACTIONS, AUDIT_INTERFACES, AUDIT_OBJECT_TYPES, AUDIT_OUTCOMES, PRINCIPAL_KINDS,
+  type AuditAction, type AuditEventInput, type AuditFilter, type AuditInterface, type AuditNetworkEnd, type AuditPrincipal, type AuditRecord,
   type AuditStore, type AuditStudyRef, type NewAuditRecord,
 } from '../ports/audit-store.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
@@ -17,6 +17,25 @@ import type { Principal } from '../security/types.ts';
 export function auditPrincipal(p: Principal | null): AuditPrincipal {
   if (!p || p.kind === 'anonymous') return { kind: 'anonymous', id: null, displayName: p?.name ?? null, roles: p?.roles ?? [] };
   return { kind: p.kind, id: p.kind === 'user' ? p.name : p.id, displayName: p.name, roles: p.roles };
+}
+
+/** Who asks (for a change, or to read the trail), through what, from where. */
+export interface AuditActor {
+  principal: AuditPrincipal;
+  interface: AuditInterface;
+  origin?: AuditNetworkEnd | null;
+}
+
+/** The audit trail as a PS3.15 participant object (A.5.3.2 names the audit log by URI). */
+export function auditTrailUri(sourceId: string): string {
+  return `urn:atrium:audit-trail:${encodeURIComponent(sourceId)}`;
+}
+
+/** A filter as the query text of an audit-log-used record (`action=read&user=alice`). */
+export function filterText(filter: AuditFilter, extra: Record<string, string> = {}): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries({ ...filter, ...extra })) if (value !== undefined && value !== '') params.set(key, String(value));
+  return params.toString();
 }
 
 export type AuditExportFormat = 'json' | 'ndjson' | 'fhir' | 'fhir-ndjson' | 'dicom-xml';
@@ -155,6 +174,64 @@ export class AuditService {
     return await this.#store.search(normalizeFilter(filter), page);
   }
 
+  /**
+   * `search` on behalf of `actor`, recorded as audit-log-used (the filter as the query), after the search
+   * (the page read does not hold its own record). A refused filter is recorded as a failure.
+   */
+  async searchAs(actor: AuditActor, filter: AuditFilter, page: Page): Promise<Paged<AuditRecord>> {
+    try {
+      const found = await this.search(filter, page);
+      await this.#trailUsed(actor, 'read', filterText(filter, { limit: String(page.limit), offset: String(page.offset) }));
+      return found;
+    } catch (error) {
+      await this.#trailUsed(actor, 'read', filterText(filter), error);
+      throw error;
+    }
+  }
+
+  /**
+   * `export` on behalf of `actor`, recorded as audit-log-used with the filter and format: a refused filter
+   * or format at once (and thrown here, before the first byte), an export once it ends, fails or is
+   * abandoned by its reader (then as a failure).
+   */
+  async exportAs(actor: AuditActor, filter: AuditFilter, format: AuditExportFormat): Promise<AsyncIterable<string>> {
+    const query = filterText(filter, { format });
+    let normalized: AuditFilter;
+    try {
+      if (!AUDIT_EXPORT_FORMATS.includes(format)) throw new AtriumError('invalid-input', `format must be one of ${AUDIT_EXPORT_FORMATS.join(', ')}`);
+      normalized = normalizeFilter(filter);
+    } catch (error) {
+      await this.#trailUsed(actor, 'exported', query, error);
+      throw error;
+    }
+    const chunks = this.export(normalized, format);
+    const trailUsed = (error?: unknown) => this.#trailUsed(actor, 'exported', query, error);
+    return (async function* recorded() {
+      let ended = false;
+      let failure: unknown = new Error('the export was abandoned before its end');
+      try {
+        yield* chunks;
+        ended = true;
+      } catch (error) {
+        failure = error;
+        throw error;
+      } finally {
+        await trailUsed(ended ? undefined : failure);
+      }
+    })();
+  }
+
+  async #trailUsed(actor: AuditActor, change: 'read' | 'exported', query: string, error?: unknown): Promise<void> {
+    const failed = error === undefined ? {} : {
+      outcome: error instanceof AtriumError && error.code === 'invalid-input' ? 'minor-failure' as const : 'serious-failure' as const,
+      outcomeReason: (error instanceof Error ? error.message : String(error)).slice(0, 500),
+    };
+    await this.record({
+      principal: actor.principal, interface: actor.interface, origin: actor.origin ?? null, action: 'audit-log-used', query,
+      objects: [{ type: 'audit-trail', id: auditTrailUri(this.#sourceId), name: 'Security Audit Log', change }], ...failed,
+    });
+  }
+
   /** The matching records, oldest first, in `format`, as text chunks (constant memory). */
   async *export(filter: AuditFilter, format: AuditExportFormat): AsyncIterable<string> {
     if (!AUDIT_EXPORT_FORMATS.includes(format)) throw new AtriumError('invalid-input', `format must be one of ${AUDIT_EXPORT_FORMATS.join(', ')}`);
@@ -224,6 +301,10 @@ export class AuditService {
     const time = event.time === undefined ? this.#clock() : new Date(event.time);
     if (Number.isNaN(time.getTime())) problems.push(`time is not a date: ${String(event.time)}`);
     for (const s of event.studies ?? []) if (!s.studyInstanceUid) problems.push('every study needs a studyInstanceUid');
+    for (const o of event.objects ?? []) {
+      if (!AUDIT_OBJECT_TYPES.includes(o.type)) problems.push(`object type must be one of ${AUDIT_OBJECT_TYPES.join(', ')}`);
+      if (!o.id) problems.push('every object needs an id');
+    }
     if (problems.length) throw new AtriumError('invalid-input', `invalid audit event: ${problems.join('; ')}`);
 
     const studies = (event.studies ?? []).map((s) => dropEmpty({ ...s }));
@@ -238,6 +319,7 @@ export class AuditService {
       destination: networkEnd(event.destination),
       patientIds,
       studies,
+      objects: (event.objects ?? []).map((o) => dropEmpty({ ...o })),
       query: event.query ?? null,
       outcome,
       outcomeReason: event.outcomeReason ?? null,

@@ -1,5 +1,5 @@
-import type { AuditNetworkEnd, AuditRecord, AuditStudyRef } from '../ports/audit-store.ts';
-import { eventCoding, OBJECT_ID_TYPES, OUTCOME_CODES, ROLE_CODES, type Code } from './event-codes.ts';
+import type { AuditNetworkEnd, AuditObjectRef, AuditRecord, AuditStudyRef } from '../ports/audit-store.ts';
+import { eventCoding, OBJECT_CODES, OBJECT_ID_TYPES, OUTCOME_CODES, ROLE_CODES, type Code } from './event-codes.ts';
 
 /** Study Root Query/Retrieve Information Model - FIND: the query model of every Atrium query. */
 export const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
@@ -11,14 +11,15 @@ export const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
  * csd-code / codeSystemName / originalText attributes of the current schema.
  */
 export function toDicomAuditMessage(record: AuditRecord, options: { declaration?: boolean } = {}): string {
-  const coding = eventCoding(record.action);
+  const objects = record.objects ?? [];
+  const coding = eventCoding(record.action, objects);
   const out: string[] = [];
   if (options.declaration ?? true) out.push('<?xml version="1.0" encoding="UTF-8"?>');
   out.push('<AuditMessage>');
 
   out.push(`  <EventIdentification${attrs({ EventActionCode: coding.action, EventDateTime: record.time, EventOutcomeIndicator: OUTCOME_CODES[record.outcome] })}>`);
   out.push(`    ${coded('EventID', coding.eventId)}`);
-  if (coding.eventType) out.push(`    ${coded('EventTypeCode', coding.eventType)}`);
+  for (const type of coding.eventTypes) out.push(`    ${coded('EventTypeCode', type)}`);
   if (record.outcomeReason) out.push(`    <EventOutcomeDescription>${text(record.outcomeReason)}</EventOutcomeDescription>`);
   out.push('  </EventIdentification>');
 
@@ -62,7 +63,10 @@ export function toDicomAuditMessage(record: AuditRecord, options: { declaration?
     out.push('  </ParticipantObjectIdentification>');
   }
   for (const study of record.studies) out.push(...studyObject(study, record.action === 'delete'));
-  if (record.query !== null) {
+  // The audit log read (A.5.3.2) carries the filter itself; other queries are Study Root C-FIND-like.
+  const queryHolder = record.query !== null ? objects.find((o) => o.type === 'audit-trail') : undefined;
+  for (const object of objects) out.push(...participantObject(object, object === queryHolder ? record.query : null));
+  if (record.query !== null && !queryHolder) {
     out.push(`  <ParticipantObjectIdentification${attrs({ ParticipantObjectID: STUDY_ROOT_FIND, ParticipantObjectTypeCode: '2', ParticipantObjectTypeCodeRole: '3' })}>`);
     out.push(`    ${coded('ParticipantObjectIDTypeCode', OBJECT_ID_TYPES.sopClass)}`);
     out.push(`    <ParticipantObjectQuery>${Buffer.from(record.query, 'utf8').toString('base64')}</ParticipantObjectQuery>`);
@@ -90,6 +94,23 @@ function studyObject(study: AuditStudyRef, deleted: boolean): string[] {
     lines.push(`    ${detail('NumberOfInstances', String(count))}`);
   }
   if (study.accessionNumber) lines.push(`    <Accession${attrs({ Number: study.accessionNumber })}/>`);
+  lines.push('  </ParticipantObjectIdentification>');
+  return lines;
+}
+
+/** A user, key, peer, job, quarantined object or the audit log (see OBJECT_CODES); `detail`s say what changed, never a value. */
+function participantObject(object: AuditObjectRef, query: string | null): string[] {
+  const codes = OBJECT_CODES[object.type];
+  const lines = [`  <ParticipantObjectIdentification${attrs({
+    ParticipantObjectID: object.id, ParticipantObjectTypeCode: codes.typeCode, ParticipantObjectTypeCodeRole: codes.role.code,
+    // RFC 3881 data life cycle 14: logical deletion (a user, peer or quarantined object removed).
+    ParticipantObjectDataLifeCycle: object.change === 'deleted' ? '14' : undefined,
+  })}>`];
+  lines.push(`    ${coded('ParticipantObjectIDTypeCode', codes.idType)}`);
+  if (object.name) lines.push(`    <ParticipantObjectName>${text(object.name)}</ParticipantObjectName>`);
+  if (query !== null) lines.push(`    <ParticipantObjectQuery>${Buffer.from(query, 'utf8').toString('base64')}</ParticipantObjectQuery>`);
+  if (object.change) lines.push(`    ${detail('Change', object.change)}`);
+  if (object.attributes?.length) lines.push(`    ${detail('Attributes', object.attributes.join(','))}`);
   lines.push('  </ParticipantObjectIdentification>');
   return lines;
 }

@@ -1,5 +1,5 @@
-import type { AuditNetworkEnd, AuditRecord, AuditStudyRef } from '../ports/audit-store.ts';
-import { DCM_SYSTEM, eventCoding, OUTCOME_CODES, ROLE_CODES, type Code } from './event-codes.ts';
+import type { AuditNetworkEnd, AuditObjectRef, AuditRecord, AuditStudyRef } from '../ports/audit-store.ts';
+import { DCM_SYSTEM, eventCoding, OBJECT_CODES, OUTCOME_CODES, ROLE_CODES, type Code } from './event-codes.ts';
 import { isIpAddress } from './dicom-audit-message.ts';
 
 /** FHIR R4 code systems an AuditEvent uses besides DICOM's. */
@@ -53,7 +53,9 @@ const coding = (c: Code): Coding => ({ system: DCM_SYSTEM, code: c.code, display
  * observer, patients, studies and the query are entities (audit-entity-type and object-role codes).
  */
 export function toFhirAuditEvent(record: AuditRecord): FhirAuditEvent {
-  const event = eventCoding(record.action);
+  const objects = record.objects ?? [];
+  const event = eventCoding(record.action, objects);
+  const queryHolder = record.query !== null ? objects.find((o) => o.type === 'audit-trail') : undefined;
   const p = record.principal;
   const requestor: FhirAuditEvent['agent'][number] = {
     ...(event.requestorRole ? { type: { coding: [coding(ROLE_CODES[event.requestorRole])] } } : {}),
@@ -92,7 +94,8 @@ export function toFhirAuditEvent(record: AuditRecord): FhirAuditEvent {
       role: { system: OBJECT_ROLE_SYSTEM, code: '1', display: 'Patient' },
     })),
     ...record.studies.map((s) => studyEntity(s, record.action === 'delete')),
-    ...(record.query !== null ? [{
+    ...objects.map((o) => objectEntity(o, o === queryHolder ? record.query : null)),
+    ...(record.query !== null && !queryHolder ? [{
       type: { system: ENTITY_TYPE_SYSTEM, code: '2', display: 'System Object' },
       role: { system: OBJECT_ROLE_SYSTEM, code: '24', display: 'Query' },
       query: Buffer.from(record.query, 'utf8').toString('base64'),
@@ -104,7 +107,7 @@ export function toFhirAuditEvent(record: AuditRecord): FhirAuditEvent {
     resourceType: 'AuditEvent',
     id: record.id,
     type: coding(event.eventId),
-    ...(event.eventType ? { subtype: [coding(event.eventType)] } : {}),
+    ...(event.eventTypes.length ? { subtype: event.eventTypes.map(coding) } : {}),
     action: event.action,
     recorded: record.time,
     outcome: OUTCOME_CODES[record.outcome],
@@ -130,6 +133,25 @@ function studyEntity(study: AuditStudyRef, deleted: boolean): NonNullable<FhirAu
     type: { system: ENTITY_TYPE_SYSTEM, code: '2', display: 'System Object' },
     role: { system: OBJECT_ROLE_SYSTEM, code: '3', display: 'Report' },
     ...(deleted ? { lifecycle: { system: 'http://terminology.hl7.org/CodeSystem/dicom-audit-lifecycle', code: '14', display: 'Logical deletion' } } : {}),
+    ...(detail.length ? { detail } : {}),
+  };
+}
+
+/** A user, key, peer, job, quarantined object or the audit log: the codes of its DICOM participant object (OBJECT_CODES). */
+function objectEntity(object: AuditObjectRef, query: string | null): NonNullable<FhirAuditEvent['entity']>[number] {
+  const codes = OBJECT_CODES[object.type];
+  const detail = [
+    ...(object.change ? [{ type: 'change', valueString: object.change }] : []),
+    ...(object.attributes?.length ? [{ type: 'attributes', valueString: object.attributes.join(',') }] : []),
+  ];
+  return {
+    what: { identifier: { system: `urn:atrium:${object.type}`, value: object.id }, ...(object.name ? { display: object.name } : {}) },
+    type: codes.typeCode === '1' ? { system: ENTITY_TYPE_SYSTEM, code: '1', display: 'Person' } : { system: ENTITY_TYPE_SYSTEM, code: '2', display: 'System Object' },
+    role: { system: OBJECT_ROLE_SYSTEM, code: codes.role.code, display: codes.role.meaning },
+    ...(object.change === 'deleted' ? { lifecycle: { system: 'http://terminology.hl7.org/CodeSystem/dicom-audit-lifecycle', code: '14', display: 'Logical deletion' } } : {}),
+    // R4 sev-1: an entity has a name or a query, not both (the name stays in `what.display`).
+    ...(object.name && query === null ? { name: object.name } : {}),
+    ...(query !== null ? { query: Buffer.from(query, 'utf8').toString('base64') } : {}),
     ...(detail.length ? { detail } : {}),
   };
 }

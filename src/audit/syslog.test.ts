@@ -23,7 +23,7 @@ function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
     seq: 1, id: '6f1c3d2e-0000-4000-8000-000000000001', time: '2031-03-01T07:59:59.250Z',
     principal: { kind: 'user', id: 'alice', displayName: 'Alice <admin> & co', roles: [] },
     action: 'read', interface: 'dicomweb', origin: { address: '10.0.0.7' }, destination: null,
-    patientIds: ['P1'], studies: [{ studyInstanceUid: '1.2.3.4' }], query: null, outcome: 'success', outcomeReason: null, detail: null,
+    patientIds: ['P1'], studies: [{ studyInstanceUid: '1.2.3.4' }], objects: [], query: null, outcome: 'success', outcomeReason: null, detail: null,
     sourceId: 'ATRIUM', ...overrides,
   };
 }

@@ -3,10 +3,20 @@
  * (or instead of) the web pages: a certificate set to try TLS with, accounts and machine keys.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
 import type { AtriumConfig } from '../config/config.ts';
 import { openArchive } from '../app.ts';
 import { generateCertificateSet } from '../security/certificates.ts';
 import { isRole, ROLES, type Role } from '../security/index.ts';
+import { SecurityAdministration, type AuditActor } from '../audit/administration.ts';
+
+/**
+ * Who changes users and keys from a shell, for the audit trail: the operating-system account on this
+ * host (not an Atrium principal: whoever can run the CLI has the data folder), through the CLI.
+ */
+export function cliActor(): AuditActor {
+  return { principal: { kind: 'anonymous', id: null, displayName: `${userInfo().username}@${hostname()} (atrium CLI)` }, interface: 'cli', origin: { address: hostname() } };
+}
 
 export async function certsCommand(dir: string, options: { hosts: string[]; clientName?: string; days?: number }): Promise<number> {
   const set = await generateCertificateSet(dir, { hosts: options.hosts, clientName: options.clientName, days: options.days });
@@ -43,7 +53,7 @@ export async function userAddCommand(config: AtriumConfig, username: string,
   const password = options.passwordStdin ? await firstLineOfStdin() : randomBytes(18).toString('base64url');
   const archive = await openArchive({ ...config, log: { level: 'warn' } });
   try {
-    const user = await archive.security.createUser({ username, password, roles: wanted, displayName: options.displayName ?? null });
+    const user = await new SecurityAdministration(archive).createUser(cliActor(), { username, password, roles: wanted, displayName: options.displayName ?? null });
     console.log(`user ${user.username} (${user.roles.join(', ')}) created${options.passwordStdin ? '' : `; password: ${password}`}`);
     return 0;
   } finally {
@@ -57,7 +67,7 @@ export async function apiKeyAddCommand(config: AtriumConfig, name: string,
   const archive = await openArchive({ ...config, log: { level: 'warn' } });
   try {
     const expiresAt = options.expiresDays === undefined ? undefined : options.expiresDays === 0 ? null : new Date(Date.now() + options.expiresDays * 86_400_000);
-    const { key, apiKey } = await archive.security.createApiKey({ name, roles: wanted, routePrefixes: options.route ?? null, expiresAt, createdBy: 'atrium api-key add' });
+    const { key, apiKey } = await new SecurityAdministration(archive).createApiKey(cliActor(), { name, roles: wanted, routePrefixes: options.route ?? null, expiresAt, createdBy: 'atrium api-key add' });
     console.log(`API key ${apiKey.keyId} "${apiKey.name}" (${apiKey.roles.join(', ')}), expires ${apiKey.expiresAt ?? 'never'}:`);
     console.log(key);
     return 0;

@@ -1,7 +1,7 @@
 import type { Page, Paged } from './index-store.ts';
 
 /**
- * The audit trail: who did what to which patient data, when, from where, through which interface, and
+ * The audit trail: who did what to which patient data (or to the archive's users, keys, peers and jobs), when, from where, through which interface, and
  * with what outcome. Records are append-only: the port has no update or delete, and the SQL adapter's
  * database rejects UPDATE and DELETE on its tables (triggers) whoever asks.
  */
@@ -29,14 +29,21 @@ export interface AuditPrincipal {
  * delete: 110105 Study Deleted (D); update: 110110 Patient Record (U) -- corrections, merges;
  * query: 110112 Query (E) -- C-FIND, QIDO, searches, with the filters as text;
  * login / logout / login-failed: 110114 User Authentication (E) with 110122 Login / 110123 Logout;
- * audit-log-used: 110101 Audit Log Used (R) -- someone read or exported this trail;
- * order-record: 110109 Order Record (U) -- an order or its report created, changed, cancelled (src/ris/).
+ * audit-log-used: 110101 Audit Log Used (R) -- someone read or exported this trail, the filter as the query;
+ * order-record: 110109 Order Record (U) -- an order or its report created, changed, cancelled (src/ris/);
+ * administrative changes, each a 110113 Security Alert (E) whose event type says what changed:
+ * security-change: users and API keys created, changed, deleted, revoked, passwords set -- 110137 User
+ *   Security Attributes Changed, with 110136 Security Roles Changed when roles were given or changed;
+ * network-config: DICOM peers added, changed, removed -- 110128 Network Configuration;
+ * job-control: durable jobs cancelled or retried -- 110132 Use of Restricted Function.
  */
 export type AuditAction =
   | 'read' | 'store' | 'import' | 'export' | 'media-export' | 'delete' | 'update' | 'query'
-  | 'login' | 'logout' | 'login-failed' | 'audit-log-used' | 'order-record';
+  | 'login' | 'logout' | 'login-failed' | 'audit-log-used' | 'order-record'
+  | 'security-change' | 'network-config' | 'job-control';
 export const AUDIT_ACTIONS: readonly AuditAction[] = [
-  'read', 'store', 'import', 'export', 'media-export', 'delete', 'update', 'query', 'login', 'logout', 'login-failed', 'audit-log-used', 'order-record',
+  'read', 'store', 'import', 'export', 'media-export', 'delete', 'update', 'query', 'login', 'logout', 'login-failed', 'audit-log-used',
+  'order-record', 'security-change', 'network-config', 'job-control',
 ];
 
 /** The transport the request came through. */
@@ -65,6 +72,26 @@ export interface AuditStudyRef {
   numberOfInstances?: number | null;
 }
 
+/** Kinds of objects an administrative record names (PS3.15 ParticipantObject other than patients and studies). */
+export type AuditObjectType = 'user' | 'api-key' | 'dicom-peer' | 'job' | 'quarantined-object' | 'audit-trail';
+export const AUDIT_OBJECT_TYPES: readonly AuditObjectType[] = ['user', 'api-key', 'dicom-peer', 'job', 'quarantined-object', 'audit-trail'];
+
+/**
+ * A thing an event acted on besides patient data: the user (by user name), the API key (by key id), the
+ * DICOM peer (by AE title), the job or quarantined object (by id), the audit trail (by URI). Never a
+ * secret: a password or a key's secret has no place here, only the name of the attribute that changed.
+ */
+export interface AuditObjectRef {
+  type: AuditObjectType;
+  id: string;
+  /** A name beside the id: an API key's name, a job's type, a quarantined file's name. */
+  name?: string | null;
+  /** What was done to it: created, updated, deleted, revoked, password-set, cancelled, retried, read, exported... */
+  change?: string | null;
+  /** Which of its attributes were set (names only: `roles`, `disabled`, `password`). */
+  attributes?: string[];
+}
+
 /** What a transport hands to AuditService.record. */
 export interface AuditEventInput {
   principal: AuditPrincipal;
@@ -79,6 +106,8 @@ export interface AuditEventInput {
   /** Patients concerned; patients of `studies` are added. */
   patientIds?: string[];
   studies?: AuditStudyRef[];
+  /** Other things acted on (users, keys, peers, jobs...). */
+  objects?: AuditObjectRef[];
   /** A query's filters as text (e.g. `PatientID=123&StudyDate=20240101-`, or the C-FIND identifier as JSON). */
   query?: string | null;
   outcome?: AuditOutcome;
@@ -103,6 +132,8 @@ export interface AuditRecord {
   destination: AuditNetworkEnd | null;
   patientIds: string[];
   studies: AuditStudyRef[];
+  /** Absent in records written before administrative changes were recorded (read as []). */
+  objects: AuditObjectRef[];
   query: string | null;
   outcome: AuditOutcome;
   outcomeReason: string | null;

@@ -21,6 +21,7 @@ function rec(minute: number, overrides: Partial<NewAuditRecord> = {}): NewAuditR
     destination: null,
     patientIds: ['P1'],
     studies: [{ studyInstanceUid: '1.2.3.1', patientId: 'P1', numberOfInstances: 3 }],
+    objects: [],
     query: null,
     outcome: 'success',
     outcomeReason: null,

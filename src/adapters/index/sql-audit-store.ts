@@ -103,7 +103,9 @@ export class SqlAuditStore implements AuditStore {
 }
 
 function toRecord(row: { pk: number | string; record: string }): AuditRecord {
-  return { seq: Number(row.pk), ...(JSON.parse(row.record) as NewAuditRecord) };
+  // Records written before administrative changes were recorded have no `objects`.
+  const record = JSON.parse(row.record) as NewAuditRecord;
+  return { seq: Number(row.pk), ...record, objects: record.objects ?? [] };
 }
 
 function unique(values: string[]): string[] {

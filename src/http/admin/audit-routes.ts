@@ -1,8 +1,10 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import { AtriumError } from '../../errors.ts';
 import type { AuditFilter } from '../../ports/audit-store.ts';
-import { AUDIT_EXPORT_FORMATS, EXPORT_CONTENT_TYPES, normalizeFilter, type AuditExportFormat, type AuditService } from '../../audit/audit-service.ts';
+import {
+  AUDIT_EXPORT_FORMATS, EXPORT_CONTENT_TYPES, auditPrincipal, normalizeFilter, type AuditActor, type AuditExportFormat, type AuditService,
+} from '../../audit/audit-service.ts';
 import { page, type Query } from './paging.ts';
 import { attachmentDisposition } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
@@ -29,30 +31,42 @@ export async function auditRoutes(app: FastifyInstance, deps: { audit: AuditServ
   const { audit } = deps;
   const preHandler = options.preHandler ? { preHandler: options.preHandler } : {};
 
+  // Reading the trail is itself recorded (audit-log-used, the filter as the query) when the caller is known.
+  const actorOf = (req: FastifyRequest): AuditActor | null => req.principal
+    ? { principal: auditPrincipal(req.principal), interface: 'rest', origin: { address: req.ip } }
+    : null; // a server without the access hook (test fixtures)
+
   app.get<{ Querystring: Query }>('/api/audit', preHandler, async (req) => {
     const paging = page(req.query);
-    const { items, total } = await audit.search(filterOf(req.query), paging);
+    const actor = actorOf(req);
+    const { items, total } = actor ? await audit.searchAs(actor, filterOf(req.query), paging) : await audit.search(normalizeFilter(filterOf(req.query)), paging);
     return { items, total, ...paging };
   });
 
   app.get<{ Querystring: Query }>('/api/audit/export', preHandler, async (req, reply) => {
     const format = (req.query.format ?? 'ndjson') as AuditExportFormat;
-    if (!AUDIT_EXPORT_FORMATS.includes(format)) throw new AtriumError('invalid-input', `format must be one of ${AUDIT_EXPORT_FORMATS.join(', ')}`);
+    const actor = actorOf(req);
     // Validated before the first byte: a bad filter is a 400, not a broken stream.
-    const filter = normalizeFilter(filterOf(req.query));
+    let chunks: AsyncIterable<string>;
+    if (actor) chunks = await audit.exportAs(actor, filterOf(req.query), format);
+    else {
+      if (!AUDIT_EXPORT_FORMATS.includes(format)) throw new AtriumError('invalid-input', `format must be one of ${AUDIT_EXPORT_FORMATS.join(', ')}`);
+      chunks = audit.export(normalizeFilter(filterOf(req.query)), format);
+    }
     return reply
       .type(`${EXPORT_CONTENT_TYPES[format]}; charset=utf-8`)
       .header('content-disposition', attachmentDisposition(`audit.${EXTENSIONS[format]}`))
       .header('cache-control', 'no-store')
-      .send(Readable.from(audit.export(filter, format)));
+      .send(Readable.from(chunks));
   });
 }
 
+/** The filter as asked (validated by the service, so that a refused one is recorded too). */
 function filterOf(query: Query): AuditFilter {
   const filter: Record<string, string> = {};
   for (const key of ['from', 'to', 'user', 'patientId', 'studyInstanceUid', 'action', 'interface', 'outcome'] as const) {
     const value = query[key];
     if (value !== undefined && value !== '') filter[key] = value;
   }
-  return normalizeFilter(filter as AuditFilter);
+  return filter as AuditFilter;
 }

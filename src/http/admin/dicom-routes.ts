@@ -6,12 +6,13 @@ import { found, type Params } from './paging.ts';
 import type { DicomClient, QueryLevelName } from '../../dimse/services/scu.ts';
 import { RETRIEVE_JOB, SEND_JOB, type JobRequester, type RetrievePayload, type SendPayload } from '../../exchange/dicom-jobs.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
+import { PeerAdministration } from '../../audit/administration.ts';
 import { interfaceOf } from '../../audit/http-request-audit.ts';
 import { headerUrl } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
 
 /** What the DICOM admin routes use: the transport gets these services, not the whole archive. */
-export type DicomRoutesDeps = Pick<Archive, 'config' | 'jobs' | 'peers'>;
+export type DicomRoutesDeps = Pick<Archive, 'config' | 'jobs' | 'peers' | 'audit'>;
 
 export interface DicomRouteOptions {
   /** Atrium as an SCU; without it (tests of the REST alone) the peer operations answer 503. */
@@ -42,6 +43,9 @@ export const DICOM_ROUTE_RULES: RouteRules = {
 export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps, options: DicomRouteOptions = {}): Promise<void> {
   const { peers } = archive;
   const dicom = archive.config.dicom;
+  // Adding, changing and removing peers is recorded (network-config).
+  const admin = new PeerAdministration({ peers, audit: archive.audit });
+  const actor = (req: FastifyRequest) => ({ principal: auditPrincipal(req.principal), interface: interfaceOf(req), origin: { address: req.ip } });
 
   app.get('/api/dicom', async () => ({
     aeTitle: dicom.aeTitle, host: dicom.host, port: dicom.port, tlsPort: dicom.tls?.port ?? null,
@@ -54,10 +58,10 @@ export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps
     if (body.aeTitle !== undefined && body.aeTitle !== req.params.ae) {
       throw new AtriumError('invalid-input', `aeTitle in the body ("${body.aeTitle}") differs from the one in the path ("${req.params.ae}")`);
     }
-    return await peers.upsert({ ...body, aeTitle: req.params.ae } as DicomPeerInput);
+    return await admin.upsert(actor(req), { ...body, aeTitle: req.params.ae } as DicomPeerInput);
   });
   app.delete<{ Params: Params }>('/api/dicom/peers/:ae', async (req, reply) => {
-    if (!(await peers.delete(req.params.ae))) throw new AtriumError('not-found', `no DICOM peer ${req.params.ae}`);
+    if (!(await admin.delete(actor(req), req.params.ae))) throw new AtriumError('not-found', `no DICOM peer ${req.params.ae}`);
     return reply.status(204).send();
   });
 

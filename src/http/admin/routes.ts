@@ -121,6 +121,7 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
     } catch (error) {
       if (error instanceof ReleaseRefused) {
         await audit(archive, req, { action: 'store', outcome: 'minor-failure', outcomeReason: error.message.slice(0, 500),
+          objects: [{ type: 'quarantined-object', id: String(error.entry.id), name: error.entry.originalName ?? null, change: 'release-refused' }],
           detail: `${req.method} ${req.url}: quarantined object ${error.entry.id} (${error.entry.reasonCode}) not released` });
       }
       throw error;
@@ -133,14 +134,28 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
     if (corrections.length > 0) {
       await audit(archive, req, {
         action: 'update', studies: [{ studyInstanceUid: result.studyInstanceUid }],
+        objects: [{ type: 'quarantined-object', id: String(entry.id), name: entry.originalName ?? null, change: 'released', attributes: corrections.map((c) => c.keyword) }],
         detail: `quarantined object ${entry.id} released with attributes corrected: ${corrections.map((c) => `${c.keyword} ${c.previous === null ? '(absent)' : JSON.stringify(c.previous)} -> ${JSON.stringify(c.value)}`).join(', ')}`.slice(0, 2000),
       });
     }
     return { ...result, corrections };
   });
+  // Deleting a quarantined object destroys DICOM data that never entered the archive: a delete naming the
+  // quarantine entry (not a study of the archive), recorded with its outcome, a refusal (404) included.
   app.delete<{ Params: Params }>('/api/quarantine/:id', async (req, reply) => {
-    const entry = await archive.quarantine.delete(req.params.id);
+    let entry;
+    try {
+      entry = await archive.quarantine.delete(req.params.id);
+    } catch (error) {
+      await audit(archive, req, {
+        action: 'delete', objects: [{ type: 'quarantined-object', id: req.params.id, change: 'deleted' }],
+        outcome: error instanceof AtriumError && error.code !== 'internal' ? 'minor-failure' : 'serious-failure',
+        outcomeReason: (error instanceof Error ? error.message : String(error)).slice(0, 500), detail: `${req.method} ${req.url}`,
+      });
+      throw error;
+    }
     await audit(archive, req, { action: 'delete',
+      objects: [{ type: 'quarantined-object', id: String(entry.id), name: entry.originalName ?? null, change: 'deleted' }],
       detail: `quarantined object ${entry.id} deleted (${entry.reasonCode}${entry.sopInstanceUid ? `, SOP Instance UID ${entry.sopInstanceUid}` : ''}${entry.originalName ? `, ${entry.originalName}` : ''})` });
     return reply.status(204).send();
   });

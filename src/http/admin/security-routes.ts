@@ -3,6 +3,7 @@ import type { Archive } from '../../app.ts';
 import { AtriumError } from '../../errors.ts';
 import { AuthError, grantedActions, isRole, type Role, type RouteRules } from '../../security/index.ts';
 import { auditPrincipal } from '../../audit/audit-service.ts';
+import { SecurityAdministration, type AuditActor } from '../../audit/administration.ts';
 import type { Params } from './paging.ts';
 import { headerUrl } from '../../io/header-value.ts';
 
@@ -62,6 +63,9 @@ export const SECURITY_ROUTE_RULES: RouteRules = {
 export async function securityRoutes(app: FastifyInstance, archive: SecurityRoutesDeps): Promise<void> {
   const { security, audit } = archive;
   const origin = (req: FastifyRequest) => ({ address: req.ip });
+  // Changes to users and keys go through the one place that records them (the CLI uses it too).
+  const admin = new SecurityAdministration({ security, audit });
+  const actor = (req: FastifyRequest): AuditActor => ({ principal: auditPrincipal(req.principal), interface: 'rest', origin: origin(req) });
 
   app.post<{ Body: Body }>('/api/login', async (req, reply) => {
     const username = str(req.body, 'username')!;
@@ -93,7 +97,9 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
   // Whether the first administrator is still to be created (the login page then shows the setup form).
   app.get('/api/setup', async () => ({ needed: await security.needsSetup() }));
   app.post<{ Body: Body }>('/api/setup', async (req, reply) => {
-    const user = await security.createFirstAdmin({
+    // Whoever holds the setup token: not yet a principal of the archive.
+    const setup: AuditActor = { principal: { kind: 'anonymous', id: null, displayName: 'first-run setup' }, interface: 'rest', origin: origin(req) };
+    const user = await admin.createFirstAdmin(setup, {
       username: str(req.body, 'username')!, password: str(req.body, 'password')!,
       displayName: str(req.body, 'displayName', false) ?? null, setupToken: str(req.body, 'setupToken', false),
     });
@@ -112,7 +118,7 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
   // Users.
   app.get('/api/users', async () => ({ items: await security.listUsers() }));
   app.post<{ Body: Body }>('/api/users', async (req, reply) => {
-    const user = await security.createUser({
+    const user = await admin.createUser(actor(req), {
       username: str(req.body, 'username')!, password: str(req.body, 'password')!, roles: roles(req.body)!,
       displayName: str(req.body, 'displayName', false) ?? null, dicomPersonName: str(req.body, 'dicomPersonName', false) ?? null,
     });
@@ -127,7 +133,7 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
     const body = req.body ?? {};
     const disabled = body.disabled;
     if (disabled !== undefined && typeof disabled !== 'boolean') throw new AtriumError('invalid-input', 'disabled must be true or false');
-    const user = await security.updateUser(userId(req), {
+    const user = await admin.updateUser(actor(req), userId(req), {
       ...(body.roles !== undefined ? { roles: roles(body) } : {}),
       ...('displayName' in body ? { displayName: str(body, 'displayName', false) ?? null } : {}),
       ...('dicomPersonName' in body ? { dicomPersonName: str(body, 'dicomPersonName', false) ?? null } : {}),
@@ -137,11 +143,11 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
     return user;
   });
   app.put<{ Params: Params; Body: Body }>('/api/users/:id/password', async (req, reply) => {
-    if (!(await security.setPassword(userId(req), str(req.body, 'password')!))) throw new AtriumError('not-found', `no user ${req.params.id}`);
+    if (!(await admin.setPassword(actor(req), userId(req), str(req.body, 'password')!))) throw new AtriumError('not-found', `no user ${req.params.id}`);
     return reply.status(204).send();
   });
   app.delete<{ Params: Params }>('/api/users/:id', async (req, reply) => {
-    if (!(await security.deleteUser(userId(req)))) throw new AtriumError('not-found', `no user ${req.params.id}`);
+    if (!(await admin.deleteUser(actor(req), userId(req)))) throw new AtriumError('not-found', `no user ${req.params.id}`);
     return reply.status(204).send();
   });
 
@@ -160,14 +166,14 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
       expiresAt = new Date(String(expires));
       if (Number.isNaN(expiresAt.getTime())) throw new AtriumError('invalid-input', 'expiresAt must be an ISO-8601 date-time, or null');
     }
-    const created = await security.createApiKey({
+    const created = await admin.createApiKey(actor(req), {
       name: str(body, 'name')!, roles: roles(body)!, routePrefixes: (prefixes as string[] | null | undefined) ?? null,
       ...(expiresAt !== undefined ? { expiresAt } : {}), createdBy: req.principal?.name ?? null,
     });
     return reply.status(201).header('cache-control', 'no-store').send(created);
   });
   app.delete<{ Params: Params }>('/api/api-keys/:id', async (req, reply) => {
-    if (!(await security.revokeApiKey(req.params.id))) throw new AtriumError('not-found', `no API key ${req.params.id}`);
+    if (!(await admin.revokeApiKey(actor(req), req.params.id))) throw new AtriumError('not-found', `no API key ${req.params.id}`);
     return reply.status(204).send();
   });
 }

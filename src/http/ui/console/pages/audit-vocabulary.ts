@@ -4,6 +4,7 @@
  */
 export const AUDIT_ACTIONS = [
   'read', 'store', 'import', 'export', 'media-export', 'delete', 'update', 'query', 'login', 'logout', 'login-failed', 'audit-log-used',
+  'order-record', 'security-change', 'network-config', 'job-control',
 ] as const;
 export const AUDIT_INTERFACES = ['rest', 'dicomweb', 'dimse', 'ui', 'cli', 'hl7', 'fhir'] as const;
 export const AUDIT_OUTCOMES = ['success', 'minor-failure', 'serious-failure', 'major-failure'] as const;
@@ -22,6 +23,10 @@ export const ACTION_LABELS: Record<(typeof AUDIT_ACTIONS)[number], string> = {
   logout: 'sign-out',
   'login-failed': 'failed sign-in',
   'audit-log-used': 'audit trail used',
+  'order-record': 'orders and reports changed',
+  'security-change': 'users, roles, passwords, API keys changed',
+  'network-config': 'DICOM peers changed',
+  'job-control': 'jobs cancelled or retried',
 };
 
 /**

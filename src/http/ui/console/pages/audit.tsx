@@ -30,6 +30,8 @@ export interface AuditRecord {
   destination: NetworkEnd | null;
   patientIds: string[];
   studies: StudyRef[];
+  /** Users, keys, peers, jobs... an administrative record names (absent on older servers). */
+  objects?: { type: string; id: string; name?: string | null; change?: string | null; attributes?: string[] }[];
   query: string | null;
   outcome: string;
   outcomeReason: string | null;
@@ -208,6 +210,17 @@ function Details({ record: r }: { record: AuditRecord }) {
               {s.accessionNumber && <> · accession {s.accessionNumber}</>}
               {s.numberOfInstances != null && <> · {s.numberOfInstances} instances</>}
               {s.seriesInstanceUids?.length ? <> · {s.seriesInstanceUids.length} series</> : null}
+            </dd>
+          </Fragment>
+        ))}
+        {(r.objects ?? []).map((o) => (
+          <Fragment key={`${o.type} ${o.id}`}>
+            <dt>{o.type}</dt>
+            <dd>
+              <span class="mono">{o.id}</span>
+              {o.name && <> · {o.name}</>}
+              {o.change && <> · {o.change}</>}
+              {o.attributes?.length ? <> · {o.attributes.join(', ')}</> : null}
             </dd>
           </Fragment>
         ))}
