@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { openArchive } from '../app.ts';
+import { MODULES, openArchive } from '../app.ts';
+import { configSectionsOf } from '../modules/module.ts';
 import { loadConfig, type AtriumConfig } from '../config/config.ts';
 import { Metrics } from '../observability/metrics.ts';
 import type { AuditRecord } from '../ports/audit-store.ts';
@@ -20,7 +21,7 @@ let config: AtriumConfig;
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-cli-security-'));
-  config = loadConfig({ dataDir: dir, env: { ATRIUM_LOG_LEVEL: 'silent' } });
+  config = loadConfig({ sections: configSectionsOf(MODULES), dataDir: dir, env: { ATRIUM_LOG_LEVEL: 'silent' } });
 });
 after(async () => await rm(dir, { recursive: true, force: true }));
 
