@@ -26,6 +26,8 @@ import { IngestService } from './archive/ingest.ts';
 import { comparePixels } from './imaging/index.ts';
 import { RetrieveService } from './archive/retrieve.ts';
 import { DeletionService } from './archive/deletion.ts';
+import { DashboardService } from './archive/dashboard.ts';
+import { QuarantineService } from './archive/quarantine.ts';
 import type { JobQueue } from './ports/job-queue.ts';
 import { JobRunner, type JobRunnerOptions } from './jobs/job-runner.ts';
 import type { PeerRegistry } from './ports/peer-registry.ts';
@@ -67,6 +69,10 @@ export interface Archive {
   ingest: IngestService;
   retrieve: RetrieveService;
   deletion: DeletionService;
+  /** The operations console's numbers and health checks (src/archive/dashboard.ts). */
+  dashboard: DashboardService;
+  /** Looking into, releasing and deleting quarantined objects (src/archive/quarantine.ts). */
+  quarantine: QuarantineService;
   jobs: JobQueue;
   /** The reading side of the event outbox (the dispatcher, the stuck-events listing). */
   events: EventOutbox;
@@ -129,13 +135,16 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
     samePixels: (a, b) => comparePixels(blobs, a, b) });
   const retrieve = new RetrieveService({ index, blobs });
   const deletion = new DeletionService({ index, blobs, log });
+  const quarantine = new QuarantineService({ index, blobs, retrieve, ingest, log, modifyingSystem: `ATRIUM ${config.dicom.aeTitle}` });
   // Every store lives in the one database: one engine to run and back up.
   const jobs = new SqlJobQueue(database);
   const events = new SqlEventOutbox(database);
+  const dashboard = new DashboardService({ index, blobs, jobs, events });
   const peers = new SqlPeerRegistry(database);
   const synced = await peers.syncFromConfig(config.dicom.peers);
   if (synced.created + synced.updated + synced.deleted > 0) log.info(synced, 'DICOM peers synchronized from the configuration');
-  const applicationEntities = new ApplicationEntities({ peers, config: config.dicom });
+  const applicationEntities = new ApplicationEntities({ peers, config: config.dicom,
+    onContactError: (error, aeTitle) => log.warn({ err: error, peer: aeTitle }, 'could not record the last contact of a DICOM peer') });
   // Security and audit live in the index database too (tables security_*, audit_*).
   const security = new SecurityService({ store: new SqlSecurityStore(database), config: config.security });
   // The server (`atrium serve`) asks for the first-run setup: a one-off CLI command must neither print
@@ -159,7 +168,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
   });
   log.debug({ index: index.kind, blobs: blobs.kind, dataDir: config.dataDir }, 'archive open');
   const archive: Archive = {
-    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
+    config, log, metrics, database, index, blobs, ingest, retrieve, deletion, dashboard, quarantine, jobs, events, modules, eventHandlers: [], dimseServices: [], peers, applicationEntities, security, audit,
     async close() {
       // Records under way are committed before the database closes; the syslog copy is flushed last.
       await audit.drain().catch(() => {});

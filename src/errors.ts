@@ -10,6 +10,8 @@ export type AtriumErrorCode =
   | 'forbidden'
   /** The thing exists but cannot be given in the form asked (media type, transfer syntax, rendering). */
   | 'not-acceptable'
+  /** Well-formed and understood, and still not done: the object it names cannot be processed (a quarantined object that fails ingest again). */
+  | 'unprocessable'
   | 'internal';
 
 export class AtriumError extends Error {

@@ -27,6 +27,12 @@ export interface IngestSource {
    * front of it (atrium import does, as DCMTK +td and pydicom force read such files); logged and recorded.
    */
   fileMeta?: 'generated';
+  /**
+   * What becomes of an object that would be quarantined (malformed, a conflicting duplicate): 'quarantine'
+   * (default) keeps it there; 'refuse' keeps nothing and answers `rejected` with the reason: a release from
+   * quarantine, whose bytes are kept in their quarantine entry already.
+   */
+  onFailure?: 'quarantine' | 'refuse';
 }
 
 export type IngestResult =
@@ -255,6 +261,12 @@ export class IngestService {
         this.#log.info({ ...ids, source: from.source }, 'duplicate instance with identical bytes: kept the stored copy');
         return { status: 'duplicate', ...ids, blobKey: outcome.existing.blobKey, sizeBytes: outcome.existing.sizeBytes };
       case 'conflict': {
+        if (from.onFailure === 'refuse') {
+          await this.#blobs.delete(blobKey);
+          return { status: 'rejected', sopInstanceUid, sopClassUid, reasonCode: 'duplicate-conflict',
+            reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content (sha256 ${outcome.existing.sha256.slice(0, 12)}...${conflictDetail ? `; ${conflictDetail}` : ''}); policy "${this.#options.duplicatePolicy}" keeps the stored one`,
+            element: tagName(0x00080018), byteOffset: null };
+        }
         const quarantineId = await this.#index.quarantine({
           ...stored, source: from.source, reasonCode: 'duplicate-conflict',
           reason: `SOP Instance UID ${sopInstanceUid} is already stored with different content (sha256 ${outcome.existing.sha256.slice(0, 12)}...${conflictDetail ? `; ${conflictDetail}` : ''}); policy "reject" keeps the stored one`,
@@ -342,6 +354,11 @@ export class IngestService {
 
   async #quarantine(writer: BlobWriter, stored: StoredObject, from: IngestSource, rejection: Rejection,
     sopInstanceUid: string | null, sopClassUid: string | null): Promise<IngestResult> {
+    if (from.onFailure === 'refuse') {
+      await writer.abort();
+      const { disposition: _, ...reason } = rejection;
+      return { status: 'rejected', sopInstanceUid, sopClassUid, ...reason };
+    }
     await writer.commit();
     const quarantineId = await this.#index.quarantine({
       ...stored, ...rejection, source: from.source, sopInstanceUid, originalName: from.originalName ?? null, receivedAt: new Date().toISOString(),

@@ -69,6 +69,7 @@ function recording(blobs: BlobStore, options: { positional: boolean }) {
     delete: (key) => blobs.delete(key),
     list: () => blobs.list(),
     cleanupIncomplete: (ms) => blobs.cleanupIncomplete(ms),
+    probe: () => blobs.probe(),
     close: async () => {},
   };
   return { store, reads, opened };
@@ -157,7 +158,7 @@ describe('every read of stored bytes goes through the RetrieveService', { timeou
     const refuse = async (): Promise<never> => { throw new Error('a stored object was read past the RetrieveService'); };
     archive.blobs = {
       kind: real.kind, createWriter: (k) => real.createWriter(k), read: refuse, openReader: refuse, stat: (k) => real.stat(k),
-      delete: (k) => real.delete(k), list: () => real.list(), cleanupIncomplete: (ms) => real.cleanupIncomplete(ms), close: () => real.close(),
+      delete: (k) => real.delete(k), list: () => real.list(), cleanupIncomplete: (ms) => real.cleanupIncomplete(ms), probe: () => real.probe(), close: () => real.close(),
     };
     const service = archive.retrieve;
     archive.retrieve = new Proxy(service, {

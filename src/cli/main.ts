@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { loadConfig, redactedConfig, ConfigError, type AtriumConfig } from '../config/config.ts';
+import { loadConfig, ConfigError, type AtriumConfig } from '../config/config.ts';
+import { redactedConfig } from '../config/redaction.ts';
 import { serveCommand } from './serve.ts';
 import { MODULES } from '../app.ts';
 import { configSectionsOf } from '../modules/module.ts';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, redactedConfig, ConfigError } from './config.ts';
+import { loadConfig, ConfigError } from './config.ts';
+import { redactedConfig } from './redaction.ts';
 
 test('defaults run the embedded engines on localhost', () => {
   const config = loadConfig({ env: {} });
@@ -26,7 +27,7 @@ test('file, then environment, then --data: later sources win', async () => {
     assert.equal(fromEnv.http.port, 9100);
     assert.deepEqual(fromEnv.index, { engine: 'postgres', url: 'postgres://a:secret@h/db', poolSize: 10 });
     assert.equal(fromEnv.dataDir, dir);
-    assert.equal((redactedConfig(fromEnv) as any).index.url, 'postgres://a:***@h/db');
+    assert.equal((redactedConfig(fromEnv) as any).index.url, 'postgres://a:[hidden]@h/db');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

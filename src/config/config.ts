@@ -537,14 +537,6 @@ function loadAudit(raw: Raw, problems: string[], { str, optStr, int }: Readers):
   return { syslog, retentionDays: rawRetention === undefined || rawRetention === null ? null : int('audit.retentionDays', 0, 1, 36_500) };
 }
 
-/** The configuration as it is safe to show: secrets masked. */
-export function redactedConfig(config: AtriumConfig): unknown {
-  const copy = structuredClone(config) as any;
-  if (copy.blobs.secretAccessKey) copy.blobs.secretAccessKey = '***';
-  if (copy.index.url) copy.index.url = String(copy.index.url).replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
-  return copy;
-}
-
 function getPath(obj: Raw, path: string): any {
   return path.split('.').reduce<any>((o, k) => (o && typeof o === 'object' ? o[k] : undefined), obj);
 }

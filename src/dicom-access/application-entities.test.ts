@@ -63,3 +63,22 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+test('recording a contact never rejects: a registry that fails is told to onContactError; our own AE title is not a peer', async () => {
+  const calls: string[] = [];
+  const errors: string[] = [];
+  const peers = {
+    recordContact: async (aeTitle: string) => {
+      calls.push(aeTitle);
+      throw new Error('database is locked');
+    },
+  } as never;
+  const aes = new ApplicationEntities({ peers, config: { aeTitle: 'VNA', unknownCallers: [] }, onContactError: (error, aeTitle) => errors.push(`${aeTitle}: ${(error as Error).message}`) });
+  await aes.recordContact(' CT1 ', 'ok', 'inbound association accepted');
+  await aes.recordContact('VNA', 'ok', 'ourselves');
+  await aes.recordContact('  ', 'ok', 'nobody');
+  assert.deepEqual(calls, ['CT1']);
+  assert.deepEqual(errors, ['CT1: database is locked']);
+  const silent = new ApplicationEntities({ peers, config: { aeTitle: 'VNA', unknownCallers: [] }, onContactError: () => { throw new Error('a logger that throws'); } });
+  await silent.recordContact('CT1', 'failed', 'x');
+});

@@ -1,4 +1,4 @@
-import type { DicomOperation, DicomPeer, PeerRegistry } from '../ports/peer-registry.ts';
+import type { ContactOutcome, DicomOperation, DicomPeer, PeerRegistry } from '../ports/peer-registry.ts';
 
 export interface ApplicationEntitiesConfig {
   /** Our own AE title. */
@@ -21,10 +21,15 @@ export interface Permission {
 export class ApplicationEntities {
   readonly #peers: PeerRegistry;
   readonly #config: ApplicationEntitiesConfig;
+  readonly #onContactError: (error: unknown, aeTitle: string) => void;
+  readonly #clock: () => Date;
 
-  constructor(deps: { peers: PeerRegistry; config: ApplicationEntitiesConfig }) {
+  /** `onContactError`: told when the last contact of a peer could not be recorded (which fails nothing else). */
+  constructor(deps: { peers: PeerRegistry; config: ApplicationEntitiesConfig; onContactError?: (error: unknown, aeTitle: string) => void; clock?: () => Date }) {
     this.#peers = deps.peers;
     this.#config = deps.config;
+    this.#onContactError = deps.onContactError ?? (() => {});
+    this.#clock = deps.clock ?? (() => new Date());
   }
 
   /** Our AE title. */
@@ -54,6 +59,21 @@ export class ApplicationEntities {
     return unknown.includes(operation)
       ? { allowed: true, reason: `unknown calling AE ${title || '(empty)'}: unknown callers may ${operation}` }
       : { allowed: false, reason: `unknown calling AE ${title || '(empty)'} may not ${operation} (unknown callers may: ${list(unknown)})` };
+  }
+
+  /**
+   * Records an association with `aeTitle` (ours to it or its to us) as the peer's last contact: one UPDATE,
+   * nothing when it is no known peer. Never rejects: an index that cannot take the row must not fail the
+   * association it describes (the error goes to `onContactError`).
+   */
+  async recordContact(aeTitle: string, outcome: ContactOutcome, detail: string): Promise<void> {
+    const title = aeTitle.trim();
+    if (title === '' || title === this.aeTitle) return;
+    try {
+      await this.#peers.recordContact(title, { at: this.#clock(), outcome, detail });
+    } catch (error) {
+      try { this.#onContactError(error, title); } catch { /* a logger that throws changes nothing */ }
+    }
   }
 
   /** Where a C-MOVE to `aeTitle` goes: a known peer, or null (the move is refused: move destination unknown). */

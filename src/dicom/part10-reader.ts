@@ -115,6 +115,23 @@ export class Part10Reader {
     });
   }
 
+  /**
+   * What has been read so far, whether or not the stream parsed: the File Meta and the data set up to the
+   * element where reading stopped (a lenient dump of a broken object shows them). The same objects the
+   * reader fills: take it once reading is over.
+   */
+  partial(): Part10Header {
+    return {
+      hasPreamble: this.hasPreamble, fileMeta: this.fileMeta, transferSyntaxUID: this.transferSyntaxUID, datasetOffset: this.datasetOffset,
+      dataset: this.dataset, littleEndian: this.littleEndian, explicitVR: this.explicitVR, warnings: this.warnings,
+    };
+  }
+
+  /** The error that stopped the reader, if one did. */
+  get error(): DicomParseError | undefined {
+    return this.failure;
+  }
+
   /** A failed reader stays failed: later calls rethrow the first error instead of parsing garbage. */
   private guard<T>(fn: () => T): T {
     if (this.failure) throw this.failure;

@@ -8,6 +8,7 @@ const STATUS: Record<AtriumErrorCode, number> = {
   'not-found': 404,
   'not-acceptable': 406,
   conflict: 409,
+  unprocessable: 422,
   unavailable: 503,
   internal: 500,
 };

@@ -19,6 +19,7 @@ import { registerForwardedHeader, trustProxyOption } from './client-address.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
 import { SECURITY_ROUTE_RULES, securityRoutes } from './admin/security-routes.ts';
 import { AUDIT_ROUTE_RULES, auditRoutes } from './admin/audit-routes.ts';
+import { OPERATIONS_ROUTE_RULES, operationsRoutes } from './admin/operations-routes.ts';
 
 /**
  * The access rules of the routes registered below, one table per area (next to its routes); access.ts
@@ -32,6 +33,7 @@ export const CORE_ROUTE_RULES: readonly RouteRuleTable[] = [
   { source: 'http/admin/jobs-routes.ts', rules: JOB_ROUTE_RULES },
   { source: 'http/admin/events-routes.ts', rules: EVENT_ROUTE_RULES },
   { source: 'http/admin/dicom-routes.ts', rules: DICOM_ROUTE_RULES },
+  { source: 'http/admin/operations-routes.ts', rules: OPERATIONS_ROUTE_RULES },
   { source: 'dicomweb/access-rules.ts', rules: DICOMWEB_ROUTE_RULES },
   { source: 'http/ui/routes.ts', rules: UI_ROUTE_RULES },
   { source: 'http/viewer/routes.ts', rules: VIEWER_ROUTE_RULES },
@@ -77,6 +79,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await jobRoutes(app, archive);
   await eventRoutes(app, archive);
   await dicomRoutes(app, archive, options);
+  await operationsRoutes(app, archive);
   const dicomweb: DicomwebOptions = {
     corsOrigins: archive.config.http.corsOrigins,
     render: (sopInstanceUid, frame, params) => renderInstance(archive, sopInstanceUid, frame, params),

@@ -35,6 +35,12 @@ export interface BlobStore {
    * (the filesystem store knows the writer's PID). Returns how many were removed. Called at start-up.
    */
   cleanupIncomplete(olderThanMs?: number): Promise<number>;
+  /**
+   * A cheap check that the store answers, for health pages (the filesystem: its folder is writable; S3: the
+   * bucket answers a HEAD). Resolves with where the objects are (a path, a bucket and endpoint; never a
+   * credential), rejects with why not.
+   */
+  probe(): Promise<string>;
   close(): Promise<void>;
 }
 

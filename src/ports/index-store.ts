@@ -233,8 +233,29 @@ export interface ArchiveStatistics {
   pendingEvents: number;
 }
 
+/** Instances received (stored) on one UTC day. */
+export interface ReceivedDay {
+  /** YYYY-MM-DD, UTC. */
+  date: string;
+  /** Distinct studies that received instances that day. */
+  studies: number;
+  instances: number;
+  bytes: number;
+}
+
+/** What the archive holds of one modality (the series' Modality; null for series without one). */
+export interface ModalityTotals {
+  modality: string | null;
+  studies: number;
+  instances: number;
+  bytes: number;
+}
+
 export interface IndexStore {
   readonly kind: string;
+
+  /** A trivial query: resolves when the index answers (health checks), rejects with why not. */
+  ping(): Promise<void>;
 
   /** Indexes one durably stored object, in one transaction with its InstanceStored outbox event. */
   storeInstance(instance: NewInstance, policy: DuplicatePolicy): Promise<StoreOutcome>;
@@ -249,6 +270,8 @@ export interface IndexStore {
   listFindings(filter: { studyInstanceUid?: string; code?: string }, page: Page): Promise<Paged<QualityFindingRecord>>;
   listQuarantine(page: Page): Promise<Paged<QuarantineRecord>>;
   getQuarantined(id: number): Promise<QuarantineRecord | null>;
+  /** Removes a quarantine entry and returns it (the caller deletes its blob afterwards); null when there is none. */
+  deleteQuarantined(id: number): Promise<QuarantineRecord | null>;
 
   listPatients(filter: { patientId?: string; patientName?: string }, page: Page): Promise<Paged<PatientRecord>>;
   listStudies(filter: StudyFilter, page: Page): Promise<Paged<StudyRecord>>;
@@ -272,6 +295,20 @@ export interface IndexStore {
   find(query: IndexQuery): QueryResults;
 
   statistics(): Promise<ArchiveStatistics>;
+  /**
+   * The instances stored now, by the UTC day they were received in [from, to) (ISO-8601 times), oldest first;
+   * days without any are left out. Counts what is in the archive: deleted instances are gone from it, and a
+   * replaced one counts on the day of its new copy.
+   */
+  receivedPerDay(from: string, to: string): Promise<ReceivedDay[]>;
+  /** Bytes of the instances stored now that were received before `time`. */
+  bytesReceivedBefore(time: string): Promise<number>;
+  /** Instances stored now received in [from, to), per UTC minute ("YYYY-MM-DDTHH:MM"), oldest first; empty minutes left out. */
+  receivedPerMinute(from: string, to: string): Promise<{ minute: string; instances: number }[]>;
+  /** How many instances stored now were received in [from, to). */
+  countReceived(from: string, to: string): Promise<number>;
+  /** Studies, instances and bytes per modality, the most bytes first. */
+  modalityTotals(): Promise<ModalityTotals[]>;
   /** Every object the index points at (instances, versions, quarantine), for verify and GC. */
   storedObjects(): AsyncIterable<StoredObject & { sopInstanceUid: string | null; where: 'instance' | 'version' | 'quarantine' }>;
 }

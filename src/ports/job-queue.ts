@@ -84,4 +84,6 @@ export interface JobQueue {
   recoverExpired(): Promise<number>;
   /** How many jobs are in each state (metrics, admin UI). */
   countByState(): Promise<Record<JobState, number>>;
+  /** Failed jobs, the last to have failed first (the dashboard's recent failures). */
+  recentlyFailed(limit: number): Promise<Job[]>;
 }

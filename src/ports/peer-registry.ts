@@ -19,6 +19,21 @@ export interface DicomPeer {
   source: 'config' | 'api';
   createdAt: string;
   updatedAt: string;
+  /** When Atrium last had an association with the peer, either way (ISO-8601 UTC); null before the first. */
+  lastContactAt: string | null;
+  /** Whether that contact did what was asked (the association, and the operation on it). */
+  lastContactOutcome: ContactOutcome | null;
+  /** What happened, in one line: "C-ECHO: Success", "connection refused", "inbound association accepted"... */
+  lastContactDetail: string | null;
+}
+
+export type ContactOutcome = 'ok' | 'failed';
+
+/** One contact with a peer, as recorded by whoever opened or accepted the association. */
+export interface PeerContact {
+  at: Date;
+  outcome: ContactOutcome;
+  detail: string;
 }
 
 /**
@@ -52,6 +67,11 @@ export interface PeerRegistry {
    * configured peers no longer in the configuration are deleted. One transaction.
    */
   syncFromConfig(peers: DicomPeerInput[]): Promise<{ created: number; updated: number; deleted: number }>;
+  /**
+   * Records the last contact with the peer `aeTitle` (one UPDATE; nothing for an AE title that is no known
+   * peer). Called once per association, in or out; callers never let its failure fail the association.
+   */
+  recordContact(aeTitle: string, contact: PeerContact): Promise<void>;
 }
 
 /**

@@ -1,7 +1,7 @@
 /** The one policy: every role x every action (a table), deny by default, route scopes, the referring-clinician rule. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { authorize, studyFilter, studyMatchesFilter, routeAllowed, normalizePersonName, matchesPersonNames } from './policy.ts';
+import { authorize, grantedActions, studyFilter, studyMatchesFilter, routeAllowed, normalizePersonName, matchesPersonNames } from './policy.ts';
 import { ACTIONS, ROLES, type Action, type Principal, type Role } from './types.ts';
 
 function principal(roles: Role[], extra: Partial<Principal> = {}): Principal {
@@ -94,4 +94,14 @@ test('person names compare on the alphabetic group, case- and padding-insensitiv
   assert.equal(normalizePersonName(' doe ^ jane ^^ '), 'DOE^JANE');
   assert.equal(normalizePersonName('Doe^Jane=Ideographic'), 'DOE^JANE');
   assert.equal(matchesPersonNames('', ['']), false);
+});
+
+test('grantedActions: every action a role grants, own-studies grants included; all when security is disabled', () => {
+  for (const role of ROLES) {
+    const expected = ACTIONS.filter((action) => MATRIX[role][action] !== '-');
+    assert.deepEqual(grantedActions(principal([role])), expected, role);
+  }
+  assert.deepEqual(grantedActions(principal(['referring-clinician', 'researcher'])), ['study:read', 'study:read-deidentified', 'query']);
+  assert.deepEqual(grantedActions(principal([])), []);
+  assert.deepEqual(grantedActions(principal([], { authMethod: 'security-disabled' })), [...ACTIONS]);
 });

@@ -68,7 +68,11 @@ export function authorize(principal: Principal, action: Action | string, resourc
   return { allowed: false, reason: `role ${grant.role}: ${who} is not the study's referring physician` };
 }
 
-/** The actions some role of `principal` grants (fully or for its own studies): what a UI may offer it. */
+/**
+ * Every action some role of `principal` grants, fully or for its own studies only, in ACTIONS order (all of
+ * them when security is disabled). For a user interface to leave out what the principal may never do; each
+ * request is still decided by `authorize` (an own-studies grant, an API key's route prefixes).
+ */
 export function grantedActions(principal: Principal): Action[] {
   if (principal.authMethod === 'security-disabled') return [...ACTIONS];
   return ACTIONS.filter((action) => grantFor(principal, action) !== null);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { authHeaders } from './archive.ts';
-import { startBrowserFixture } from './browser.ts';
+import { startBrowserFixture, type BrowserFixtureOptions } from './browser.ts';
 
 export const ARTIFACTS = process.env.ATRIUM_TEST_ARTIFACTS ?? new URL('../../.test-work/artifacts/ui/', import.meta.url).pathname;
 
@@ -20,8 +20,9 @@ export interface ConsolePage {
   shot(name: string): Promise<void>;
 }
 
-export async function startConsoleFixture(corpusFiles: string[] = []) {
-  const fixture = await startBrowserFixture(corpusFiles);
+/** `options.dicom`: Atrium talks DICOM to peers too (echo, sends and retrieves run): see startBrowserFixture. */
+export async function startConsoleFixture(corpusFiles: string[] = [], options: BrowserFixtureOptions = {}) {
+  const fixture = await startBrowserFixture(corpusFiles, options);
   mkdirSync(ARTIFACTS, { recursive: true });
   const wrap = (page: Page): ConsolePage => {
     const errors: string[] = [];
@@ -67,7 +68,7 @@ export async function assertAccessible(page: Page, what: string): Promise<void> 
   const violations = await page.evaluate(async (axeSource) => {
     (0, eval)(axeSource);
     const axe = (globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; help: string; nodes: { target: unknown[] }[] }[] }> } }).axe;
-    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    const result = await axe.run((globalThis as unknown as { document: unknown }).document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
     return result.violations.map((v) => `${v.id} (${v.help}): ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join('; ')}`);
   }, source);
   assert.deepEqual(violations, [], `accessibility of ${what}`);

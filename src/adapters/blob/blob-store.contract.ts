@@ -299,6 +299,15 @@ export function blobStoreContract(
         await assert.rejects(store.openReader(nestedKey()), BlobNotFoundError);
       }));
 
+    test('probe: a fresh store answers, naming where its objects are and nothing secret', () =>
+      withStore(async (store) => {
+        const where = await store.probe();
+        assert.equal(typeof where, 'string');
+        assert.ok(where.length > 0);
+        assert.doesNotMatch(where, /secret|password|@/i);
+        assert.deepEqual(await listAll(store), [], 'a probe stores nothing');
+      }));
+
     test('missing objects: stat is null, read rejects with BlobNotFoundError', () =>
       withStore(async (store) => {
         const key = nestedKey();

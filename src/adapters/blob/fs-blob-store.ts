@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, open, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -115,6 +115,13 @@ export class FsBlobStore implements BlobStore {
       if (isMissing(err)) return null;
       throw err;
     }
+  }
+
+  async probe(): Promise<string> {
+    // Where writes go first: if a file can be made there, an ingest can start.
+    await this.#ensureDirs();
+    await access(this.incomingDir, constants.W_OK);
+    return this.root;
   }
 
   async delete(key: string): Promise<void> {

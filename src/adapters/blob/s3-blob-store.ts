@@ -91,10 +91,13 @@ export class S3BlobStore implements BlobStore {
   readonly #ownsClient: boolean;
   readonly #logger: S3BlobStoreLogger | undefined;
   readonly #listPageSize: number | undefined;
+  /** What probe() names: bucket, prefix and endpoint, without credentials. */
+  readonly #where: string;
 
   constructor(config: S3BlobStoreConfig) {
     if (!config.bucket) throw new Error('S3BlobStore: bucket is required');
     this.bucket = config.bucket;
+    this.#where = `bucket ${config.bucket}${config.prefix ? ` prefix ${normalizePrefix(config.prefix)}` : ''}${config.endpoint ? ` at ${endpointOrigin(config.endpoint)}` : ''}`;
     this.prefix = normalizePrefix(config.prefix);
     this.partSize = config.partSize ?? S3_DEFAULT_PART_SIZE;
     if (!Number.isSafeInteger(this.partSize) || this.partSize < S3_MIN_PART_SIZE || this.partSize > S3_MAX_PART_SIZE) {
@@ -126,6 +129,11 @@ export class S3BlobStore implements BlobStore {
       this.client = new S3Client(clientConfig);
       this.#ownsClient = true;
     }
+  }
+
+  async probe(): Promise<string> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    return this.#where;
   }
 
   /** Creates the bucket when it does not exist (first run, tests). */
@@ -524,4 +532,13 @@ function isUnsupported(err: unknown): boolean {
   const name = errorName(err);
   const status = httpStatus(err);
   return name === 'NotImplemented' || name === 'MethodNotAllowed' || status === 501 || status === 405;
+}
+
+/** Scheme, host and port of an endpoint: never a user or password it may carry. */
+function endpointOrigin(endpoint: string): string {
+  try {
+    return new URL(endpoint).origin;
+  } catch {
+    return '(an endpoint that is not a URL)';
+  }
 }

@@ -177,6 +177,11 @@ export interface AePeerTable {
   source: string;
   created_at: string;
   updated_at: string;
+  /** The last association with the peer, either way (migration 0009); null until the first. */
+  last_contact_at: string | null;
+  /** ok | failed */
+  last_contact_outcome: string | null;
+  last_contact_detail: string | null;
 }
 
 /** The append-only audit trail (src/adapters/index/sql-audit-store.ts); `record` is the whole AuditRecord as JSON. */

@@ -1,6 +1,6 @@
 import { Kysely, sql, type Transaction, type SelectQueryBuilder, type Expression, type SqlBool } from 'kysely';
 import type {
-  ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, NewInstance, Page, Paged,
+  ArchiveStatistics, DuplicatePolicy, IndexStore, InstanceRecord, ModalityTotals, NewInstance, Page, Paged, ReceivedDay,
   PatientRecord, PixelDataLayout, QualityFindingEntry, QualityFindingRecord, QuarantineEntry, QuarantineRecord, SeriesRecord, StoreOutcome, StoredObject, StudyFilter,
   StudyRecord,
 } from '../../ports/index-store.ts';
@@ -311,6 +311,12 @@ export class SqlIndexStore implements IndexStore {
     return row ? toQuarantineRecord(row) : null;
   }
 
+  async deleteQuarantined(id: number): Promise<QuarantineRecord | null> {
+    if (!Number.isSafeInteger(id)) return null;
+    const row = await this.#db.deleteFrom('quarantine').where('pk', '=', id).returningAll().executeTakeFirst();
+    return row ? toQuarantineRecord(row) : null;
+  }
+
   async listPatients(filter: { patientId?: string; patientName?: string }, page: Page): Promise<Paged<PatientRecord>> {
     let q = this.#db.selectFrom('patient');
     if (filter.patientId) q = q.where(matchText('patient.patient_id', filter.patientId));
@@ -454,6 +460,63 @@ export class SqlIndexStore implements IndexStore {
       patients: await count('patient'), studies: await count('study'), series: await count('series'), instances: await count('instance'),
       sizeBytes: Number(size.s), quarantined: await count('quarantine'), pendingEvents: await undeliveredEvents(this.#db),
     };
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.#db);
+  }
+
+  // Times are ISO-8601 UTC text (toISOString): the first 10 characters are the UTC day, the first 16 the
+  // minute, on both engines, and ranges of them are ranges of the received_at index (migration 0008).
+  async receivedPerDay(from: string, to: string): Promise<ReceivedDay[]> {
+    const day = sql<string>`substr(instance.received_at, 1, 10)`;
+    const rows = await this.#db.selectFrom('instance').innerJoin('series', 'series.pk', 'instance.series_pk')
+      .select([
+        day.as('day'),
+        (e) => e.fn.count<number | string>('series.study_pk').distinct().as('studies'),
+        (e) => e.fn.countAll<number | string>().as('instances'),
+        (e) => e.fn.coalesce(e.fn.sum<number | string>('instance.size_bytes'), sql<number>`0`).as('bytes'),
+      ])
+      .where('instance.received_at', '>=', from).where('instance.received_at', '<', to)
+      .groupBy(day).orderBy(day).execute();
+    return rows.map((r) => ({ date: r.day, studies: Number(r.studies), instances: Number(r.instances), bytes: Number(r.bytes) }));
+  }
+
+  async bytesReceivedBefore(time: string): Promise<number> {
+    const row = await this.#db.selectFrom('instance')
+      .select((e) => e.fn.coalesce(e.fn.sum<number | string>('size_bytes'), sql<number>`0`).as('bytes'))
+      .where('received_at', '<', time).executeTakeFirstOrThrow();
+    return Number(row.bytes);
+  }
+
+  async receivedPerMinute(from: string, to: string): Promise<{ minute: string; instances: number }[]> {
+    const minute = sql<string>`substr(received_at, 1, 16)`;
+    const rows = await this.#db.selectFrom('instance')
+      .select([minute.as('minute'), (e) => e.fn.countAll<number | string>().as('instances')])
+      .where('received_at', '>=', from).where('received_at', '<', to)
+      .groupBy(minute).orderBy(minute).execute();
+    return rows.map((r) => ({ minute: r.minute, instances: Number(r.instances) }));
+  }
+
+  async countReceived(from: string, to: string): Promise<number> {
+    const row = await this.#db.selectFrom('instance').select((e) => e.fn.countAll<number | string>().as('n'))
+      .where('received_at', '>=', from).where('received_at', '<', to).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async modalityTotals(): Promise<ModalityTotals[]> {
+    // From the series rows' derived counts: one pass over the series, not over the instances.
+    const bytes = sql<number | string>`coalesce(sum(series.size_bytes), 0)`;
+    const rows = await this.#db.selectFrom('series')
+      .select([
+        'series.modality',
+        (e) => e.fn.count<number | string>('series.study_pk').distinct().as('studies'),
+        (e) => e.fn.coalesce(e.fn.sum<number | string>('series.number_of_instances'), sql<number>`0`).as('instances'),
+        bytes.as('bytes'),
+      ])
+      .where('series.number_of_instances', '>', 0)
+      .groupBy('series.modality').orderBy(bytes, 'desc').orderBy('series.modality').execute();
+    return rows.map((r) => ({ modality: r.modality, studies: Number(r.studies), instances: Number(r.instances), bytes: Number(r.bytes) }));
   }
 
   async *storedObjects() {

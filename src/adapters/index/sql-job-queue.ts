@@ -202,6 +202,13 @@ export class SqlJobQueue implements JobQueue {
     return counts;
   }
 
+  async recentlyFailed(limit: number): Promise<Job[]> {
+    // updated_at is when the job became failed: a job retried and failed again comes back to the top.
+    const rows = await this.#db.selectFrom('job').selectAll().where('state', '=', 'failed')
+      .orderBy('updated_at', 'desc').orderBy('pk', 'desc').limit(limit).execute();
+    return rows.map(toJob);
+  }
+
   async recoverExpired(): Promise<number> {
     const now = this.#iso();
     const expired = (db: Db) => db.updateTable('job')

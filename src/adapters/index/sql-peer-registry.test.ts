@@ -25,11 +25,29 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       peers = new SqlPeerRegistry(opened.database, () => new Date(t));
     });
 
+    test('the last contact: recorded on a known peer, nothing for an unknown AE, kept when the peer is redefined', async () => {
+      await peers.upsert({ aeTitle: 'CT1', host: 'ct1', port: 104 });
+      await peers.recordContact('CT1 ', { at: new Date('2031-02-03T04:05:06.000Z'), outcome: 'failed', detail: 'C-ECHO: connection refused' });
+      await peers.recordContact('NOBODY', { at: new Date(), outcome: 'ok', detail: 'inbound association accepted' });
+      assert.deepEqual((await peers.list()).map((p) => p.aeTitle), ['CT1']);
+      let ct1 = (await peers.get('CT1'))!;
+      assert.deepEqual([ct1.lastContactAt, ct1.lastContactOutcome, ct1.lastContactDetail], ['2031-02-03T04:05:06.000Z', 'failed', 'C-ECHO: connection refused']);
+      assert.equal(ct1.updatedAt, '2031-01-01T00:00:00.000Z', 'a contact is not a change of the peer');
+      await peers.recordContact('CT1', { at: new Date('2031-02-03T04:05:07.000Z'), outcome: 'ok', detail: 'x'.repeat(2000) });
+      t += 5000;
+      await peers.upsert({ aeTitle: 'CT1', host: 'ct1.local', port: 104 });
+      await peers.syncFromConfig([{ aeTitle: 'CT1', host: 'ct1.local', port: 11112 }]);
+      ct1 = (await peers.get('CT1'))!;
+      assert.deepEqual([ct1.lastContactAt, ct1.lastContactOutcome, ct1.lastContactDetail?.length], ['2031-02-03T04:05:07.000Z', 'ok', 500]);
+      assert.equal(ct1.port, 11112);
+    });
+
     test('create, read, update, delete an API peer', async () => {
       const created = await peers.upsert({ aeTitle: ' WORKSTATION1 ', host: '10.1.1.20', port: 11112, operations: ['find', 'move', 'echo', 'find'] });
       assert.deepEqual(created, {
         aeTitle: 'WORKSTATION1', host: '10.1.1.20', port: 11112, tls: false, operations: ['echo', 'find', 'move'], description: null,
         source: 'api', createdAt: '2031-01-01T00:00:00.000Z', updatedAt: '2031-01-01T00:00:00.000Z',
+        lastContactAt: null, lastContactOutcome: null, lastContactDetail: null,
       });
       assert.deepEqual(await peers.get('WORKSTATION1'), created);
       assert.deepEqual(await peers.get('WORKSTATION1  '), created, 'trailing spaces do not count');

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import { peerOperations, peerProblems, type DicomOperation, type DicomPeer, type DicomPeerInput, type PeerRegistry } from '../../ports/peer-registry.ts';
+import { peerOperations, peerProblems, type ContactOutcome, type DicomOperation, type DicomPeer, type DicomPeerInput, type PeerContact, type PeerRegistry } from '../../ports/peer-registry.ts';
 import { AtriumError } from '../../errors.ts';
 import type { AePeerTable, AtriumDatabase } from './schema.ts';
 import type { Database } from '../../database/database.ts';
@@ -73,6 +73,13 @@ export class SqlPeerRegistry implements PeerRegistry {
       return { created, updated, deleted: gone.length };
     });
   }
+
+  async recordContact(aeTitle: string, contact: PeerContact): Promise<void> {
+    // updated_at is left alone: it says when the peer's definition last changed, not when it was last seen.
+    await this.#db.updateTable('ae_peer').set({
+      last_contact_at: contact.at.toISOString(), last_contact_outcome: contact.outcome, last_contact_detail: contact.detail.slice(0, 500),
+    }).where('ae_title', '=', aeTitle.trim()).execute();
+  }
 }
 
 type Normalized = Required<DicomPeerInput>;
@@ -111,5 +118,7 @@ function toPeer(r: Selectable<AePeerTable>): DicomPeer {
     aeTitle: r.ae_title, host: r.host, port: Number(r.port), tls: Number(r.tls) === 1,
     operations: JSON.parse(r.operations) as DicomOperation[], description: r.description,
     source: r.source as 'config' | 'api', createdAt: r.created_at, updatedAt: r.updated_at,
+    lastContactAt: r.last_contact_at ?? null, lastContactOutcome: (r.last_contact_outcome as ContactOutcome | null) ?? null,
+    lastContactDetail: r.last_contact_detail ?? null,
   };
 }

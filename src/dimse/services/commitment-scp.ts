@@ -12,6 +12,8 @@ import type { ApplicationEntities } from '../../dicom-access/application-entitie
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
 import { StorageCommitmentPushModel, StorageCommitmentPushModelInstance, UNCOMPRESSED } from './sop-classes.ts';
 import { uncompressedTransferSyntax, type DimseService } from './dimse-service.ts';
+import { contacting } from './peer-contact.ts';
+import type { DicomPeer } from '../../ports/peer-registry.ts';
 
 const TransactionUID = 0x00081195;
 const ReferencedSOPSequence = 0x00081199;
@@ -144,6 +146,11 @@ export async function handleCommitment(request: IncomingRequest, association: As
 export async function reportOnNewAssociation(report: CommitmentReport, deps: CommitmentReportDeps): Promise<void> {
   const peer = await deps.applicationEntities.findPeer(report.requester);
   if (!peer) throw new AtriumError('not-found', `the requester ${report.requester || '(empty AE title)'} released the association and is not a known peer`);
+  await contacting(deps.applicationEntities, peer.aeTitle, 'N-EVENT-REPORT (storage commitment result)', () => deliverReport(peer, report, deps),
+    () => ({ ok: true, detail: 'delivered' }));
+}
+
+async function deliverReport(peer: DicomPeer, report: CommitmentReport, deps: CommitmentReportDeps): Promise<void> {
   // The same AE title as on the N-ACTION's association (J.3.3.1.2 note 2): ours.
   const outbound = await requestAssociation({
     host: peer.host, port: peer.port, callingAETitle: deps.aeTitle, calledAETitle: peer.aeTitle, maxPduLength: deps.outbound.maxPduLength,

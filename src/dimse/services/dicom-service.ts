@@ -69,7 +69,18 @@ export async function startDicomService(archive: DicomServiceDeps, options: Dico
   const keyOf = (remoteAddress: string, callingAE: string) => `${remoteAddress}|${callingAE.trim()}`;
   const ipOf = (remoteAddress: string) => remoteAddress.replace(/:[^:]*$/, '');
 
+  // A known peer calling us is its last contact: recorded once per association request, aside (the
+  // A-ASSOCIATE-AC does not wait for the index, and a failure to record it changes nothing for the caller).
   const negotiate = async (rq: AssociateRequestInfo): Promise<AssociateDecision> => {
+    const decision = await decide(rq);
+    const from = `inbound association from ${ipOf(rq.remoteAddress)}`;
+    void archive.applicationEntities.recordContact(rq.callingAETitle, decision.accept ? 'ok' : 'failed', decision.accept
+      ? `${from} accepted (${decision.contexts.filter((c) => 'transferSyntax' in c).length} of ${rq.contexts.length} presentation contexts)`
+      : `${from} rejected: ${decision.detail ?? 'no reason given'}`);
+    return decision;
+  };
+
+  const decide = async (rq: AssociateRequestInfo): Promise<AssociateDecision> => {
     // User identity (PS3.7 D.3.3.7): a failed identity rejects the association (rejected-permanent,
     // service-user, no-reason-given: PS3.8 Table 9-21 has no "not authenticated" reason) and is audited.
     let principal: Principal;

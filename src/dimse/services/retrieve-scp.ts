@@ -9,6 +9,7 @@ import type { IndexStore } from '../../ports/index-store.ts';
 import type { ApplicationEntities } from '../../dicom-access/application-entities.ts';
 import { readIdentifier, encodeJsonDataset } from './identifier.ts';
 import { isStorageSopClass, QueryRetrieve, queryRetrieveExtendedNegotiation, queryRoot, storableTransferSyntax } from './sop-classes.ts';
+import { subOperations } from './peer-contact.ts';
 import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
 import type { InstanceRecord } from '../../ports/index-store.ts';
 import type { AuditService } from '../../audit/audit-service.ts';
@@ -120,6 +121,7 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
   }
 
   let target = association;
+  let moveDestination = '';
   if (kind === 'move') {
     const destinationAE = request.command.MoveDestination ?? '';
     const destination = await deps.applicationEntities.destination(destinationAE);
@@ -134,6 +136,7 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
       await respond(Status.Success, { remaining: 0, completed: 0, failed: 0, warning: 0, failedSopInstanceUids: [] });
       return;
     }
+    moveDestination = destination.aeTitle;
     try {
       target = await requestAssociation({
         host: destination.host, port: destination.port, callingAETitle: deps.aeTitle, calledAETitle: destination.aeTitle,
@@ -141,6 +144,7 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
         ...(destination.tls ? { tls: deps.outbound.tls ?? {} } : {}), logger: deps.log,
       });
     } catch (error) {
+      await deps.applicationEntities.recordContact(destination.aeTitle, 'failed', `C-STORE (C-MOVE from ${association.callingAETitle}): ${(error as Error).message}`);
       deps.log.warn({ ...context, err: error }, `C-MOVE failed: cannot associate with ${destination.aeTitle} at ${destination.host}:${destination.port}`);
       await respond(Status.OutOfResourcesUnableToPerformSubOperations, undefined, { ErrorComment: `cannot reach ${destination.aeTitle}`.slice(0, 64) });
       return;
@@ -157,8 +161,16 @@ export async function handleRetrieve(kind: 'move' | 'get', request: IncomingRequ
         if (c.remaining > 0 && !signal.aborted && association.isOpen) await respond(Status.Pending, c);
       },
     });
+  } catch (error) {
+    if (target !== association) await deps.applicationEntities.recordContact(moveDestination, 'failed', `C-STORE (C-MOVE from ${association.callingAETitle}): ${(error as Error).message}`);
+    throw error;
   } finally {
     if (target !== association) await target.release().catch(() => target.abort());
+  }
+  // The move destination's last contact: the association C-MOVE opened to it (C-GET stores go back to the caller, recorded when it called).
+  if (target !== association) {
+    await deps.applicationEntities.recordContact(moveDestination, counts.failed === 0 ? 'ok' : 'failed',
+      `C-STORE (C-MOVE from ${association.callingAETitle}): ${subOperations(counts)}`);
   }
   if (!association.isOpen) return;
   // A cancel that came after the last sub-operation had started stopped nothing: the outcome stands.

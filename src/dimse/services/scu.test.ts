@@ -144,6 +144,9 @@ test('query and retrieve from DCMTK dcmqrscp by C-MOVE and by C-GET', async () =
     const moved = await client.retrieve('DCMQRSCP', 'STUDY', { StudyInstanceUID: ctStudyUid }, 'move');
     assert.equal(moved.status, 0);
     assert.equal(moved.completed, 1);
+    // The retrieve is the peer's last contact (GET /api/dicom/peers shows it).
+    let contact = (await t.archive.peers.get('DCMQRSCP'))!;
+    assert.deepEqual([contact.lastContactOutcome, contact.lastContactDetail], ['ok', 'C-MOVE: 0x0000 Success (1 completed, 0 failed, 0 warning)']);
     const ctUid = '1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322';
     const movedCt = await t.archive.index.findInstance(ctUid);
     assert.ok(movedCt, 'C-MOVE: CT not archived');
@@ -161,6 +164,8 @@ test('query and retrieve from DCMTK dcmqrscp by C-MOVE and by C-GET', async () =
     const got = await client.retrieve('DCMQRSCP', 'STUDY', { StudyInstanceUID: mrStudyUid }, 'get');
     assert.equal(got.status, 0);
     assert.equal(got.completed, 1);
+    contact = (await t.archive.peers.get('DCMQRSCP'))!;
+    assert.deepEqual([contact.lastContactOutcome, contact.lastContactDetail], ['ok', 'C-GET: 0x0000 Success (1 completed, 0 failed, 0 warning)']);
     const mrUid = '1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457';
     const stored2 = await t.archive.index.findInstance(mrUid);
     assert.ok(stored2, 'C-GET: MR not archived');

@@ -15,6 +15,7 @@ import { handleStore, storeStatus } from './store-scp.ts';
 import { getStorageContexts } from './get-contexts.ts';
 import { QueryRetrieve, UNCOMPRESSED } from './sop-classes.ts';
 import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
+import { contacting, subOperations } from './peer-contact.ts';
 
 export type QueryLevelName = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 
@@ -47,8 +48,15 @@ export class DicomClient {
     };
   }
 
+  /** Runs an operation on a known peer's association and records it as the peer's last contact. */
+  #contacting<T>(peer: DicomPeer, operation: string, run: () => Promise<T>, summary: (result: T) => { ok: boolean; detail: string }): Promise<T> {
+    return contacting(this.#archive.applicationEntities, peer.aeTitle, operation, run, summary);
+  }
+
   async echo(aeTitle: string): Promise<{ status: number; description: string }> {
-    const status = await echo(this.#connection(await this.peer(aeTitle)));
+    const peer = await this.peer(aeTitle);
+    const status = await this.#contacting(peer, 'C-ECHO', () => echo(this.#connection(peer)),
+      (s) => ({ ok: statusCategory(s) === 'success', detail: describeStatus(s) }));
     return { status, description: describeStatus(status) };
   }
 
@@ -58,23 +66,35 @@ export class DicomClient {
     const instances = (await Promise.all(sopInstanceUids.map((u) => this.#archive.index.findInstance(u)))).filter((i) => i !== null);
     const missing = sopInstanceUids.length - instances.length;
     if (instances.length === 0) throw new AtriumError('not-found', 'none of the instances to send is in the archive');
-    const association = await requestAssociation({ ...this.#connection(peer), contexts: storageContexts(instances) });
-    try {
-      const counts = await storeInstances(association, instances.map((i) => i.sopInstanceUid),
-        { index: this.#archive.index, retrieve: this.#archive.retrieve, log: this.#log }, options);
-      await association.release();
+    return await this.#contacting(peer, 'C-STORE', async () => {
+      const association = await requestAssociation({ ...this.#connection(peer), contexts: storageContexts(instances) });
+      try {
+        const counts = await storeInstances(association, instances.map((i) => i.sopInstanceUid),
+          { index: this.#archive.index, retrieve: this.#archive.retrieve, log: this.#log }, options);
+        await association.release();
+        return counts;
+      } catch (error) {
+        if (association.isOpen) association.abort();
+        throw error;
+      }
+    }, (counts) => ({ ok: counts.failed === 0, detail: subOperations(counts) })).then((counts) => {
+      // Instances not in the archive count as failed for the caller, not against the peer.
       counts.failed += missing;
       return counts;
-    } catch (error) {
-      if (association.isOpen) association.abort();
-      throw error;
-    }
+    });
   }
 
   /** C-FIND on the peer (Study Root, or Patient Root for PATIENT level); keys by keyword or 8-hex tag. */
   async find(aeTitle: string, level: QueryLevelName, keys: Record<string, string>): Promise<DicomJsonDataSet[]> {
     const sopClass = level === 'PATIENT' ? QueryRetrieve.PatientRootFind : QueryRetrieve.StudyRootFind;
-    const association = await requestAssociation({ ...this.#connection(await this.peer(aeTitle)), contexts: [{ abstractSyntax: sopClass, transferSyntaxes: UNCOMPRESSED }] });
+    const peer = await this.peer(aeTitle);
+    return await this.#contacting(peer, 'C-FIND', () => this.#find(peer, sopClass, level, keys),
+      (results) => ({ ok: true, detail: `${results.length} match${results.length === 1 ? '' : 'es'}` }));
+  }
+
+  async #find(peer: DicomPeer, sopClass: string, level: QueryLevelName, keys: Record<string, string>): Promise<DicomJsonDataSet[]> {
+    const aeTitle = peer.aeTitle;
+    const association = await requestAssociation({ ...this.#connection(peer), contexts: [{ abstractSyntax: sopClass, transferSyntaxes: UNCOMPRESSED }] });
     try {
       const pc = association.findContext(sopClass);
       if (!pc) throw new AtriumError('unavailable', `${aeTitle} does not accept C-FIND (${sopClass})`);
@@ -104,12 +124,20 @@ export class DicomClient {
   async retrieve(aeTitle: string, level: Exclude<QueryLevelName, 'PATIENT'> | 'PATIENT', keys: Record<string, string>, method: 'move' | 'get',
     options: { signal?: AbortSignal; onProgress?: (c: Partial<SubOperationCounts>) => Promise<void> | void } = {}): Promise<RetrieveResult> {
     const peer = await this.peer(aeTitle);
+    const classes = method === 'get' ? await this.#classesToCome(aeTitle, level, keys) : undefined;
+    return await this.#contacting(peer, `C-${method.toUpperCase()}`, () => this.#retrieve(peer, level, keys, method, classes, options),
+      (r) => ({ ok: statusCategory(r.status) === 'success', detail: `${describeStatus(r.status)} (${subOperations(r)})` }));
+  }
+
+  async #retrieve(peer: DicomPeer, level: QueryLevelName, keys: Record<string, string>, method: 'move' | 'get', classes: string[] | undefined,
+    options: { signal?: AbortSignal; onProgress?: (c: Partial<SubOperationCounts>) => Promise<void> | void }): Promise<RetrieveResult> {
+    const aeTitle = peer.aeTitle;
     const patientRoot = level === 'PATIENT';
     const sopClass = method === 'move'
       ? (patientRoot ? QueryRetrieve.PatientRootMove : QueryRetrieve.StudyRootMove)
       : (patientRoot ? QueryRetrieve.PatientRootGet : QueryRetrieve.StudyRootGet);
     const contexts: RequestedContext[] = [{ abstractSyntax: sopClass, transferSyntaxes: UNCOMPRESSED }];
-    if (method === 'get') contexts.push(...getStorageContexts(await this.#classesToCome(aeTitle, level, keys)));
+    if (method === 'get') contexts.push(...getStorageContexts(classes));
     const association = await requestAssociation({ ...this.#connection(peer), contexts });
     // What the sub-operations of a C-GET did on our side: an object that never arrived was not sent by the peer.
     const stores = { received: 0, failedTransient: 0, failedPermanent: 0 };

@@ -79,7 +79,12 @@ export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps
   };
 
   const requester = (req: FastifyRequest): JobRequester => ({ requestedBy: auditPrincipal(req.principal), requestedThrough: interfaceOf(req) });
-  app.post<{ Params: Params }>('/api/dicom/peers/:ae/echo', async (req) => await client().echo(req.params.ae));
+  // The peer not answering (refused, timed out, association rejected) is the answer an administrator asks
+  // for: a 503 whose detail says what happened, not an opaque 500.
+  app.post<{ Params: Params }>('/api/dicom/peers/:ae/echo', async (req) => await client().echo(req.params.ae).catch((error: unknown) => {
+    if (error instanceof AtriumError || !(error instanceof Error)) throw error;
+    throw new AtriumError('unavailable', `C-ECHO to ${req.params.ae} failed: ${error.message}`);
+  }));
   app.post<{ Params: Params; Body: { level?: string; keys?: Record<string, string> } }>('/api/dicom/peers/:ae/find', async (req) =>
     ({ items: await client().find(req.params.ae, level(req.body?.level), keys(req.body?.keys)) }));
   app.post<{ Params: Params; Body: Omit<SendPayload, 'destination'> }>('/api/dicom/peers/:ae/send', async (req, reply) => {

@@ -1,6 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Archive } from '../../app.ts';
-import { auditStored } from '../../audit/http-request-audit.ts';
+import { auditStored, interfaceOf } from '../../audit/http-request-audit.ts';
+import { auditPrincipal } from '../../audit/audit-service.ts';
+import type { AuditEventInput } from '../../ports/audit-store.ts';
+import { AtriumError } from '../../errors.ts';
+import { ReleaseRefused } from '../../archive/quarantine.ts';
 import { found, page, type Params, type Query } from './paging.ts';
 import { attachmentDisposition } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
@@ -28,10 +32,13 @@ export const ADMIN_ROUTE_RULES: RouteRules = {
   'GET /api/quality/findings': 'admin:config',
   'GET /api/quarantine/:id': 'admin:config',
   'GET /api/quarantine/:id/file': 'admin:config',
+  'GET /api/quarantine/:id/dump': 'admin:config',
+  'POST /api/quarantine/:id/release': 'admin:config',
+  'DELETE /api/quarantine/:id': 'admin:config',
 };
 
 /** What the archive admin routes use: the transport gets these services, not the whole archive. */
-export type AdminRoutesDeps = Pick<Archive, 'index' | 'blobs' | 'ingest' | 'retrieve' | 'deletion' | 'audit'>;
+export type AdminRoutesDeps = Pick<Archive, 'index' | 'blobs' | 'ingest' | 'retrieve' | 'deletion' | 'quarantine' | 'audit'>;
 
 /** The admin REST API under /api: thin, each route decodes, calls one service, encodes. */
 export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps): Promise<void> {
@@ -99,4 +106,52 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
     const entry = found(await index.getQuarantined(Number(req.params.id)), `quarantined object ${req.params.id}`);
     return reply.type('application/octet-stream').header('content-length', entry.sizeBytes).send(await archive.retrieve.openQuarantined(entry.id));
   });
+  app.get<{ Params: Params }>('/api/quarantine/:id/dump', async (req) => await archive.quarantine.dump(req.params.id));
+
+  // A release is a store (audited as POST /api/instances is), and a correction of the attributes set on the way
+  // (audited as an update, beside the Original Attributes Sequence the object itself now carries).
+  app.post<{ Params: Params; Body: { attributes?: unknown } | undefined }>('/api/quarantine/:id/release', async (req) => {
+    const attributes = req.body?.attributes ?? {};
+    if (typeof attributes !== 'object' || attributes === null || Array.isArray(attributes)) {
+      throw new AtriumError('invalid-input', 'attributes must be an object of attribute keyword to string value');
+    }
+    let released;
+    try {
+      released = await archive.quarantine.release(req.params.id, attributes as Record<string, unknown>);
+    } catch (error) {
+      if (error instanceof ReleaseRefused) {
+        await audit(archive, req, { action: 'store', outcome: 'minor-failure', outcomeReason: error.message.slice(0, 500),
+          detail: `${req.method} ${req.url}: quarantined object ${error.entry.id} (${error.entry.reasonCode}) not released` });
+      }
+      throw error;
+    }
+    const { result, corrections, entry } = released;
+    await auditStored(archive, req, [{
+      studyInstanceUid: result.studyInstanceUid, seriesInstanceUid: 'seriesInstanceUid' in result ? result.seriesInstanceUid : null,
+      sopClassUid: result.sopClassUid, stored: true,
+    }]);
+    if (corrections.length > 0) {
+      await audit(archive, req, {
+        action: 'update', studies: [{ studyInstanceUid: result.studyInstanceUid }],
+        detail: `quarantined object ${entry.id} released with attributes corrected: ${corrections.map((c) => `${c.keyword} ${c.previous === null ? '(absent)' : JSON.stringify(c.previous)} -> ${JSON.stringify(c.value)}`).join(', ')}`.slice(0, 2000),
+      });
+    }
+    return { ...result, corrections };
+  });
+  app.delete<{ Params: Params }>('/api/quarantine/:id', async (req, reply) => {
+    const entry = await archive.quarantine.delete(req.params.id);
+    await audit(archive, req, { action: 'delete',
+      detail: `quarantined object ${entry.id} deleted (${entry.reasonCode}${entry.sopInstanceUid ? `, SOP Instance UID ${entry.sopInstanceUid}` : ''}${entry.originalName ? `, ${entry.originalName}` : ''})` });
+    return reply.status(204).send();
+  });
+}
+
+/** An audit record of a request the access hook does not record (admin:config routes that change patient data). */
+async function audit(archive: Pick<Archive, 'audit'>, req: FastifyRequest, event: Omit<AuditEventInput, 'principal' | 'interface' | 'origin'>): Promise<void> {
+  if (!req.principal) return; // a server without the access hook (test fixtures)
+  try {
+    await archive.audit.record({ principal: auditPrincipal(req.principal), interface: interfaceOf(req), origin: { address: req.ip }, ...event });
+  } catch (error) {
+    req.log.error({ err: error }, 'audit record failed');
+  }
 }

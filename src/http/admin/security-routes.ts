@@ -102,7 +102,11 @@ export async function securityRoutes(app: FastifyInstance, archive: SecurityRout
 
   app.get('/api/me', async (req) => {
     const p = req.principal!;
-    return { kind: p.kind, id: p.id, name: p.name, roles: p.roles, actions: grantedActions(p), authMethod: p.authMethod, routePrefixes: p.routePrefixes, personNames: p.personNames };
+    // actions: what the roles grant (an own-studies grant included), so that a console hides what this caller may never use.
+    return {
+      kind: p.kind, id: p.id, name: p.name, roles: p.roles, authMethod: p.authMethod, routePrefixes: p.routePrefixes, personNames: p.personNames,
+      actions: grantedActions(p),
+    };
   });
 
   // Users.

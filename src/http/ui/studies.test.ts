@@ -55,11 +55,11 @@ test('studies: bulk delete asks for confirmation, then deletes', async () => {
   const dialog = page.getByRole('dialog');
   await dialog.getByText('cannot be undone').waitFor();
   await dialog.getByRole('button', { name: 'Cancel' }).click();
-  assert.equal((await (await fetch(`${fixture.base}/api/studies?modality=MR`)).json()).total, 1, 'cancel deleted nothing');
+  assert.equal((await (await fetch(`${fixture.base}/api/studies?modality=MR`)).json() as { total: number }).total, 1, 'cancel deleted nothing');
   await page.getByRole('button', { name: 'Delete…' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Delete 1 study' }).click();
   await page.getByText('1 study deleted').waitFor();
-  assert.equal((await (await fetch(`${fixture.base}/api/studies?modality=MR`)).json()).total, 0);
+  assert.equal((await (await fetch(`${fixture.base}/api/studies?modality=MR`)).json() as { total: number }).total, 0);
   assert.deepEqual(errors, []);
 });
 
@@ -83,8 +83,8 @@ test('the console works at tablet width and in dark mode', async () => {
   await page.goto(`${fixture.base}/admin/studies?range=all`);
   await page.locator('tbody tr').first().waitFor();
   await page.getByLabel('Theme').selectOption('dark');
-  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.equal(await page.evaluate<string | undefined>('document.documentElement.dataset.theme'), 'dark');
+  const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   assert.ok(overflow <= 0, `no sideways scrolling of the page at tablet width (${overflow}px)`);
   await assertAccessible(page, 'the study list in dark mode');
   await shot('studies-tablet-dark');

@@ -70,10 +70,13 @@ export function Chart({ title, x, series, height = 220, format }: Props) {
     <figure class="chart">
       <figcaption>{title}</figcaption>
       <div ref={host} class="chart-canvas" role="img" aria-label={title} />
-      <table class="visually-hidden" aria-label={`${title} (data)`}>
+      {/* A table is as tall as its rows whatever its height: hidden inside a box that is not. */}
+      <div class="visually-hidden">
+        <table aria-label={`${title} (data)`}>
         <thead><tr><th>{categorical ? 'Category' : 'Time'}</th>{series.map((s) => <th key={s.label}>{s.label}</th>)}</tr></thead>
         <tbody>{x.map((_, i) => <tr key={i}><td>{label(i)}</td>{series.map((s) => <td key={s.label}>{format ? format(s.values[i]) : s.values[i]}</td>)}</tr>)}</tbody>
       </table>
+      </div>
     </figure>
   );
 }

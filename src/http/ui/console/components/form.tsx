@@ -62,14 +62,16 @@ interface FieldProps {
   required?: boolean;
   options?: { value: string; label: string }[];
   size?: number;
+  /** Shown but not editable (the key of a record being edited). */
+  disabled?: boolean;
 }
 
-export function Field({ form, name, label, hint, type = 'text', placeholder, autocomplete, required, options, size }: FieldProps) {
+export function Field({ form, name, label, hint, type = 'text', placeholder, autocomplete, required, options, size, disabled }: FieldProps) {
   const id = `field-${name}`;
   const error = form.errors[name];
   const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(' ') || undefined;
   const common = {
-    id, name, required, 'aria-invalid': error ? true : undefined, 'aria-describedby': described,
+    id, name, required, disabled, 'aria-invalid': error ? true : undefined, 'aria-describedby': described,
     value: form.values[name] ?? '',
     onInput: (e: JSX.TargetedEvent<HTMLInputElement | HTMLSelectElement>) => form.set(name, e.currentTarget.value),
   };
@@ -93,4 +95,41 @@ export function FormError({ form }: { form: FormState }) {
 
 export function FormActions({ children }: { children: ComponentChildren }) {
   return <div class="form-actions">{children}</div>;
+}
+
+/**
+ * A group of checkboxes (roles, operations) in one form value: the checked values joined by commas, in
+ * the order of `options`. Use `listOf(values[name])` to read it back.
+ */
+export function Choices({ form, name, legend, options, hint }: {
+  form: FormState; name: string; legend: string; hint?: string;
+  options: { value: string; label: string; hint?: string }[];
+}) {
+  const id = `field-${name}`;
+  const error = form.errors[name];
+  const checked = new Set(listOf(form.values[name]));
+  const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(' ') || undefined;
+  const toggle = (value: string) => {
+    const next = new Set(checked);
+    next.has(value) ? next.delete(value) : next.add(value);
+    form.set(name, options.map((o) => o.value).filter((v) => next.has(v)).join(','));
+  };
+  return (
+    <fieldset class={`choices${error ? ' invalid' : ''}`} aria-describedby={described} aria-invalid={error ? true : undefined}>
+      <legend>{legend}</legend>
+      {hint && <small id={`${id}-hint`} class="muted">{hint}</small>}
+      {options.map((o) => (
+        <label key={o.value} class="choice">
+          <input type="checkbox" name={name} value={o.value} checked={checked.has(o.value)} onChange={() => toggle(o.value)} />
+          <span>{o.label}{o.hint && <small class="muted"> {o.hint}</small>}</span>
+        </label>
+      ))}
+      {error && <small id={`${id}-error`} class="field-error">{error}</small>}
+    </fieldset>
+  );
+}
+
+/** The values of a Choices field (or any comma-separated form value). */
+export function listOf(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter(Boolean);
 }

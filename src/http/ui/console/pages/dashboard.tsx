@@ -48,6 +48,7 @@ export function DashboardPage() {
         <Kpi label="jobs queued or running" value={count(inProgress)} href="/admin/jobs" />
         <Kpi label="failed jobs" value={count(failed)} href="/admin/jobs?state=failed" tone={failed ? 'bad' : undefined} />
         <Kpi label="in quarantine" value={count(d.quarantine.total)} href="/admin/quarantine" tone={d.quarantine.total ? 'warn' : undefined} />
+        <Kpi label="events waiting for their handlers" value={count(d.events.backlog)} tone={d.events.stuck ? 'warn' : undefined} />
       </section>
 
       <section aria-label="Service health">
@@ -59,10 +60,6 @@ export function DashboardPage() {
               <strong>{h.name}</strong> <span class="muted">{h.detail}</span>
             </li>
           ))}
-          <li class="card">
-            <Badge tone={d.events.stuck ? 'warn' : 'ok'}>{d.events.stuck ? 'stuck' : 'ok'}</Badge>{' '}
-            <strong>event outbox</strong> <span class="muted">{d.events.backlog} waiting, {d.events.stuck} stuck</span>
-          </li>
         </ul>
       </section>
 

@@ -113,7 +113,7 @@ function QuarantinedObject({ id, onClose, onGone }: { id: number; onClose(): voi
 function HeaderDump({ dump }: { dump: Dump }) {
   return (
     <>
-      <div class="table-wrap dump">
+      <div class="table-wrap dump" tabIndex={0} role="region" aria-label="Header dump">
         <table aria-label="Header elements">
           <thead><tr><th>Tag</th><th>VR</th><th>Keyword</th><th class="num">Length</th><th>Value</th></tr></thead>
           <tbody>

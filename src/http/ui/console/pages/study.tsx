@@ -74,7 +74,7 @@ function SeriesInstances({ series }: { series: Series }) {
             { key: 'n', title: 'Instance', align: 'right', value: (i) => i.instanceNumber },
             { key: 'uid', title: 'SOP Instance UID', value: (i) => i.sopInstanceUid, render: (i) => <span class="mono">{i.sopInstanceUid}</span> },
             { key: 'size', title: 'Size', align: 'right', value: (i) => i.sizeBytes, render: (i) => formatBytes(i.sizeBytes) },
-            { key: 'file', title: 'File', render: (i) => <a href={`/api/instances/${encodeURIComponent(i.sopInstanceUid)}/file`} download>download</a> },
+            { key: 'file', title: 'File', render: (i) => <a href={`/api/instances/${encodeURIComponent(i.sopInstanceUid)}/file`} download={`${i.sopInstanceUid}.dcm`}>download</a> },
           ]}
         />
       )}
