@@ -5,6 +5,9 @@ import { sectionOf } from '../config/config.ts';
 import { on } from '../events/event-map.ts';
 import { startMllpListener, type MllpListener } from '../hl7/mllp.ts';
 import { migration as patientsOrders } from './migrations/0010_ris_patients_orders.ts';
+import { migration as worklistIndexes } from './migrations/0011_ris_worklist_indexes.ts';
+import { worklistService } from './worklist-scp.ts';
+import { SqlWorklistStore } from './sql-worklist-store.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
@@ -56,12 +59,19 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders],
+  migrations: [patientsOrders, worklistIndexes],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {
       const ris = risOf(archive);
       await matchStudyToOrder({ core: ris.core, orders: ris.orders, index: archive.index }, event);
+    }),
+  ],
+  // Modality Worklist (and MPPS): docs/mwl-mpps.md.
+  dimseServices: (archive) => [
+    worklistService({
+      worklist: new SqlWorklistStore(archive.database), audit: archive.audit, log: archive.log.child({ module: 'ris', transport: 'dimse' }),
+      caseInsensitivePersonNames: archive.config.dicom.caseInsensitivePersonNames,
     }),
   ],
   routeRules: RIS_ROUTE_RULES,
