@@ -306,11 +306,17 @@ export class Association {
   /** Sends a response to a request. Resolves when the last PDU is handed to the socket. */
   async respond(request: IncomingRequest, command: ResponseCommand, dataset?: Uint8Array): Promise<void> {
     const rq = request.command;
+    // The DIMSE-N requests that name their instance with Requested SOP Class/Instance UID (N-GET, N-SET,
+    // N-ACTION, N-DELETE) are answered with them as the Affected ones (PS3.7 10.1.2-10.1.6); N-CREATE and
+    // N-EVENT-REPORT responses carry the request's Affected SOP Instance UID (10.1.1, 10.1.5).
+    const nService = rq.CommandField >= CommandField.N_EVENT_REPORT_RQ && rq.CommandField <= CommandField.N_DELETE_RQ;
+    const affectedInstance = command.AffectedSOPInstanceUID ?? (nService ? rq.AffectedSOPInstanceUID ?? rq.RequestedSOPInstanceUID : undefined);
     const full: CommandSet = {
       ...command,
       CommandField: command.CommandField ?? ((rq.CommandField | 0x8000) & 0xffff),
       MessageIDBeingRespondedTo: command.MessageIDBeingRespondedTo ?? rq.MessageID,
-      AffectedSOPClassUID: command.AffectedSOPClassUID ?? rq.AffectedSOPClassUID,
+      AffectedSOPClassUID: command.AffectedSOPClassUID ?? rq.AffectedSOPClassUID ?? rq.RequestedSOPClassUID,
+      ...(affectedInstance !== undefined ? { AffectedSOPInstanceUID: affectedInstance } : {}),
     };
     if (statusCategory(command.Status) !== 'pending') this.#finalResponded.add(request);
     await this.#sendMessage(request.presentationContext.id, full, dataset);

@@ -5,6 +5,13 @@ import { sectionOf } from '../config/config.ts';
 import { on } from '../events/event-map.ts';
 import { startMllpListener, type MllpListener } from '../hl7/mllp.ts';
 import { migration as patientsOrders } from './migrations/0010_ris_patients_orders.ts';
+import { migration as worklistIndexes } from './migrations/0011_ris_worklist_indexes.ts';
+import { migration as mppsTable } from './migrations/0012_ris_mpps.ts';
+import { mppsService } from './mpps-scp.ts';
+import { MPPS_ROUTE_RULES, mppsRoutes } from './mpps-routes.ts';
+import { SqlMppsStore } from './sql-mpps-store.ts';
+import { worklistService } from './worklist-scp.ts';
+import { SqlWorklistStore } from './sql-worklist-store.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
@@ -56,7 +63,7 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders],
+  migrations: [patientsOrders, worklistIndexes, mppsTable],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {
@@ -64,8 +71,19 @@ export const risModule: AtriumModule = {
       await matchStudyToOrder({ core: ris.core, orders: ris.orders, index: archive.index }, event);
     }),
   ],
-  routeRules: RIS_ROUTE_RULES,
-  httpRoutes: async (app, archive) => await risRoutes(app, risOf(archive), archive.audit),
+  // Modality Worklist (and MPPS): docs/mwl-mpps.md.
+  dimseServices: (archive) => [
+    worklistService({
+      worklist: new SqlWorklistStore(archive.database), audit: archive.audit, log: archive.log.child({ module: 'ris', transport: 'dimse' }),
+      caseInsensitivePersonNames: archive.config.dicom.caseInsensitivePersonNames,
+    }),
+    mppsService({ store: new SqlMppsStore(archive.database), orders: risOf(archive).orders, log: archive.log.child({ module: 'ris', transport: 'dimse' }) }),
+  ],
+  routeRules: { ...RIS_ROUTE_RULES, ...MPPS_ROUTE_RULES },
+  httpRoutes: async (app, archive) => {
+    await risRoutes(app, risOf(archive), archive.audit);
+    await mppsRoutes(app, new SqlMppsStore(archive.database), archive.audit);
+  },
   async listeners(archive): Promise<ModuleListener[]> {
     if (!sectionOf(archive.config, risConfig).hl7.enabled) return [];
     const listeners = await startHl7Listeners(archive);

@@ -50,6 +50,14 @@ export function queryFromIdentifier(ds: DataSet, characterSet: string[] | undefi
   return query;
 }
 
+/**
+ * The keys of an identifier without a Query/Retrieve Level (the Modality Worklist's, PS3.4 K.6.1.2): every
+ * element but Specific Character Set (which decodes the others), sequences as sequence keys.
+ */
+export function identifierKeys(ds: DataSet, characterSet?: string[]): QueryKey[] {
+  return keysOf(ds, characterSetOf(ds) ?? characterSet);
+}
+
 function keysOf(ds: DataSet, charset: string[] | undefined): QueryKey[] {
   const keys: QueryKey[] = [];
   const le = ds.littleEndian ?? true;

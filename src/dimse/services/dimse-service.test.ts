@@ -57,9 +57,12 @@ describe('DIMSE service registry', { timeout: 120_000 }, () => {
     work = await mkdtemp(path.join(os.tmpdir(), 'atrium-registry-'));
     await t.archive.peers.upsert({ aeTitle: 'MODALITY', host: '127.0.0.1', port: 104, operations: ['echo', 'find'] });
     await t.archive.peers.upsert({ aeTitle: 'STORE_ONLY', host: '127.0.0.1', port: 104, operations: ['store'] });
-    plain = await startDicomService(t.archive, { port: 0 });
+    // The archive without the RIS module's own Modality Worklist service (src/ris/worklist-scp.ts), which
+    // would otherwise claim the worklist contexts first.
+    const core: Archive = { ...t.archive, dimseServices: t.archive.dimseServices.filter((s) => s.name !== 'worklist') };
+    plain = await startDicomService(core, { port: 0 });
     // What openArchive does with an installed module: its services join the others.
-    const archive: Archive = { ...t.archive, dimseServices: [...t.archive.dimseServices, ...worklistModule(queries).dimseServices!(t.archive)] };
+    const archive: Archive = { ...core, dimseServices: [...core.dimseServices, ...worklistModule(queries).dimseServices!(t.archive)] };
     withWorklist = await startDicomService(archive, { port: 0 });
   });
   after(async () => {
