@@ -5,6 +5,8 @@ import { sectionOf } from '../config/config.ts';
 import { on } from '../events/event-map.ts';
 import { startMllpListener, type MllpListener } from '../hl7/mllp.ts';
 import { migration as patientsOrders } from './migrations/0010_ris_patients_orders.ts';
+import { migration as hl7Outbound } from './migrations/0012_ris_hl7_outbound.ts';
+import { HL7_STATUS_JOB, hl7StatusJob, queueStatusMessages } from './hl7/outbound.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
@@ -56,14 +58,24 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders],
+  migrations: [patientsOrders, hl7Outbound],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {
       const ris = risOf(archive);
       await matchStudyToOrder({ core: ris.core, orders: ris.orders, index: archive.index }, event);
     }),
+    on('OrderStatusChanged', 'ris.hl7-status', async (event) => {
+      await queueStatusMessages({ database: archive.database, jobs: archive.jobs, destinations: () => sectionOf(archive.config, risConfig).hl7Destinations }, event);
+    }),
   ],
+  jobHandlers: (archive) => ({
+    [HL7_STATUS_JOB]: hl7StatusJob({
+      destinations: () => sectionOf(archive.config, risConfig).hl7Destinations,
+      findOrder: async (accessionNumber) => await risOf(archive).orders.find({ accessionNumber }),
+      sender: () => { const hl7 = sectionOf(archive.config, risConfig).hl7; return { application: hl7.applicationName, facility: hl7.facilityName }; },
+    }),
+  }),
   routeRules: RIS_ROUTE_RULES,
   httpRoutes: async (app, archive) => await risRoutes(app, risOf(archive), archive.audit),
   async listeners(archive): Promise<ModuleListener[]> {
