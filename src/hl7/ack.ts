@@ -1,4 +1,4 @@
-import { escapeHl7, type Hl7Location, type Hl7Message } from './message.ts';
+import { escapeHl7, parseHl7, Hl7ParseError, type Hl7Location, type Hl7Message } from './message.ts';
 
 /** MSA-1 acknowledgment codes of original mode (HL7 table 0008). */
 export type AckCode = 'AA' | 'AE' | 'AR';
@@ -102,4 +102,33 @@ export function locationText(location: Hl7Location | null): string {
   if (location.field) text += `-${location.field}`;
   if (location.component) text += `.${location.component}`;
   return text;
+}
+
+/** An acknowledgment as a sender reads it: MSA-1 (original or enhanced mode), MSA-2, and the first ERR. */
+export interface ParsedAck {
+  code: 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR';
+  controlId: string;
+  /** MSA-3, else ERR-8, else ''. */
+  text: string;
+  /** ERR-3.1 (v2.5+), else ERR-1.4.1 (v2.3/2.4); null without ERR. */
+  errorCode: string | null;
+  /** ERR-2 (segment^sequence^field...), else ERR-1.1..3; null without ERR. */
+  errorLocation: string | null;
+}
+
+/** Reads an acknowledgment (the answer to a message Atrium sent). Throws Hl7ParseError when it is not one. */
+export function parseAck(bytes: Uint8Array): ParsedAck {
+  const message = parseHl7(bytes);
+  const msa = message.segment('MSA');
+  if (!msa) throw new Hl7ParseError('100', { segment: 'MSA' }, 'the answer has no MSA segment');
+  const code = msa.get(1).toUpperCase();
+  if (!['AA', 'AE', 'AR', 'CA', 'CE', 'CR'].includes(code)) throw new Hl7ParseError('103', { segment: 'MSA', sequence: 1, field: 1 }, `MSA-1 "${code}" is not an acknowledgment code`);
+  const err = message.segment('ERR');
+  let errorCode: string | null = null;
+  let errorLocation: string | null = null;
+  if (err) {
+    errorCode = err.get(3, 1) || err.get(1, 4, 1) || null;
+    errorLocation = err.field(2).raw ? err.field(2).text() : [err.get(1, 1), err.get(1, 2), err.get(1, 3)].filter(Boolean).join('^') || null;
+  }
+  return { code: code as ParsedAck['code'], controlId: msa.get(2), text: msa.get(3) || err?.get(8) || '', errorCode, errorLocation };
 }

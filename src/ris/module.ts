@@ -12,6 +12,8 @@ import { MPPS_ROUTE_RULES, mppsRoutes } from './mpps-routes.ts';
 import { SqlMppsStore } from './sql-mpps-store.ts';
 import { worklistService } from './worklist-scp.ts';
 import { SqlWorklistStore } from './sql-worklist-store.ts';
+import { migration as hl7Outbound } from './migrations/0013_ris_hl7_outbound.ts';
+import { HL7_STATUS_JOB, hl7StatusJob, queueStatusMessages } from './hl7/outbound.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
@@ -63,12 +65,15 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders, worklistIndexes, mppsTable],
+  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {
       const ris = risOf(archive);
       await matchStudyToOrder({ core: ris.core, orders: ris.orders, index: archive.index }, event);
+    }),
+    on('OrderStatusChanged', 'ris.hl7-status', async (event) => {
+      await queueStatusMessages({ database: archive.database, jobs: archive.jobs, destinations: () => sectionOf(archive.config, risConfig).hl7Destinations }, event);
     }),
   ],
   // Modality Worklist (and MPPS): docs/mwl-mpps.md.
@@ -79,6 +84,13 @@ export const risModule: AtriumModule = {
     }),
     mppsService({ store: new SqlMppsStore(archive.database), orders: risOf(archive).orders, log: archive.log.child({ module: 'ris', transport: 'dimse' }) }),
   ],
+  jobHandlers: (archive) => ({
+    [HL7_STATUS_JOB]: hl7StatusJob({
+      destinations: () => sectionOf(archive.config, risConfig).hl7Destinations,
+      findOrder: async (accessionNumber) => await risOf(archive).orders.find({ accessionNumber }),
+      sender: () => { const hl7 = sectionOf(archive.config, risConfig).hl7; return { application: hl7.applicationName, facility: hl7.facilityName }; },
+    }),
+  }),
   routeRules: { ...RIS_ROUTE_RULES, ...MPPS_ROUTE_RULES },
   httpRoutes: async (app, archive) => {
     await risRoutes(app, risOf(archive), archive.audit);

@@ -13,6 +13,9 @@ import { QuarantinePage } from './pages/quarantine.tsx';
 import { UsersPage } from './pages/users.tsx';
 import { AuditPage } from './pages/audit.tsx';
 import { SettingsPage } from './pages/settings.tsx';
+import { OrdersPage } from './pages/orders.tsx';
+import { OrderPage } from './pages/order.tsx';
+import { Hl7MessagesPage } from './pages/hl7-messages.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -28,6 +31,9 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/dashboard', title: 'Dashboard', action: 'admin:config', component: DashboardPage, menu: true },
   { path: '/admin/studies', title: 'Studies', action: 'query', component: StudiesPage, menu: true },
   { path: '/admin/studies/:uid', title: 'Study', action: 'study:read', component: StudyPage, menu: false },
+  { path: '/admin/orders', title: 'Orders', action: 'order:read', component: OrdersPage, menu: true },
+  { path: '/admin/orders/:id', title: 'Order', action: 'order:read', component: OrderPage, menu: false },
+  { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
   { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
   { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },
   { path: '/admin/quarantine', title: 'Quarantine', action: 'admin:config', component: QuarantinePage, menu: true },
