@@ -7,34 +7,16 @@
  * C-FIND (src/adapters/index/query/find.ts): wild cards compile to GLOB on SQLite (whose LIKE folds ASCII
  * case) and to LIKE with `\` as escape on PostgreSQL; `=` is case-sensitive on both.
  */
-import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
+import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Database } from '../database/database.ts';
 import type { SqlEngine } from '../database/migration.ts';
 import { searchableName } from '../adapters/index/matching.ts';
+import { or, wildcard, type Pred } from '../adapters/index/query/sql-predicates.ts';
 import type { Matcher } from '../dicom/query/matching.ts';
 import { OPEN_STEP_STATUSES } from './model.ts';
 import { residualMatches, type ColumnCondition, type WorklistQuery, type WorklistRow } from './worklist-query.ts';
 
-type Pred = RawBuilder<SqlBool>;
 const BATCH = 500;
-
-const or = (ps: Pred[]): Pred => (ps.length === 1 ? ps[0]! : sql<SqlBool>`(${sql.join(ps, sql` or `)})`);
-
-function wildcard(engine: SqlEngine, target: RawBuilder<unknown>, pattern: string): Pred {
-  if (engine === 'sqlite') {
-    let glob = '';
-    for (const ch of pattern) glob += ch === '[' ? '[[]' : ch;
-    return sql<SqlBool>`${target} glob ${glob}`;
-  }
-  let like = '';
-  for (const ch of pattern) {
-    if (ch === '*') like += '%';
-    else if (ch === '?') like += '_';
-    else if (ch === '%' || ch === '_' || ch === '\\') like += '\\' + ch;
-    else like += ch;
-  }
-  return sql<SqlBool>`${target} like ${like} escape '\\'`;
-}
 
 function columnPredicate(engine: SqlEngine, c: ColumnCondition, caseInsensitive: boolean): Pred | undefined {
   const m: Matcher = c.matcher;

@@ -20,9 +20,9 @@ import { datasetMatchesKey, matcherOf, valueMatches, type Matcher, type NameOpti
 import { validateQuery } from '../../../dicom/query/validate.ts';
 import type { SqlEngine } from '../../../database/migration.ts';
 import { searchableName } from '../matching.ts';
+import { and, or, wildcard, type Pred } from './sql-predicates.ts';
 import { COLUMNS, DATE_TIME_PAIRS, LEVEL_OF_TABLE, REQUEST_ATTRIBUTES_COLUMNS, SELECTED, TABLE_OF_LEVEL, type Column, type Table } from './columns.ts';
 
-type Pred = RawBuilder<SqlBool>;
 type Row = Record<string, unknown>;
 /** A test on a row (and the instance metadata at IMAGE level) for what SQL cannot decide. */
 type Residual = (row: Row, metadata: DicomJsonDataSet | undefined) => boolean;
@@ -184,25 +184,6 @@ function ref(col: { table: string; column: string }, column = col.column): RawBu
   return sql.ref(`${col.table}.${column}`);
 }
 
-/** A DICOM wild card pattern (`*`, `?`, everything else literal) against a column, case-sensitive on both engines. */
-function wildcard(engine: SqlEngine, target: RawBuilder<unknown>, pattern: string): Pred {
-  if (engine === 'sqlite') {
-    let glob = '';
-    for (const ch of pattern) glob += ch === '[' ? '[[]' : ch;
-    return sql<SqlBool>`${target} glob ${glob}`;
-  }
-  let like = '';
-  for (const ch of pattern) {
-    if (ch === '*') like += '%';
-    else if (ch === '?') like += '_';
-    else if (ch === '%' || ch === '_' || ch === '\\') like += '\\' + ch;
-    else like += ch;
-  }
-  return sql<SqlBool>`${target} like ${like} escape '\\'`;
-}
-
-const or = (ps: Pred[]): Pred => (ps.length === 1 ? ps[0] : sql<SqlBool>`(${sql.join(ps, sql` or `)})`);
-const and = (ps: Pred[]): Pred => (ps.length === 1 ? ps[0] : sql<SqlBool>`(${sql.join(ps, sql` and `)})`);
 
 function columnPredicate(engine: SqlEngine, col: Column, m: Matcher, names: NameOptions): { pred?: Pred; residual?: Residual } {
   const target = ref(col);
