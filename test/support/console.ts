@@ -50,7 +50,10 @@ export async function startConsoleFixture(corpusFiles: string[] = [], options: B
       await form.getByLabel('User name').fill(username);
       await form.getByLabel('Password').fill(password);
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await page.waitForURL(/\/admin/);
+      // The path, not the whole URL: /login?next=/admin matches /\/admin/ before the sign-in is done, and a
+      // page.goto then would race the login request and land, without a session, on the sign-in page.
+      await page.waitForURL((url) => url.pathname.startsWith('/admin'));
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
       return wrap(page);
     },
   };

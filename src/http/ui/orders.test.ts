@@ -156,10 +156,11 @@ test('orders: a researcher and a referring clinician (no order:read) are refused
     const { page } = await fixture.as([role]);
     await page.waitForURL((u) => !u.pathname.startsWith('/login'));
     const refused = await page.request.get(`${fixture.base}/api/ris/orders`);
-    assert.ok(refused.status() === 403 || refused.status() === 401, `${role}: ${refused.status()}`);
+    assert.equal(refused.status(), 403, role);
     await page.goto(`${fixture.base}/admin/orders`);
-    // Not permitted in the console, or (a role with no console page at all) sent back to sign in.
-    await page.getByText(/^(Not permitted|Sign in)$/).first().waitFor();
+    // Signed in and not allowed: Not permitted, never the sign-in page (guard.test.ts covers every page).
+    await page.getByRole('alert').getByText('Not permitted', { exact: true }).waitFor();
+    assert.equal(await page.locator('form#login').count(), 0);
     assert.equal(await page.getByRole('link', { name: 'Orders' }).count(), 0);
     assert.equal(await page.getByText('UIACC1').count(), 0);
   }

@@ -14,20 +14,25 @@ import { ToastProvider } from './components/toast.tsx';
 import { ErrorState, Loading, PageHeader } from './components/states.tsx';
 import { applyTheme, storedTheme, type Theme } from './theme.ts';
 
+/** A page (or the console as a whole) the signed-in principal's roles do not open. Not a sign-in matter: they are signed in. */
+function NotPermitted({ title, needs }: { title: string; needs: string | null }) {
+  const { me } = useSession();
+  const who = `${me.name} (${me.roles.join(', ') || 'no role'})`;
+  return (
+    <>
+      <PageHeader title={title} />
+      <div class="state error" role="alert">
+        <p class="state-title">Not permitted</p>
+        <p>{needs ? `${who} may not use this page: it needs ${needs}.` : `${who} may use no page of the console.`}</p>
+      </div>
+    </>
+  );
+}
+
 function Guarded({ page, ...props }: { page: ConsolePage } & Record<string, unknown>) {
-  const { can, me } = useSession();
+  const { can } = useSession();
   useEffect(() => { document.title = `${page.title} · Atrium`; }, [page.title]);
-  if (!can(page.action)) {
-    return (
-      <>
-        <PageHeader title={page.title} />
-        <div class="state error" role="alert">
-          <p class="state-title">Not permitted</p>
-          <p>{me.name} ({me.roles.join(', ') || 'no role'}) may not use this page: it needs {page.action}.</p>
-        </div>
-      </>
-    );
-  }
+  if (!can(page.action)) return <NotPermitted title={page.title} needs={page.action} />;
   const Component = page.component;
   return <Component {...props} />;
 }
@@ -39,8 +44,8 @@ function Home() {
   const { route } = useLocation();
   const { can } = useSession();
   const first = PAGES.find((p) => p.menu && can(p.action));
-  useEffect(() => { route(first?.path ?? '/admin/studies', true); }, []);
-  return <Loading />;
+  useEffect(() => { if (first) route(first.path, true); }, []);
+  return first ? <Loading /> : <NotPermitted title="Atrium" needs={null} />;
 }
 
 function NotFound() {
