@@ -3,6 +3,7 @@
 // ORM^O01 / OMI^O23 with ORC-1 SC and ORC-5 from table 0038, read back also by Debian's python3-hl7; a
 // listener that is down, silent or answers AE gets the job retried and the message delivered once it
 // answers AA; AR fails the job for good with the error; a redelivered event queues no second message.
+// On SQLite and on PostgreSQL (the outbound table, the job queue and the outbox of each).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -57,8 +58,8 @@ async function waitJob(archive: Archive, predicate: (jobs: Job[]) => Job | undef
   }
 }
 
-test('outbound HL7 status messages over MLLP', async (t) => {
-  const ta = await createTestArchive('sqlite+fs');
+for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`outbound HL7 status messages over MLLP on ${engine}`, async (t) => {
+  const ta = await createTestArchive(engine);
   after(() => ta.cleanup());
   const archive = ta.archive;
   let listener: TestMllpListener = await startTestMllpListener();
