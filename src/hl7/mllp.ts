@@ -173,7 +173,11 @@ export async function startMllpListener(options: MllpListenerOptions): Promise<M
   const server = options.tls
     ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: options.tls.requireClientCert, rejectUnauthorized: options.tls.requireClientCert, minVersion: 'TLSv1.2' }, onConnection)
     : net.createServer(onConnection);
-  server.on('tlsClientError', () => {});
+  // A client that does not complete the handshake (no certificate where one is required, one not signed by
+  // the CA, plain TCP on the TLS port) never reaches onConnection: nothing it sent is read as a message.
+  server.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
+    log?.warn({ remoteAddress: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), reason: error.code ?? error.message }, `HL7: TLS handshake failed, connection closed: ${error.message}`);
+  });
   server.listen(options.port, options.host);
   await once(server, 'listening');
   const port = (server.address() as net.AddressInfo).port;

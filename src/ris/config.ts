@@ -108,6 +108,7 @@ export const risConfig: ConfigSection<RisSettings> = {
     ATRIUM_RIS_HL7_TLS_CERT: 'ris.hl7.tls.cert',
     ATRIUM_RIS_HL7_TLS_KEY: 'ris.hl7.tls.key',
     ATRIUM_RIS_HL7_TLS_CA: 'ris.hl7.tls.ca',
+    ATRIUM_RIS_HL7_TLS_REQUIRE_CLIENT_CERT: 'ris.hl7.tls.requireClientCert',
   },
   load(read, problems) {
     read.object('ris.hl7', HL7_KEYS);
