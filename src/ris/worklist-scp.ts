@@ -5,7 +5,8 @@ import { Status, describeStatus } from '../dimse/status.ts';
 import { AtriumError } from '../errors.ts';
 import { identifierKeys } from '../dicom/query/identifier.ts';
 import type { AuditService } from '../audit/audit-service.ts';
-import { encodeJsonDataset, readIdentifier } from '../dimse/services/identifier.ts';
+import { answerCharacterSet, encodeJsonDataset, readIdentifier } from '../dimse/services/identifier.ts';
+import { characterSetOf } from '../dicom/dataset.ts';
 import { auditAside, uncompressedTransferSyntax, type DimseService } from '../dimse/services/dimse-service.ts';
 import { worklistQuery, worklistResponse } from './worklist-query.ts';
 import type { SqlWorklistStore } from './sql-worklist-store.ts';
@@ -40,8 +41,11 @@ export function worklistService(deps: WorklistDeps): DimseService {
       const final = (status: number, extra: Record<string, unknown> = {}) =>
         association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: status, ...extra });
       let query;
+      let requestedCharacterSet: string[] | undefined;
       try {
-        const keys = identifierKeys(await readIdentifier(request));
+        const identifier = await readIdentifier(request);
+        requestedCharacterSet = characterSetOf(identifier);
+        const keys = identifierKeys(identifier);
         query = worklistQuery(keys, { caseInsensitivePersonNames: deps.caseInsensitivePersonNames });
       } catch (error) {
         const detail = (error as Error).message;
@@ -61,7 +65,7 @@ export function worklistService(deps: WorklistDeps): DimseService {
         for await (const row of deps.worklist.find(query)) {
           if (signal.aborted) { cancelled = true; break; }
           await association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: pending },
-            encodeJsonDataset(worklistResponse(row, query), request.presentationContext.transferSyntax));
+            encodeJsonDataset(answerCharacterSet(worklistResponse(row, query), requestedCharacterSet), request.presentationContext.transferSyntax));
           matches++;
           // Lets a C-CANCEL-RQ be read between matches (see handleFind in src/dimse/services/find-scp.ts).
           await nextTurn();

@@ -6,7 +6,8 @@ import { Status, describeStatus } from '../status.ts';
 import { AtriumError } from '../../errors.ts';
 import { queryFromIdentifier } from '../../dicom/query/identifier.ts';
 import type { IndexStore } from '../../ports/index-store.ts';
-import { readIdentifier, encodeJsonDataset } from './identifier.ts';
+import { readIdentifier, encodeJsonDataset, answerCharacterSet } from './identifier.ts';
+import { characterSetOf } from '../../dicom/dataset.ts';
 import { QueryRetrieve, queryRetrieveExtendedNegotiation, queryRoot } from './sop-classes.ts';
 import type { IndexQuery } from '../../dicom/query/model.ts';
 import type { AuditService } from '../../audit/audit-service.ts';
@@ -51,8 +52,10 @@ export async function handleFind(request: IncomingRequest, association: Associat
   const final = (status: number, extra: Record<string, unknown> = {}) =>
     association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: status, ...extra });
   let query;
+  let requestedCharacterSet: string[] | undefined;
   try {
     const identifier = await readIdentifier(request);
+    requestedCharacterSet = characterSetOf(identifier);
     const relational = (association.acceptedExtendedNegotiation.get(sopClass)?.[0] ?? 0) === 1;
     query = queryFromIdentifier(identifier, undefined, {
       root: queryRoot(sopClass) ?? 'STUDY', relational, caseInsensitivePersonNames: deps.caseInsensitivePersonNames,
@@ -74,7 +77,7 @@ export async function handleFind(request: IncomingRequest, association: Associat
       // Where the matches can be retrieved from (PS3.4 C.4.1.1.3.2): this AE.
       match['00080054'] = { vr: 'AE', Value: [deps.aeTitle] };
       await association.respond(request, { CommandField: CommandField.C_FIND_RSP, Status: Status.Pending },
-        encodeJsonDataset(match, request.presentationContext.transferSyntax));
+        encodeJsonDataset(answerCharacterSet(match, requestedCharacterSet), request.presentationContext.transferSyntax));
       matches++;
       // The index hands over a batch of matches without a turn of the event loop (SQLite answers synchronously)
       // and a socket write completes at once while the kernel takes it: without this yield no C-CANCEL-RQ would
