@@ -122,7 +122,7 @@ test('HL7 over MLLP with TLS', async (t) => {
   await t.test('requireClientCert: no client certificate is refused at the handshake, nothing applied or logged', async () => {
     const viaOpenssl = await sClient(tlsPort, mllpFrame(hl7([pid('NOCERT1')], { controlId: 'NOCERT-1' })), [], dir);
     assert.deepEqual(acksIn(viaOpenssl.stdout), []);
-    assert.match(viaOpenssl.stderr, /alert|certificate required|handshake failure/i);
+    assert.match(viaOpenssl.stderr, /alert|certificate required|handshake failure|errno=104|unexpected eof/i);
     const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, ca: await readFile(certs.ca), servername: 'localhost', minVersion: 'TLSv1.2' });
     const viaNode = await exchange(socket, [mllpFrame(hl7([pid('NOCERT2')], { controlId: 'NOCERT-2' }))], 'secureConnect');
     assert.equal(viaNode.bytes.length, 0);
@@ -135,8 +135,9 @@ test('HL7 over MLLP with TLS', async (t) => {
   await t.test('requireClientCert: a client certificate another CA signed is refused too', async () => {
     const result = await sClient(tlsPort, mllpFrame(hl7([pid('STRANGER1')], { controlId: 'STRANGER-1' })), ['-cert', strangers.clientCert, '-key', strangers.clientKey], dir);
     assert.deepEqual(acksIn(result.stdout), []);
-    // The handshake ends in an alert or a reset (TLS 1.3: after the client's Finished), never in data.
-    assert.match(result.stderr, /alert|errno=104|certificate/i);
+    // The server ends the handshake (TLS 1.3: after the client's Finished) with an alert, a reset or a
+    // plain close, depending on timing; never with data.
+    assert.match(result.stderr, /alert|errno=104|unexpected eof|certificate/i);
     assert.equal(await patient('STRANGER1'), null);
     assert.equal(await logged('STRANGER-1'), null);
   });
