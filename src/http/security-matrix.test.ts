@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
 import { createHttpServer } from './server.ts';
-import { registeredRoutes, routeRulesOf, ruleOf } from './access.ts';
+import { ownStudiesListings, registeredRoutes, routeRulesOf, ruleOf } from './access.ts';
 import { MODULES } from '../app.ts';
 import type { AtriumModule } from '../modules/module.ts';
 import { PERMISSIONS, ROLES, type Action, type Role } from '../security/index.ts';
@@ -36,7 +36,9 @@ after(async () => {
   await t?.cleanup();
 });
 
-const LISTINGS_FILTERED = new Set(['GET /api/studies', 'GET /dicom-web/studies']);
+// The core's study listings and the modules' own-studies listings (FHIR searches): a referring clinician
+// may call them, and gets only their own studies' data.
+const LISTINGS_FILTERED = ownStudiesListings(MODULES);
 
 function concrete(url: string): string {
   return url
