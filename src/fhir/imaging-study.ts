@@ -149,7 +149,7 @@ export async function searchImagingStudies(ctx: FhirContext, search: ParsedSearc
   const direction = sql.raw(started && !started.descending ? 'asc' : 'desc');
   const rows = await sql<StudyRow>`select ${COLUMNS} from study s join patient p on p.pk = s.patient_pk where ${condition}
     order by s.study_date ${direction} nulls last, s.study_time ${direction} nulls last, s.pk ${direction} limit ${search.count} offset ${search.offset}`.execute(ctx.db);
-  return await toResources(ctx, rows.rows, search.summary);
+  return { ...await toResources(ctx, rows.rows, search.summary), total };
 }
 
 /** ImagingStudy/{Study Instance UID}, or null (not in the index, or not the caller's). */

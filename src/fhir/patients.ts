@@ -194,6 +194,7 @@ function conditions(filters: readonly SearchFilter[]): RawBuilder<unknown>[] {
 
 async function linksOf(ctx: FhirContext, rows: readonly PatientRow[]): Promise<Map<number, PatientLink[]>> {
   const ris = rows.filter((r) => r.source === 'ris');
+  // RIS pks only: index rows have no links of their own (and pks of their own table).
   const links = new Map<number, PatientLink[]>(ris.map((r) => [r.pk, []]));
   if (ris.length === 0) return links;
   const pks = ris.map((r) => r.pk);
@@ -230,7 +231,7 @@ async function linksOf(ctx: FhirContext, rows: readonly PatientRow[]): Promise<M
 async function toResources(ctx: FhirContext, rows: PatientRow[]): Promise<Patient[]> {
   const links = await linksOf(ctx, rows);
   return rows.filter((r) => patientLogicalId(r.patient_id, r.issuer_of_patient_id) !== null)
-    .map((r) => resourceOf(r, links.get(r.pk) ?? [], r.status !== 'merged'));
+    .map((r) => resourceOf(r, (r.source === 'ris' ? links.get(r.pk) : undefined) ?? [], r.status !== 'merged'));
 }
 
 function normalize(row: any): PatientRow {

@@ -50,6 +50,8 @@ export const FHIR_ROUTE_RULES: RouteRules = {
   [`GET ${B}/DiagnosticReport/:id/_history/:vid`]: 'order:read',
   [`POST ${B}/DiagnosticReport`]: 'order:write',
   [`PUT ${B}/DiagnosticReport/:id`]: 'order:write',
+  // Anything else under the base: an OperationOutcome 404 (not the viewer's page, whose route catches every other GET).
+  [`GET ${B}/*`]: 'public',
 };
 
 /** Routes that narrow what they answer to a referring clinician's own studies themselves (AtriumModule.ownStudiesListings). */
@@ -126,12 +128,14 @@ export async function fhirRoutes(app: FastifyInstance, archive: Archive, ris: Ri
       if (logged) request.log.error({ err: error }, 'FHIR request failed');
       return send(reply, request, status, body);
     });
-    fhir.setNotFoundHandler((request, reply) => {
+    const unknown = (request: FastifyRequest, reply: FastifyReply) => {
       const type = /^\/fhir\/R4\/([A-Za-z]+)/.exec(request.url)?.[1];
       const known = SERVED.some((r) => r.search.resourceType === type);
       return send(reply, request, 404, outcome(known ? 'not-found' : 'not-supported',
         known ? `no FHIR interaction ${request.method} ${request.url.split('?')[0]}` : `resource type ${type ?? '(none)'} is not served here; see ${FHIR_BASE}/metadata`));
-    });
+    };
+    fhir.setNotFoundHandler(unknown);
+    fhir.get('/*', unknown);
     // The access hook (src/http/access.ts) refuses with problem+json before any handler: said again as OperationOutcome.
     fhir.addHook('onSend', async (request, reply, payload) => {
       const type = String(reply.getHeader('content-type') ?? '');
