@@ -113,7 +113,8 @@ async function included(ctx: FhirContext, search: ParsedSearch, patients: readon
 export async function fhirRoutes(app: FastifyInstance, archive: Archive, ris: Ris): Promise<void> {
   await app.register(async (fhir) => {
     // FHIR JSON (and plain JSON), parsed here so that malformed JSON is an OperationOutcome that says where.
-    fhir.removeContentTypeParser('application/json');
+    // Not text/plain either (Fastify's default): a body of another type is 415, as R4 http.html says.
+    fhir.removeContentTypeParser(['application/json', 'text/plain']);
     fhir.addContentTypeParser(['application/json', 'application/fhir+json', 'application/json+fhir'], { parseAs: 'string' }, (_req, body, done) => {
       const text = String(body);
       if (text.trim() === '') return done(new AtriumError('invalid-input', 'the request body is empty: send a FHIR resource as application/fhir+json'), undefined);

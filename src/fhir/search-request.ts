@@ -134,9 +134,15 @@ export function parseSearch(definition: SearchDefinition, query: URLSearchParams
     kept.append(key, value);
   }
 
+  // Medplum checks a date value whole: each of an OR list goes to it on its own (the filters are ours, below).
+  const forMedplum = new URLSearchParams();
+  for (const [key, value] of kept) {
+    const parameter = byCode.get(key.split(':', 1)[0]!);
+    for (const v of parameter?.type === 'date' ? splitValues(value) : [value]) forMedplum.append(key, v);
+  }
   let request: SearchRequest;
   try {
-    request = parseSearchRequest(`${definition.resourceType}?${kept.toString()}`);
+    request = parseSearchRequest(`${definition.resourceType}?${forMedplum.toString()}`);
   } catch (error) {
     if (error instanceof OperationOutcomeError) throw invalid(error.outcome.issue?.[0]?.details?.text ?? error.message);
     throw invalid((error as Error).message);

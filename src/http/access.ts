@@ -146,7 +146,7 @@ export function routeRulesOf(app: FastifyInstance): RouteRules {
 function isPage(url: string): boolean {
   const path = url.split('?', 1)[0];
   if (path === '/' || path === '/admin') return true;
-  if (/^\/(api|dicom-web|wado|metrics|ui|login)(\/|$)/.test(path)) return false;
+  if (/^\/(api|dicom-web|wado|metrics|ui|login|fhir)(\/|$)/.test(path)) return false;
   return !/\.[a-z0-9]+$/i.test(path); // client-side routes such as /viewer have no file extension
 }
 

@@ -29,9 +29,15 @@ export const SYNTHETIC = [
 
 const pid = (id: string, name: string, birth: string, sex: string) => `PID|1||${id}^^^HOSP^MR||${name}||${birth}|${sex}`;
 
+/** The ADT demographics of the RIS patients (every message about them repeats them). */
+const DEMOGRAPHICS: Record<string, [string, string, string]> = {
+  PFHIR1: ['FHIR^PATIENT^ONE', '19700101', 'F'], PFHIR2: ['FHIR^TWO', '19851231', 'M'], PFHIR3: ['FHIR^THREE', '19900615', 'O'],
+};
+const pidOf = (id: string) => pid(id, ...DEMOGRAPHICS[id]!);
+
 function orm(patient: string, accession: string, start: string, priority = 'R', code = 'CTHEAD^CT Head without contrast^LOCAL') {
   return [
-    pid(patient, 'FHIR^PATIENT', '19700101', 'F'), seg('PV1', { 1: '1', 2: 'O', 8: '1234^REFERRER^RITA' }),
+    pidOf(patient), seg('PV1', { 1: '1', 2: 'O', 8: '1234^REFERRER^RITA' }),
     `ORC|NW|PL-${accession}|FL-${accession}||||^^^${start}^^${priority}||20240301||||5678^ORDERER^OSCAR`,
     seg('OBR', { 1: '1', 2: `PL-${accession}`, 3: `FL-${accession}`, 4: code, 13: 'headache', 18: accession, 19: `RP-${accession}`,
       20: `SPS-${accession}`, 21: 'CT_SCANNER', 24: 'CT', 27: `^^^${start}^^${priority}` }),
@@ -39,7 +45,7 @@ function orm(patient: string, accession: string, start: string, priority = 'R', 
 }
 
 function oru(patient: string, accession: string, status: string, text: string, observed: string) {
-  return [pid(patient, 'FHIR^PATIENT', '19700101', 'F'), `ORC|RE|PL-${accession}|FL-${accession}`,
+  return [pidOf(patient), `ORC|RE|PL-${accession}|FL-${accession}`,
     seg('OBR', { 1: '1', 2: `PL-${accession}`, 3: `FL-${accession}`, 4: 'CTHEAD^CT Head', 7: observed, 18: accession, 25: status, 32: 'RAD&READER&ROSA' }),
     `OBX|1|TX|REPORT||${text}||||||${status}`];
 }
@@ -78,7 +84,7 @@ export async function buildFhirFixtures(archive: Archive): Promise<FhirFixtures>
     for (let n = 1; n <= (i === 0 ? 3 : 1); n++) {
       const bytes = syntheticInstance({
         patientId: s.patientId, patientName: `FHIR^PATIENT${s.patientId.slice(-1)}`, studyInstanceUid: s.uid, seriesInstanceUid: `${s.uid}.${n}`, sopInstanceUid: `${s.uid}.${n}.1`,
-        accessionNumber: s.accession, studyDate: s.date, ...(s.time ? { studyTime: s.time } : {}), modality: n === 3 ? 'SR' : s.modality, seriesNumber: n,
+        accessionNumber: s.accession, studyDate: s.date, studyTime: s.time, modality: n === 3 ? 'SR' : s.modality, seriesNumber: n,
         instanceNumber: 1, seed: i * 10 + n, ...(s.referrer ? { referringPhysicianName: s.referrer } : {}), studyDescription: `Study ${i + 1}`,
       });
       const result = await archive.ingest.ingest(bytes, { source: 'test' });
@@ -88,9 +94,7 @@ export async function buildFhirFixtures(archive: Archive): Promise<FhirFixtures>
   await deliverEvents(archive);
 
   // ADT, orders for three of the synthetic studies (linked as they were archived first), reports, a merge.
-  await sendHl7(archive, hl7([pid('PFHIR1', 'FHIR^PATIENT^ONE', '19700101', 'F')], { type: 'ADT^A04' }));
-  await sendHl7(archive, hl7([pid('PFHIR2', 'FHIR^TWO', '19851231', 'M')], { type: 'ADT^A04' }));
-  await sendHl7(archive, hl7([pid('PFHIR3', 'FHIR^THREE', '19900615', 'O')], { type: 'ADT^A04' }));
+  for (const id of ['PFHIR1', 'PFHIR2', 'PFHIR3']) await sendHl7(archive, hl7([pidOf(id)], { type: 'ADT^A04' }));
   await sendHl7(archive, hl7(orm('PFHIR1', 'FACC1', '20240301083000', 'S'), { type: 'ORM^O01' }));
   await sendHl7(archive, hl7(orm('PFHIR1', 'FACC2', '20240301170000', 'R', 'MRBRAIN^MR Brain^LOCAL'), { type: 'ORM^O01' }));
   await sendHl7(archive, hl7(orm('PFHIR2', 'FACC4', '20240229230000', 'A'), { type: 'ORM^O01' }));
@@ -100,7 +104,7 @@ export async function buildFhirFixtures(archive: Archive): Promise<FhirFixtures>
   await sendHl7(archive, hl7(oru('PFHIR1', 'FACC2', 'P', 'Preliminary: normal.', '20240302'), { type: 'ORU^R01' }));
   await sendHl7(archive, hl7(oru('PFHIR2', 'FACC4', 'F', 'Normal ultrasound.', '20240301090000'), { type: 'ORU^R01' }));
   // PFHIR3 is merged into PFHIR2: its study moves, its id answers replaced-by.
-  await sendHl7(archive, hl7([pid('PFHIR2', 'FHIR^TWO', '19851231', 'M'), 'MRG|PFHIR3^^^HOSP^MR'], { type: 'ADT^A40' }));
+  await sendHl7(archive, hl7([pidOf('PFHIR2'), 'MRG|PFHIR3^^^HOSP^MR'], { type: 'ADT^A40' }));
   await deliverEvents(archive);
   return { corpus, accessions: { ordered: ['FACC1', 'FACC2', 'FACC4', 'FNOIMAGES'], reported: ['FACC1', 'FACC2', 'FACC4'] } };
 }
