@@ -189,6 +189,7 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
     .select(['series_pk', 'sop_instance_uid', 'sop_class_uid', 'instance_number']).where('series_pk', 'in', series.map((s) => Number(s.pk)))
     .orderBy('instance_number').orderBy('pk').execute();
   const instancesBySeries = Map.groupBy(instances, (i) => Number(i.series_pk));
+  const indexedCodes = await procedureCodesOfIndex(ctx, rows.filter((r) => !orders.some((o) => o.study_instance_uid === r.study_instance_uid && o.requested_procedure_code)).map((r) => Number(r.pk)));
   const seriesByStudy = Map.groupBy(series, (s) => Number(s.study_pk));
   const ordersByStudy = Map.groupBy(orders, (o) => String(o.study_instance_uid));
   const patients = new Map<string, PatientKey>();
@@ -200,10 +201,11 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
     const started = fhirDateTime(row.study_date, row.study_time);
     const modalities = [...new Set(String(row.modalities_in_study ?? '').split('\\').map((m) => m.trim()).filter(Boolean))];
     const referrer = displayName(row.referring_physician_name);
-    const procedureCodes = linked.filter((o) => o.requested_procedure_code).map((o) => {
+    const procedureCodes: { coding: Coding[]; text?: string }[] = linked.filter((o) => o.requested_procedure_code).map((o) => {
       const code = JSON.parse(String(o.requested_procedure_code)) as { code: string; scheme: string; meaning: string };
       return { coding: [codingOf(code)], ...(code.meaning || o.requested_procedure_description ? { text: String(code.meaning || o.requested_procedure_description) } : {}) };
     });
+    if (procedureCodes.length === 0) procedureCodes.push(...(indexedCodes.get(Number(row.pk)) ?? []));
     const updated = fhirInstant(row.updated_at);
     const studySeries = (seriesByStudy.get(Number(row.pk)) ?? []).map((s): ImagingStudySeries => {
       const bodySite = bodySiteCoding(s.body_part_examined);
@@ -249,4 +251,31 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
     };
   });
   return { total: rows.length, resources, patients: [...patients.values()] };
+}
+
+/**
+ * The Procedure Code Sequence (0008,1032) of studies without an order code, from the DICOM JSON the index
+ * keeps of each study's first instance (no stored object is opened).
+ */
+async function procedureCodesOfIndex(ctx: FhirContext, studyPks: number[]): Promise<Map<number, { coding: Coding[]; text?: string }[]>> {
+  const out = new Map<number, { coding: Coding[]; text?: string }[]>();
+  if (studyPks.length === 0) return out;
+  const first = await ctx.db.selectFrom('instance as i').innerJoin('series as se', 'se.pk', 'i.series_pk')
+    .select(['se.study_pk', (eb) => eb.fn.min('i.pk').as('pk')]).where('se.study_pk', 'in', studyPks).groupBy('se.study_pk').execute();
+  if (first.length === 0) return out;
+  const rows = await ctx.db.selectFrom('instance as i').innerJoin('series as se', 'se.pk', 'i.series_pk').select(['se.study_pk', 'i.metadata'])
+    .where('i.pk', 'in', first.map((f) => Number(f.pk))).execute();
+  for (const row of rows) {
+    let items: any[] = [];
+    try { items = (JSON.parse(String(row.metadata)) as Record<string, any>)['00081032']?.Value ?? []; } catch { continue; }
+    const codes = items.flatMap((item) => {
+      const value = (tag: string) => item?.[tag]?.Value?.[0];
+      const code = value('00080100') ?? value('00080119');
+      if (typeof code !== 'string' || !code) return [];
+      const meaning = typeof value('00080104') === 'string' ? value('00080104') as string : '';
+      return [{ coding: [codingOf({ code, scheme: String(value('00080102') ?? ''), meaning })], ...(meaning ? { text: meaning } : {}) }];
+    });
+    if (codes.length) out.set(Number(row.study_pk), codes);
+  }
+  return out;
 }

@@ -5,7 +5,7 @@
  * refusals all leave as OperationOutcome (operation-outcome.ts) in application/fhir+json.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Bundle, BundleEntry, BundleLink, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, BundleLink, ImagingStudy, Resource } from '@medplum/fhirtypes';
 import type {} from '../http/access.ts';
 import type { Archive } from '../app.ts';
 import { AtriumError } from '../errors.ts';
@@ -167,7 +167,13 @@ export async function fhirRoutes(app: FastifyInstance, archive: Archive, ris: Ri
       if (audit === 'hook') {
         request.auditSubject = {
           patientIds: [...new Set([...patients.map((p) => p.patientId), ...result.resources.filter((r) => r.resourceType === 'Patient').flatMap((r) => (r as any).identifier?.[0]?.value ?? [])])],
-          ...(definition === IMAGING_STUDY_SEARCH ? { studies: result.resources.map((r) => ({ studyInstanceUid: r.id! })) } : {}),
+          // With their patients and accession numbers, so that the trail needs no look-up per study.
+          ...(definition === IMAGING_STUDY_SEARCH ? {
+            studies: (result.resources as ImagingStudy[]).map((r) => ({
+              studyInstanceUid: r.id!, patientId: subjectKey(r.subject).patientId || null,
+              accessionNumber: r.identifier?.find((i) => i.type?.coding?.[0]?.code === 'ACSN')?.value ?? null,
+            })),
+          } : {}),
         };
       } else {
         await auditQuery(request, patients);
