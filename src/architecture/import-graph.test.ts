@@ -16,6 +16,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
   ['exchange', 'ris'],
+  // Transports over the RIS's services (FHIR writes orders and reports through them).
+  ['fhir'],
   ['http'],
   ['app.ts'],
   ['cli'],

@@ -11,11 +11,12 @@ import { auditPrincipal } from './audit-service.ts';
 export type StoredAuditDeps = Pick<Archive, 'audit'>;
 
 /**
- * The interface an HTTP request came through, as the audit trail names it. The DICOMweb paths are spelled
- * here rather than imported: dicomweb/ sits above audit/ in the layers.
+ * The interface an HTTP request came through, as the audit trail names it. The DICOMweb and FHIR paths are
+ * spelled here rather than imported: dicomweb/ and fhir/ sit above audit/ in the layers.
  */
-export function interfaceOf(request: FastifyRequest): 'dicomweb' | 'rest' {
+export function interfaceOf(request: FastifyRequest): 'dicomweb' | 'fhir' | 'rest' {
   const url = request.routeOptions.url ?? request.url;
+  if (url.startsWith('/fhir/')) return 'fhir';
   return url.startsWith('/dicom-web') || url === '/wado' ? 'dicomweb' : 'rest';
 }
 

@@ -2,12 +2,12 @@
  * HL7 v2 messages (ER7 encoding): decoding bytes with the character set MSH-18 names, segments, fields,
  * repetitions, components, subcomponents and escape sequences (HL7 v2.5.1 chapter 2.7), and encoding.
  *
- * Written here rather than taken from @medplum/core's Hl7Message (already a devDependency, and used by the
- * tests as an independent reader of our ACKs): Medplum parses a JavaScript string, so the MSH-18 character
+ * Written here rather than taken from @medplum/core's Hl7Message (the FHIR server uses that package for
+ * search parsing, and the tests use it as an independent reader of our ACKs): Medplum parses a JavaScript string, so the MSH-18 character
  * set, which must be read from the bytes before they are text, is the caller's problem anyway; its
  * getComponent returns values with their escape sequences still in (`O\T\Brien` for O&Brien), which every
- * caller would have to undo; and importing it brings its whole FHIR client bundle (276 KB, a WebSocket
- * global expected at import) into the server for ~200 lines of parsing. Versions 2.3 to 2.8 share this
+ * caller would have to undo; and the hl7/ transport stays free of a FHIR library (its bundle expects a
+ * WebSocket global at import) for ~200 lines of parsing. Versions 2.3 to 2.8 share this
  * encoding; what differs between them (ERR-1 vs ERR-2..8, TQ1 vs OBR-27) is the handlers' concern.
  */
 

@@ -28,6 +28,11 @@ declare module 'fastify' {
     principal: Principal | null;
     /** The study the request is about, when the route names one (resolved for checks and the audit). */
     accessStudy: { uid: string; record: StudyRecord | null } | null;
+    /**
+     * What a query route answered, when its handler knows (the patients and studies of a FHIR search):
+     * added to the `query` record the onResponse hook writes, so the trail can be searched by patient.
+     */
+    auditSubject: { patientIds?: string[]; studies?: AuditStudyRef[] } | null;
   }
 }
 
@@ -69,8 +74,16 @@ export function moduleRouteRules(modules: readonly AtriumModule[]): RouteRuleTab
   return modules.flatMap((m) => m.routeRules ? [{ source: `module ${m.name}`, rules: m.routeRules }] : []);
 }
 
-/** Listings filtered in memory for principals restricted to their own studies (referring clinicians). */
-const FILTERED_LISTINGS = new Set(['GET /api/studies', `GET ${DICOMWEB_PREFIX}/studies`]);
+/**
+ * Listings filtered for principals restricted to their own studies (referring clinicians): the core's,
+ * filtered in memory; the modules' (AtriumModule.ownStudiesListings) filter themselves.
+ */
+const FILTERED_LISTINGS: readonly string[] = ['GET /api/studies', `GET ${DICOMWEB_PREFIX}/studies`];
+
+/** The core's filtered listings and those the modules declare. */
+export function ownStudiesListings(modules: readonly AtriumModule[]): Set<string> {
+  return new Set([...FILTERED_LISTINGS, ...modules.flatMap((m) => m.ownStudiesListings ?? [])]);
+}
 
 /** The rule of a request's route in `rules`, or undefined when the route is not in the table. */
 export function ruleOf(rules: RouteRules, method: string, url: string | undefined): RouteRule | undefined {
@@ -133,7 +146,7 @@ export function routeRulesOf(app: FastifyInstance): RouteRules {
 function isPage(url: string): boolean {
   const path = url.split('?', 1)[0];
   if (path === '/' || path === '/admin') return true;
-  if (/^\/(api|dicom-web|wado|metrics|ui|login)(\/|$)/.test(path)) return false;
+  if (/^\/(api|dicom-web|wado|metrics|ui|login|fhir)(\/|$)/.test(path)) return false;
   return !/\.[a-z0-9]+$/i.test(path); // client-side routes such as /viewer have no file extension
 }
 
@@ -145,6 +158,8 @@ function isPage(url: string): boolean {
 export function registerAccessControl(app: FastifyInstance, archive: Archive, core: readonly RouteRuleTable[]): RouteRules {
   const { security, audit } = archive;
   const rules = composeRouteRules([...core, ...moduleRouteRules(archive.modules)]);
+  const filteredListings = ownStudiesListings(archive.modules);
+  for (const key of filteredListings) if (!Object.hasOwn(rules, key)) throw new Error(`own-studies listing '${key}' has no access rule`);
   RULES.set(app, rules);
   const routes: string[] = [];
   REGISTERED.set(app, routes);
@@ -153,6 +168,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
   });
   app.decorateRequest('principal', null);
   app.decorateRequest('accessStudy', null);
+  app.decorateRequest('auditSubject', null);
 
   app.addHook('onRequest', async (request, reply) => {
     const rule = ruleOf(rules, request.method, request.routeOptions.url);
@@ -205,7 +221,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
         if (decision.allowed && action === 'query' && !studyMatchesFilter(studyFilter(principal), study)) {
           decision = { allowed: false, reason: `${principal.name} is not the referring physician of study ${uid}` };
         }
-      } else if (!(action === 'query' && FILTERED_LISTINGS.has(routeKey(request)))) {
+      } else if (!(action === 'query' && filteredListings.has(routeKey(request)))) {
         decision = { allowed: false, reason: `${principal.name} may ${action} only studies of their own, and this request names no study` };
       }
     }
@@ -254,7 +270,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
         ...(outcome === 'success' ? {} : { outcomeReason: `HTTP ${reply.statusCode}` }),
       };
       if (action === 'query') {
-        await audit.record({ ...base, action, query: request.url });
+        await audit.record({ ...base, action, query: request.url, ...(request.auditSubject ?? {}) });
         return;
       }
       const body = (request.body ?? {}) as { studyInstanceUid?: unknown };

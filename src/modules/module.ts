@@ -33,6 +33,13 @@ export interface AtriumModule {
    * registers, its own through `httpRoutes` (the security matrix test checks both ways).
    */
   routeRules?: RouteRules;
+  /**
+   * Routes of `routeRules` (same `METHOD /url-pattern` keys) whose handlers narrow what they answer to the
+   * caller's own studies themselves (policy.ts `studyFilter`): a principal whose `query` grant is
+   * own-studies only (a referring clinician) may call them without naming a study, as it may the core's
+   * study listings. Any other own-studies request that names no study is denied by src/http/access.ts.
+   */
+  ownStudiesListings?: readonly string[];
   /** Registers its HTTP routes (REST, FHIR ...) on Atrium's server, after the core's; each needs a rule in `routeRules`. */
   httpRoutes?(app: FastifyInstance, archive: Archive): Promise<void>;
   /**
