@@ -155,13 +155,22 @@ export class OrderService {
     if (timeline.some((t) => t.status === 'arrived') || ENDED.includes(order.status)) return order;
     if (STATUS_RANK[order.status] < STATUS_RANK.arrived) await unit.store.setStepStatus(order.pk, null, 'ARRIVED', unit.now).then(() => {});
     const detail = mismatch ? `study ${studyInstanceUid} by ${matchedBy}; its Patient ID ${studyPatientId} is not the order's ${order.patient.patientId}` : `study ${studyInstanceUid} by ${matchedBy}`;
-    return await this.#transition(unit, order, 'arrived', null, detail, { kind: 'image', ref: studyInstanceUid });
+    return await this.#transition(unit, order, 'arrived', null, detail, { kind: 'image', ref: studyInstanceUid }, { milestone: true });
   }
 
-  async #transition(unit: RisUnit, order: Order, status: OrderStatus, stepId: string | null, detail: string | null, source: ChangeSource = unit.context.source): Promise<Order> {
+  /**
+   * A timeline entry; the order's status moves when it is a forward move, and then an OrderStatusChanged
+   * event is written. A `milestone` (images arrived) is an event also when the status has gone past it
+   * (the modality's MPPS IN PROGRESS usually comes before its images), as long as the procedure is not
+   * over: the RIS learns that the images came; after completed, its IP would set the RIS back.
+   */
+  async #transition(unit: RisUnit, order: Order, status: OrderStatus, stepId: string | null, detail: string | null, source: ChangeSource = unit.context.source, options: { milestone?: boolean } = {}): Promise<Order> {
     await unit.store.addTimeline(order.pk, { status, stepId, source, detail, at: unit.now });
     const forward = status === 'cancelled' || status === 'discontinued' || STATUS_RANK[status] > STATUS_RANK[order.status];
-    if (!forward || ENDED.includes(order.status)) return order;
+    if (!forward || ENDED.includes(order.status)) {
+      if (options.milestone && !ENDED.includes(order.status) && STATUS_RANK[order.status] < STATUS_RANK.completed) await unit.store.emitOrderStatus(order, status, source, unit.now);
+      return order;
+    }
     await unit.store.setOrderStatus(order.pk, status, unit.now);
     const updated = { ...order, status, updatedAt: unit.now };
     await unit.store.emitOrderStatus(updated, status, source, unit.now);
