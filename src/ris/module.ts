@@ -13,6 +13,7 @@ import { SqlMppsStore } from './sql-mpps-store.ts';
 import { worklistService } from './worklist-scp.ts';
 import { SqlWorklistStore } from './sql-worklist-store.ts';
 import { migration as hl7Outbound } from './migrations/0013_ris_hl7_outbound.ts';
+import { migration as identityFlags } from './migrations/0014_ris_identity_flags.ts';
 import { HL7_STATUS_JOB, hl7StatusJob, queueStatusMessages } from './hl7/outbound.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
@@ -65,7 +66,7 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound],
+  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound, identityFlags],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {

@@ -5,9 +5,9 @@ import { likePattern, searchableName } from '../adapters/index/matching.ts';
 import { emit } from '../adapters/index/sql-event-outbox.ts';
 import { AtriumError } from '../errors.ts';
 import type {
-  ChangeSource, Code, Hl7MessageFilter, Hl7MessageRecord, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
-  Patient, PatientChange, PatientInput, Priority, ProcedureStep, Report, ReportInput, ScheduledStepFilter, ScheduledStepView, StepInput,
-  StepStatus, TimelineEntry, UnmatchedStudy,
+  ChangeSource, Code, Hl7MessageFilter, Hl7MessageRecord, IdentityMismatch, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
+  Patient, PatientChange, PatientIdentity, PatientInput, Priority, ProcedureStep, Report, ReportInput, ScheduledStepFilter, ScheduledStepView, StepInput,
+  StepStatus, TimelineEntry, TimelineFlag, UnmatchedStudy,
 } from './model.ts';
 import { OPEN_STEP_STATUSES } from './model.ts';
 import type { Hl7MessageOutcome, NewHl7Message, PatientChangeResult, RisStore } from './ris-store.ts';
@@ -310,10 +310,15 @@ export class SqlRisStore implements RisStore {
       this.#db.selectFrom('ris_order_study').selectAll().where('order_pk', '=', pk).orderBy('pk').execute(),
       this.#db.selectFrom('ris_report').selectAll().where('order_pk', '=', pk).orderBy('version').execute(),
     ]);
+    const mismatches = studies.filter((s) => s.identity_mismatch).map((s) => JSON.parse(s.identity_mismatch) as IdentityMismatch);
     return {
       ...order, timeline,
-      studies: studies.map((s): LinkedStudy => ({ studyInstanceUid: s.study_instance_uid, matchedBy: s.matched_by, patientMismatch: Number(s.patient_mismatch) === 1, studyPatientId: s.study_patient_id, linkedAt: s.linked_at })),
+      studies: studies.map((s): LinkedStudy => ({
+        studyInstanceUid: s.study_instance_uid, matchedBy: s.matched_by, patientMismatch: Number(s.patient_mismatch) === 1, studyPatientId: s.study_patient_id,
+        studyIssuerOfPatientId: s.study_issuer_of_patient_id ?? null, studyPatientName: s.study_patient_name ?? null, linkedAt: s.linked_at,
+      })),
       reports: reports.map((r) => toReport(r, order.studyInstanceUid)),
+      identityMismatch: mismatches.length > 0 ? mismatches : null,
     };
   }
 
@@ -351,7 +356,7 @@ export class SqlRisStore implements RisStore {
     return Number(result.numUpdatedRows ?? 0);
   }
 
-  async addTimeline(orderPk: number, entry: TimelineEntry & { stepPk?: number | null }): Promise<void> {
+  async addTimeline(orderPk: number, entry: Omit<TimelineEntry, 'flag'> & { flag?: TimelineFlag | null; stepPk?: number | null }): Promise<void> {
     let stepPk = entry.stepPk ?? null;
     if (stepPk === null && entry.stepId) {
       const step = await this.#db.selectFrom('ris_procedure_step').select('pk').where('order_pk', '=', orderPk).where('step_id', '=', entry.stepId).executeTakeFirst();
@@ -359,14 +364,15 @@ export class SqlRisStore implements RisStore {
     }
     await this.#db.insertInto('ris_order_event').values({
       order_pk: orderPk, status: entry.status, step_pk: stepPk, source_kind: entry.source.kind, source_ref: entry.source.ref, detail: entry.detail, at: entry.at,
+      flag: entry.flag ?? null,
     }).execute();
   }
 
   async timeline(orderPk: number): Promise<TimelineEntry[]> {
     const rows = await this.#db.selectFrom('ris_order_event').leftJoin('ris_procedure_step', 'ris_procedure_step.pk', 'ris_order_event.step_pk')
-      .select(['ris_order_event.status', 'ris_order_event.source_kind', 'ris_order_event.source_ref', 'ris_order_event.detail', 'ris_order_event.at', 'ris_procedure_step.step_id'])
+      .select(['ris_order_event.status', 'ris_order_event.source_kind', 'ris_order_event.source_ref', 'ris_order_event.detail', 'ris_order_event.at', 'ris_order_event.flag', 'ris_procedure_step.step_id'])
       .where('ris_order_event.order_pk', '=', orderPk).orderBy('ris_order_event.pk').execute();
-    return rows.map((r) => ({ status: r.status, stepId: r.step_id ?? null, source: { kind: r.source_kind, ref: r.source_ref }, detail: r.detail, at: r.at }));
+    return rows.map((r) => ({ status: r.status, stepId: r.step_id ?? null, source: { kind: r.source_kind, ref: r.source_ref }, detail: r.detail, at: r.at, flag: r.flag ?? null }));
   }
 
   async scheduledSteps(filter: ScheduledStepFilter): Promise<ScheduledStepView[]> {
@@ -438,12 +444,20 @@ export class SqlRisStore implements RisStore {
 
   // ----------------------------------------------------------------------------------- studies to orders
 
-  async linkStudy(orderPk: number, study: { studyInstanceUid: string; matchedBy: LinkedStudy['matchedBy']; patientMismatch: boolean; studyPatientId: string | null }, now: string): Promise<boolean> {
+  async linkStudy(orderPk: number, study: { studyInstanceUid: string; matchedBy: LinkedStudy['matchedBy']; identity: PatientIdentity; mismatch: IdentityMismatch | null }, now: string): Promise<boolean> {
     const result = await this.#db.insertInto('ris_order_study').values({
-      order_pk: orderPk, study_instance_uid: study.studyInstanceUid, matched_by: study.matchedBy, patient_mismatch: study.patientMismatch ? 1 : 0,
-      study_patient_id: study.studyPatientId, linked_at: now,
+      order_pk: orderPk, study_instance_uid: study.studyInstanceUid, matched_by: study.matchedBy, patient_mismatch: study.mismatch ? 1 : 0,
+      study_patient_id: study.identity.patientId, study_issuer_of_patient_id: study.identity.issuerOfPatientId, study_patient_name: study.identity.patientName,
+      identity_mismatch: study.mismatch ? JSON.stringify(study.mismatch) : null, linked_at: now,
     }).onConflict((oc) => oc.column('study_instance_uid').doNothing()).returning('pk').executeTakeFirst();
     return result !== undefined;
+  }
+
+  async studyIdentity(studyInstanceUid: string): Promise<PatientIdentity | null> {
+    const row = await this.#db.selectFrom('study').innerJoin('patient', 'patient.pk', 'study.patient_pk')
+      .select(['patient.patient_id', 'patient.issuer_of_patient_id', 'patient.patient_name']).where('study.study_instance_uid', '=', studyInstanceUid).executeTakeFirst();
+    if (!row) return null;
+    return { patientId: row.patient_id || null, issuerOfPatientId: row.issuer_of_patient_id || null, patientName: row.patient_name ?? null };
   }
 
   async isStudyKnown(studyInstanceUid: string): Promise<'linked' | 'unmatched' | null> {
