@@ -217,6 +217,34 @@ export interface IdentityMismatch {
   linkedAt: string;
 }
 
+/** One series of an MPPS performed-series check (src/ris/performed-series.ts): named by an MPPS, or archived in the procedure's studies without being named. */
+export interface PerformedSeriesEntry {
+  seriesInstanceUid: string;
+  /** false: the archive holds this series in the procedure's studies, and no MPPS compared names it. */
+  performed: boolean;
+  /** Instances the MPPS named in it, and how many of those are archived. */
+  named: number;
+  archived: number;
+  /** SOP Instance UIDs named and not archived. */
+  missing: string[];
+  /** SOP Instance UIDs archived in it and not named. */
+  unnamed: string[];
+}
+
+export interface PerformedSeriesCheck {
+  /** The MPPS compared: one (its detail), or the final ones of an order (COMPLETED, DISCONTINUED). */
+  mpps: string[];
+  /** The studies whose archived instances are compared: those the MPPS names, those its named series are archived in, those linked to its orders. */
+  studies: string[];
+  named: number;
+  archived: number;
+  missing: number;
+  unnamed: number;
+  /** Every named instance archived and every archived instance named. */
+  complete: boolean;
+  series: PerformedSeriesEntry[];
+}
+
 export interface UnmatchedStudy {
   studyInstanceUid: string;
   accessionNumber: string | null;

@@ -18,6 +18,7 @@ import { HL7_STATUS_JOB, hl7StatusJob, queueStatusMessages } from './hl7/outboun
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
+import { checkMpps, checkOrder } from './performed-series.ts';
 import { RIS_ROUTE_RULES, risRoutes } from './routes.ts';
 
 const built = new WeakMap<Archive, Ris>();
@@ -94,8 +95,17 @@ export const risModule: AtriumModule = {
   }),
   routeRules: { ...RIS_ROUTE_RULES, ...MPPS_ROUTE_RULES },
   httpRoutes: async (app, archive) => {
-    await risRoutes(app, risOf(archive), archive.audit);
-    await mppsRoutes(app, new SqlMppsStore(archive.database), archive.audit);
+    const ris = risOf(archive);
+    const mpps = new SqlMppsStore(archive.database);
+    const check = {
+      index: archive.index, mpps,
+      linkedStudies: async (accessionNumber: string) => {
+        const order = await ris.orders.find({ accessionNumber });
+        return order ? ((await ris.orders.detail(order.pk))?.studies ?? []).map((s) => s.studyInstanceUid) : [];
+      },
+    };
+    await risRoutes(app, ris, archive.audit, { performedSeries: (order) => checkOrder(check, order) });
+    await mppsRoutes(app, mpps, archive.audit, (uid) => checkMpps(check, uid));
   },
   async listeners(archive): Promise<ModuleListener[]> {
     if (!sectionOf(archive.config, risConfig).hl7.enabled) return [];

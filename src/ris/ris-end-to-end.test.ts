@@ -225,6 +225,11 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       const mpps = await rest(`/api/ris/mpps/${mppsUid}`);
       assert.equal(mpps.status, 'COMPLETED');
       assert.deepEqual(mpps.scheduledSteps.map((s: any) => [s.accessionNumber, s.stepId, s.order]), [['E2EACC1', 'SPS-E2E1', 'E2EACC1']]);
+      // The Performed Series Sequence checked against the archive: the three instances storescu sent, nothing else.
+      assert.deepEqual(mpps.performedSeriesCheck, {
+        mpps: [mppsUid], studies: [worklistItem.StudyInstanceUID], named: 3, archived: 3, missing: 0, unnamed: 0, complete: true,
+        series: [{ seriesInstanceUid: seriesUid, performed: true, named: 3, archived: 3, missing: [], unnamed: [] }],
+      });
     });
 
     await t.test('mllp_send: ORU^R01 final report, AA', async () => {
@@ -251,6 +256,8 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
         [[1, 'F', 'No acute intracranial abnormality.', 'READER^ROSA', null, studyUid]]);
       assert.deepEqual(detail.studies.map((s: any) => [s.studyInstanceUid, s.matchedBy, s.patientMismatch]), [[studyUid, 'accession', false]]);
       assert.equal(detail.patient.patientId, 'E2E-P1');
+      assert.equal(detail.identityMismatch, null, 'the images carry the order\'s patient');
+      assert.deepEqual([detail.performedSeriesCheck.named, detail.performedSeriesCheck.missing, detail.performedSeriesCheck.unnamed, detail.performedSeriesCheck.complete], [3, 0, 0, true]);
       assert.equal(detail.referringPhysician, 'REFERRER^RITA');
       const reports = await rest('/api/ris/reports?accessionNumber=E2EACC1');
       assert.deepEqual(reports.items.map((r: any) => [r.status, r.supersededAt]), [['F', null]]);

@@ -8,13 +8,13 @@ import { ErrorState, Loading, PageHeader, Badge } from '../components/states.tsx
 import { DataTable, type Column } from '../components/table.tsx';
 import { formatDicomDate, formatTime, personName } from '../format.ts';
 import { PriorityBadge, StatusBadge, formatTm, statusLabel } from './orders.tsx';
-import type { OrderDetail, ProcedureStep, TimelineEntry } from '../../../../ris/model.ts';
+import type { OrderDetail, PerformedSeriesCheck, ProcedureStep, TimelineEntry } from '../../../../ris/model.ts';
 import './orders.css';
 
 const SOURCE_LABELS: Record<string, string> = { hl7: 'HL7 message', mpps: 'MPPS', image: 'Image arrival', user: 'User', system: 'Atrium' };
 
 export function OrderPage({ id }: { id: string }) {
-  const order = useApi<OrderDetail>(`/api/ris/orders/${encodeURIComponent(id)}`);
+  const order = useApi<OrderDetail & { performedSeriesCheck: PerformedSeriesCheck | null }>(`/api/ris/orders/${encodeURIComponent(id)}`);
   if (order.error) return <><PageHeader title={`Order ${id}`} /><ErrorState error={order.error} retry={order.reload} /></>;
   if (!order.data) return <Loading label="Loading the order…" />;
   const o = order.data;
@@ -68,6 +68,18 @@ export function OrderPage({ id }: { id: string }) {
           ))}</ul>
         )}
       </section>
+      {o.performedSeriesCheck && (
+        <section aria-labelledby="order-performed">
+          <h2 id="order-performed">Performed series</h2>
+          <p>
+            {o.performedSeriesCheck.named} instances named by the modality's MPPS, {o.performedSeriesCheck.archived} archived
+            {o.performedSeriesCheck.complete ? <> <Badge tone="ok">complete</Badge></> : <>
+              {o.performedSeriesCheck.missing > 0 && <> <Badge tone="bad">{o.performedSeriesCheck.missing} not archived</Badge></>}
+              {o.performedSeriesCheck.unnamed > 0 && <> <Badge tone="warn">{o.performedSeriesCheck.unnamed} archived, not named</Badge></>}
+            </>}
+          </p>
+        </section>
+      )}
       <section aria-labelledby="order-reports">
         <h2 id="order-reports">Reports</h2>
         {o.reports.length === 0 ? <p class="muted">No report yet.</p> : o.reports.map((r) => (
