@@ -20,6 +20,16 @@ interface Moved {
   studies: { uid: string; fromPatientPk: number }[];
   /** A47: the RIS patient's identifiers before. */
   renamed?: { fromId: string; fromIssuer: string; toId: string; toIssuer: string };
+  /** The survivor's index patient row the change created (it had no images); the undo removes it again when empty. */
+  createdPatientPk?: number | null;
+  /** The prior's index patient rows the change left without a study, removed (a patient-level C-FIND no longer lists them) and kept here whole for the undo. */
+  removedPatients?: Record<string, unknown>[];
+}
+
+interface MovedIndex {
+  studies: Moved['studies'];
+  createdPatientPk: number | null;
+  removedPatients: Record<string, unknown>[];
 }
 
 /** RisStore over the one database (SQLite or PostgreSQL through Kysely), tables of migration 0010. */
@@ -103,14 +113,20 @@ export class SqlRisStore implements RisStore {
     return Number(result.numUpdatedRows ?? 0);
   }
 
-  /** Moves the index studies of one patient ID to another's patient row (found or made); returns what moved. */
-  async #moveIndexStudies(from: { patientId: string; issuerOfPatientId: string }, to: Patient): Promise<Moved['studies']> {
+  /**
+   * Moves the index studies of one patient ID to another's patient row (found or made); the rows of the
+   * first left without a study are removed, so that a patient-level C-FIND does not list a merged-away
+   * identity. Returns what it did, for the undo.
+   */
+  async #moveIndexStudies(from: { patientId: string; issuerOfPatientId: string }, to: Patient): Promise<MovedIndex> {
+    const none: MovedIndex = { studies: [], createdPatientPk: null, removedPatients: [] };
     const issuers = [...new Set([from.issuerOfPatientId, ''])];
     const sources = await this.#db.selectFrom('patient').select(['pk', 'issuer_of_patient_id']).where('patient_id', '=', from.patientId).where('issuer_of_patient_id', 'in', issuers).execute();
-    if (sources.length === 0) return [];
+    if (sources.length === 0) return none;
     const targetIssuers = [...new Set([to.issuerOfPatientId, ''])];
     let target = await this.#db.selectFrom('patient').select('pk').where('patient_id', '=', to.patientId).where('issuer_of_patient_id', 'in', targetIssuers)
       .orderBy(sql`issuer_of_patient_id = ''`).executeTakeFirst();
+    let createdPatientPk: number | null = null;
     if (!target) {
       // The images' own convention for the issuer (often none) is kept for the survivor's row.
       const issuer = String(sources[0]!.issuer_of_patient_id);
@@ -118,22 +134,47 @@ export class SqlRisStore implements RisStore {
         patient_id: to.patientId, issuer_of_patient_id: issuer, patient_name: to.patientName, patient_name_search: searchableName(to.patientName),
         patient_birth_date: to.patientBirthDate, patient_sex: to.patientSex, created_at: new Date().toISOString(),
       }).returning('pk').executeTakeFirstOrThrow();
+      createdPatientPk = Number(target.pk);
     }
     const targetPk = Number(target.pk);
     const sourcePks = sources.map((s) => Number(s.pk)).filter((pk) => pk !== targetPk);
-    if (sourcePks.length === 0) return [];
+    if (sourcePks.length === 0) return { ...none, createdPatientPk };
     const studies = await this.#db.selectFrom('study').select(['study_instance_uid', 'patient_pk']).where('patient_pk', 'in', sourcePks).execute();
     if (studies.length > 0) await this.#db.updateTable('study').set({ patient_pk: targetPk }).where('patient_pk', 'in', sourcePks).execute();
-    return studies.map((s) => ({ uid: String(s.study_instance_uid), fromPatientPk: Number(s.patient_pk) }));
+    const removedPatients: Record<string, unknown>[] = [];
+    for (const pk of sourcePks) {
+      const row = await this.#db.selectFrom('patient').selectAll().where('pk', '=', pk).executeTakeFirst();
+      const removed = await this.#db.deleteFrom('patient').where('pk', '=', pk)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('study').select('study.pk').whereRef('study.patient_pk', '=', 'patient.pk')))).executeTakeFirst();
+      if (row && Number(removed.numDeletedRows ?? 0) === 1) removedPatients.push({ ...row, pk: Number(row.pk) });
+    }
+    return { studies: studies.map((s) => ({ uid: String(s.study_instance_uid), fromPatientPk: Number(s.patient_pk) })), createdPatientPk, removedPatients };
+  }
+
+  /** The undo of #moveIndexStudies: removed rows come back (or the row of that identity made since), the studies go home, a created row goes when empty. */
+  async #restoreIndexStudies(moved: Moved): Promise<void> {
+    const pkOf = new Map<number, number>();
+    for (const row of moved.removedPatients ?? []) {
+      const existing = await this.#db.selectFrom('patient').select('pk').where('patient_id', '=', String(row.patient_id)).where('issuer_of_patient_id', '=', String(row.issuer_of_patient_id)).executeTakeFirst();
+      if (existing) pkOf.set(Number(row.pk), Number(existing.pk));
+      else await this.#db.insertInto('patient').values(row).execute();
+    }
+    for (const study of moved.studies) {
+      await this.#db.updateTable('study').set({ patient_pk: pkOf.get(study.fromPatientPk) ?? study.fromPatientPk }).where('study_instance_uid', '=', study.uid).execute();
+    }
+    if (moved.createdPatientPk) {
+      await this.#db.deleteFrom('patient').where('pk', '=', moved.createdPatientPk)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('study').select('study.pk').whereRef('study.patient_pk', '=', 'patient.pk')))).execute();
+    }
   }
 
   async mergePatients(survivor: Patient, prior: Patient, source: ChangeSource, now: string): Promise<PatientChangeResult> {
     const orders = await this.#db.selectFrom('ris_order').select(['pk', 'accession_number']).where('patient_pk', '=', prior.pk).execute();
     if (orders.length > 0) await this.#db.updateTable('ris_order').set({ patient_pk: survivor.pk, updated_at: now }).where('patient_pk', '=', prior.pk).execute();
-    const studies = await this.#moveIndexStudies(prior, survivor);
+    const { studies, createdPatientPk, removedPatients } = await this.#moveIndexStudies(prior, survivor);
     await this.updateIndexPatient(survivor);
     await this.#db.updateTable('ris_patient').set({ status: 'merged', merged_into_pk: survivor.pk, updated_at: now }).where('pk', '=', prior.pk).execute();
-    const moved: Moved = { orders: orders.map((o) => Number(o.pk)), studies };
+    const moved: Moved = { orders: orders.map((o) => Number(o.pk)), studies, createdPatientPk, removedPatients };
     const id = await this.#insertChange('merge', survivor.pk, prior.pk, prior, moved, source, now);
     return { change: (await this.getPatientChange(id))!, studies: studies.map((s) => s.uid), orders: orders.map((o) => String(o.accession_number)) };
   }
@@ -141,10 +182,10 @@ export class SqlRisStore implements RisStore {
   async changeIdentifier(prior: Patient, next: { patientId: string; issuerOfPatientId: string }, source: ChangeSource, now: string): Promise<PatientChangeResult> {
     await this.#db.updateTable('ris_patient').set({ patient_id: next.patientId, issuer_of_patient_id: next.issuerOfPatientId, updated_at: now }).where('pk', '=', prior.pk).execute();
     const renamed = (await this.getPatient(prior.pk))!;
-    const studies = await this.#moveIndexStudies(prior, renamed);
+    const { studies, createdPatientPk, removedPatients } = await this.#moveIndexStudies(prior, renamed);
     await this.updateIndexPatient(renamed);
     const orders = await this.#db.selectFrom('ris_order').select('accession_number').where('patient_pk', '=', prior.pk).execute();
-    const moved: Moved = { orders: [], studies, renamed: { fromId: prior.patientId, fromIssuer: prior.issuerOfPatientId, toId: next.patientId, toIssuer: next.issuerOfPatientId } };
+    const moved: Moved = { orders: [], studies, createdPatientPk, removedPatients, renamed: { fromId: prior.patientId, fromIssuer: prior.issuerOfPatientId, toId: next.patientId, toIssuer: next.issuerOfPatientId } };
     const id = await this.#insertChange('identifier-change', prior.pk, prior.pk, prior, moved, source, now);
     return { change: (await this.getPatientChange(id))!, studies: studies.map((s) => s.uid), orders: orders.map((o) => String(o.accession_number)) };
   }
@@ -177,9 +218,7 @@ export class SqlRisStore implements RisStore {
     if (later) throw new AtriumError('conflict', `patient change ${later.pk} came after ${id} on the same patients: undo it first`);
     const moved = JSON.parse(row.moved) as Moved;
     if (moved.orders.length > 0) await this.#db.updateTable('ris_order').set({ patient_pk: Number(row.prior_pk), updated_at: now }).where('pk', 'in', moved.orders).execute();
-    for (const study of moved.studies) {
-      await this.#db.updateTable('study').set({ patient_pk: study.fromPatientPk }).where('study_instance_uid', '=', study.uid).execute();
-    }
+    await this.#restoreIndexStudies(moved);
     if (row.kind === 'merge') {
       await this.#db.updateTable('ris_patient').set({ status: 'active', merged_into_pk: null, updated_at: now }).where('pk', '=', row.prior_pk).execute();
     } else if (moved.renamed) {
