@@ -243,6 +243,29 @@ test('outbound HL7 status messages over MLLP', async (t) => {
     assert.deepEqual(jobs.map((j) => (j.payload as { status: string }).status).sort(), ['completed', 'in-progress'], 'no IP after CM');
   });
 
+  await t.test('a message that waited for retries is not sent after a later status of its order was delivered', async () => {
+    await place('OUT2', 'OUTACC9');
+    await listener.close();
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.9'), { accessionNumber: 'OUTACC9', stepId: 'SPS-OUTACC9', status: 'IN PROGRESS' });
+    await dispatch();
+    runner.wake();
+    const mine = (status: string) => (jobs: Job[]) => jobs.find((j) => (j.payload as { accessionNumber: string; status: string }).accessionNumber === 'OUTACC9' && (j.payload as { status: string }).status === status);
+    const ip = await waitJob(archive, (jobs) => { const j = mine('in-progress')(jobs); return j && j.state === 'queued' && j.attempts >= 1 ? j : undefined; }, 'the failed IP attempt');
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.9'), { accessionNumber: 'OUTACC9', stepId: 'SPS-OUTACC9', status: 'COMPLETED' });
+    await dispatch();
+    listener = await startTestMllpListener({ port });
+    // The later CM gets through first (its backoff is shorter), then the IP's retry comes due.
+    const cm = await waitJob(archive, mine('completed'), 'the CM job');
+    await archive.jobs.retry(cm.id);
+    runner.wake();
+    await waitJob(archive, (jobs) => { const j = mine('completed')(jobs); return j?.state === 'succeeded' ? j : undefined; }, 'CM delivered');
+    await archive.jobs.retry(ip.id);
+    runner.wake();
+    const skipped = await waitJob(archive, (jobs) => { const j = mine('in-progress')(jobs); return j?.state === 'succeeded' ? j : undefined; }, 'the IP job done');
+    assert.match(String((skipped.result as { skipped?: string }).skipped), new RegExp(`^superseded by ATR${cm.id}`));
+    assert.deepEqual(listener.frames.filter((f) => segment(f, 'OBR')[18] === 'OUTACC9').map((f) => segment(f, 'ORC')[5]), ['CM'], 'the RIS never got IP after CM');
+  });
+
   await t.test('changes that came in by HL7 are not echoed to the RIS unless echoHl7', async () => {
     const before = (await archive.jobs.list({ type: HL7_STATUS_JOB }, { limit: 1, offset: 0 })).total;
     await place('OUT2', 'OUTACC5');

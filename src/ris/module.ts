@@ -14,7 +14,7 @@ import { worklistService } from './worklist-scp.ts';
 import { SqlWorklistStore } from './sql-worklist-store.ts';
 import { migration as hl7Outbound } from './migrations/0013_ris_hl7_outbound.ts';
 import { migration as identityFlags } from './migrations/0014_ris_identity_flags.ts';
-import { HL7_STATUS_JOB, hl7StatusJob, queueStatusMessages } from './hl7/outbound.ts';
+import { HL7_STATUS_JOB, hl7StatusJob, laterDelivered, queueStatusMessages } from './hl7/outbound.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
@@ -91,6 +91,7 @@ export const risModule: AtriumModule = {
       destinations: () => sectionOf(archive.config, risConfig).hl7Destinations,
       findOrder: async (accessionNumber) => await risOf(archive).orders.find({ accessionNumber }),
       sender: () => { const hl7 = sectionOf(archive.config, risConfig).hl7; return { application: hl7.applicationName, facility: hl7.facilityName }; },
+      supersededBy: (payload) => laterDelivered({ database: archive.database, jobs: archive.jobs }, payload),
     }),
   }),
   routeRules: { ...RIS_ROUTE_RULES, ...MPPS_ROUTE_RULES },
