@@ -173,7 +173,9 @@ export class OrderService {
     if (mismatch) {
       const detail = describeMismatch(mismatch);
       await unit.store.addTimeline(order.pk, { status: current.status, stepId: null, source: image, detail, at: unit.now, flag: 'identity-mismatch' });
-      unit.audit('order-record', `order ${order.accessionNumber}: wrong-patient flag, ${detail}`, { patientIds: [...new Set([order.patient.patientId, ...(mismatch.study.patientId ? [mismatch.study.patientId] : [])])], studies: [{ studyInstanceUid, patientId: mismatch.study.patientId ?? '', accessionNumber: order.accessionNumber }] });
+      const patientIds = [...new Set([order.patient.patientId, ...(mismatch.study.patientId ? [mismatch.study.patientId] : [])])];
+      unit.audit('order-record', `order ${order.accessionNumber}: wrong-patient flag, ${detail}`,
+        { patientIds, studies: [{ studyInstanceUid, patientId: mismatch.study.patientId ?? '', accessionNumber: order.accessionNumber }] });
       this.#log?.warn({ accessionNumber: order.accessionNumber, studyInstanceUid, matchedBy, differs: mismatch.differs, order: mismatch.order, study: mismatch.study },
         `wrong-patient flag: study ${studyInstanceUid} matched order ${order.accessionNumber} by ${matchedBy} but carries another patient`);
     }
