@@ -210,6 +210,63 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`outbound HL7 s
     await waitJob(archive, (all) => { const mine = all.filter((j) => (j.payload as { accessionNumber: string }).accessionNumber === 'OUTACC4'); return mine.length === 2 && mine.every((j) => j.state === 'succeeded') ? mine[0] : undefined; }, 'the dispatched job');
   });
 
+  await t.test('images arrived after MPPS IN PROGRESS are sent (IP with the NTE); after the order completed, not', async () => {
+    const ingest = async (accession: string) => {
+      const uid = (await ris.orders.find({ accessionNumber: accession }))!.studyInstanceUid;
+      const stored = await archive.ingest.ingest(syntheticInstance({ patientId: 'OUT2', accessionNumber: accession, studyInstanceUid: uid, seriesInstanceUid: `${uid}.1`, sopInstanceUid: `${uid}.1.1`, modality: 'CT' }), { source: 'test' });
+      assert.equal(stored.status, 'stored');
+      await dispatch();
+      runner.wake();
+      await runner.whenIdle();
+      return uid;
+    };
+    await place('OUT2', 'OUTACC7');
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.7'), { accessionNumber: 'OUTACC7', stepId: 'SPS-OUTACC7', status: 'IN PROGRESS' });
+    await dispatch();
+    runner.wake();
+    await waitJob(archive, (jobs) => jobs.find((j) => (j.payload as { accessionNumber: string }).accessionNumber === 'OUTACC7' && j.state === 'succeeded'), 'the in-progress message');
+    const uid = await ingest('OUTACC7');
+    assert.equal((await ris.orders.find({ accessionNumber: 'OUTACC7' }))!.status, 'in-progress', 'the status stays the furthest reached');
+    const arrived = await waitJob(archive, (jobs) => jobs.find((j) => (j.payload as { accessionNumber: string; status: string }).accessionNumber === 'OUTACC7' && (j.payload as { status: string }).status === 'arrived' && j.state === 'succeeded'), 'the images-arrived message');
+    const frame = listener.frames.find((f) => segment(f, 'MSH')[10] === `ATR${arrived.id}`)!;
+    assert.deepEqual([segment(frame, 'ORC')[5], segment(frame, 'NTE')[3]], ['IP', `Images arrived (image ${uid})`]);
+
+    await place('OUT2', 'OUTACC8');
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.8'), { accessionNumber: 'OUTACC8', stepId: 'SPS-OUTACC8', status: 'IN PROGRESS' });
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.8'), { accessionNumber: 'OUTACC8', stepId: 'SPS-OUTACC8', status: 'COMPLETED' });
+    await dispatch();
+    runner.wake();
+    await runner.whenIdle();
+    await ingest('OUTACC8');
+    const detail = (await ris.orders.detail((await ris.orders.find({ accessionNumber: 'OUTACC8' }))!.pk))!;
+    assert.equal(detail.timeline.at(-1)!.status, 'arrived', 'on the timeline');
+    const jobs = (await archive.jobs.list({ type: HL7_STATUS_JOB }, { limit: 100, offset: 0 })).items.filter((j) => (j.payload as { accessionNumber: string }).accessionNumber === 'OUTACC8');
+    assert.deepEqual(jobs.map((j) => (j.payload as { status: string }).status).sort(), ['completed', 'in-progress'], 'no IP after CM');
+  });
+
+  await t.test('a message that waited for retries is not sent after a later status of its order was delivered', async () => {
+    await place('OUT2', 'OUTACC9');
+    await listener.close();
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.9'), { accessionNumber: 'OUTACC9', stepId: 'SPS-OUTACC9', status: 'IN PROGRESS' });
+    await dispatch();
+    runner.wake();
+    const mine = (status: string) => (jobs: Job[]) => jobs.find((j) => (j.payload as { accessionNumber: string; status: string }).accessionNumber === 'OUTACC9' && (j.payload as { status: string }).status === status);
+    const ip = await waitJob(archive, (jobs) => { const j = mine('in-progress')(jobs); return j && j.state === 'queued' && j.attempts >= 1 ? j : undefined; }, 'the failed IP attempt');
+    await ris.orders.recordStepStatus(mpps('1.2.3.4.9'), { accessionNumber: 'OUTACC9', stepId: 'SPS-OUTACC9', status: 'COMPLETED' });
+    await dispatch();
+    listener = await startTestMllpListener({ port });
+    // The later CM gets through first (its backoff is shorter), then the IP's retry comes due.
+    const cm = await waitJob(archive, mine('completed'), 'the CM job');
+    await archive.jobs.retry(cm.id);
+    runner.wake();
+    await waitJob(archive, (jobs) => { const j = mine('completed')(jobs); return j?.state === 'succeeded' ? j : undefined; }, 'CM delivered');
+    await archive.jobs.retry(ip.id);
+    runner.wake();
+    const skipped = await waitJob(archive, (jobs) => { const j = mine('in-progress')(jobs); return j?.state === 'succeeded' ? j : undefined; }, 'the IP job done');
+    assert.match(String((skipped.result as { skipped?: string }).skipped), new RegExp(`^superseded by ATR${cm.id}`));
+    assert.deepEqual(listener.frames.filter((f) => segment(f, 'OBR')[18] === 'OUTACC9').map((f) => segment(f, 'ORC')[5]), ['CM'], 'the RIS never got IP after CM');
+  });
+
   await t.test('changes that came in by HL7 are not echoed to the RIS unless echoHl7', async () => {
     const before = (await archive.jobs.list({ type: HL7_STATUS_JOB }, { limit: 1, offset: 0 })).total;
     await place('OUT2', 'OUTACC5');

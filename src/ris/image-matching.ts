@@ -7,7 +7,8 @@ import type { RisCore } from './ris-context.ts';
  * Post-verification: an archived study is linked to its order by Accession Number, else by the Study
  * Instance UID the order was given (the worklist handed it to the modality). A study neither finds stays
  * unmatched and listed (GET /api/ris/unmatched-studies); it is never attached by patient name. A study whose
- * Patient ID is not the order's patient's is linked with a wrong-patient flag, never silently "fixed".
+ * Patient ID (or issuer) is not the order's patient's is linked with a wrong-patient flag (OrderService.linkStudy),
+ * never silently "fixed".
  * Idempotent (at-least-once delivery, every instance of a study): a study linked or listed once is skipped.
  */
 export async function matchStudyToOrder(deps: { core: RisCore; orders: OrderService; index: IndexStore }, event: DeliveredEvent<'InstanceStored'>): Promise<void> {
@@ -23,6 +24,6 @@ export async function matchStudyToOrder(deps: { core: RisCore; orders: OrderServ
       await unit.store.recordUnmatched({ studyInstanceUid: uid, accessionNumber: study.accessionNumber, patientId: study.patient.patientId }, unit.now);
       return;
     }
-    await deps.orders.linkStudy(unit, order, uid, byAccession ? 'accession' : 'study-uid', study.patient.patientId);
+    await deps.orders.linkStudy(unit, order, uid, byAccession ? 'accession' : 'study-uid');
   });
 }

@@ -136,12 +136,21 @@ export interface OrderInput {
 /** What a change (XO, or an edit by hand) may change; absent keys are kept. */
 export type OrderChange = Partial<Omit<OrderInput, 'patient' | 'accessionNumber' | 'studyInstanceUid' | 'steps'>> & { steps?: StepInput[] };
 
+/**
+ * A finding recorded on the timeline, not a status transition (its `status` is the order's at the time):
+ * `identity-mismatch`, a study linked to the order carries another patient's Patient ID or issuer.
+ * Turnaround times read the entries whose flag is null.
+ */
+export type TimelineFlag = 'identity-mismatch';
+
 export interface TimelineEntry {
   status: OrderStatus;
   stepId: string | null;
   source: ChangeSource;
   detail: string | null;
   at: string;
+  /** null: a status transition; else the finding this entry records. */
+  flag: TimelineFlag | null;
 }
 
 export interface Order {
@@ -169,15 +178,71 @@ export interface OrderDetail extends Order {
   timeline: TimelineEntry[];
   studies: LinkedStudy[];
   reports: Report[];
+  /** The wrong-patient flags of the linked studies; null when every study carries the order's patient. */
+  identityMismatch: IdentityMismatch[] | null;
+}
+
+/** A patient's identity as a study (its index patient) or an order carries it. */
+export interface PatientIdentity {
+  patientId: string | null;
+  issuerOfPatientId: string | null;
+  patientName: string | null;
 }
 
 export interface LinkedStudy {
   studyInstanceUid: string;
   matchedBy: 'accession' | 'study-uid';
-  /** The study's Patient ID differs from the order's patient: flagged, not fixed. */
+  /** The study's Patient ID or issuer differs from the order's patient's: flagged, not fixed. */
   patientMismatch: boolean;
+  /** The identity the study carried when it was linked (the index patient of its images). */
   studyPatientId: string | null;
+  studyIssuerOfPatientId: string | null;
+  studyPatientName: string | null;
   linkedAt: string;
+}
+
+/**
+ * Post-verification's wrong-patient flag: a study matched to the order by accession number or Study
+ * Instance UID whose images carry another Patient ID, or another non-empty Issuer of Patient ID, than the
+ * order's patient. Recorded as it was when the study was linked; the link is kept (the study is the
+ * order's procedure) and nothing is rewritten: someone has to look.
+ */
+export interface IdentityMismatch {
+  studyInstanceUid: string;
+  matchedBy: 'accession' | 'study-uid';
+  /** Which values differ. */
+  differs: ('patientId' | 'issuerOfPatientId')[];
+  order: PatientIdentity;
+  study: PatientIdentity;
+  linkedAt: string;
+}
+
+/** One series of an MPPS performed-series check (src/ris/performed-series.ts): named by an MPPS, or archived in the procedure's studies without being named. */
+export interface PerformedSeriesEntry {
+  seriesInstanceUid: string;
+  /** false: the archive holds this series in the procedure's studies, and no MPPS compared names it. */
+  performed: boolean;
+  /** Instances the MPPS named in it, and how many of those are archived. */
+  named: number;
+  archived: number;
+  /** SOP Instance UIDs named and not archived. */
+  missing: string[];
+  /** SOP Instance UIDs archived in it and not named. */
+  unnamed: string[];
+}
+
+export interface PerformedSeriesCheck {
+  /** The MPPS compared: one (its detail), or the final ones of an order (COMPLETED, DISCONTINUED). */
+  mpps: string[];
+  /** The studies whose archived instances are compared: those the MPPS names, those its named series are archived in, those linked to its orders. */
+  studies: string[];
+  named: number;
+  archived: number;
+  missing: number;
+  unnamed: number;
+  /** Every named instance archived and every archived instance named. */
+  complete: boolean;
+  series: PerformedSeriesEntry[];
 }
 
 export interface UnmatchedStudy {

@@ -13,10 +13,12 @@ import { SqlMppsStore } from './sql-mpps-store.ts';
 import { worklistService } from './worklist-scp.ts';
 import { SqlWorklistStore } from './sql-worklist-store.ts';
 import { migration as hl7Outbound } from './migrations/0013_ris_hl7_outbound.ts';
-import { HL7_STATUS_JOB, hl7StatusJob, queueStatusMessages } from './hl7/outbound.ts';
+import { migration as identityFlags } from './migrations/0014_ris_identity_flags.ts';
+import { HL7_STATUS_JOB, hl7StatusJob, laterDelivered, queueStatusMessages } from './hl7/outbound.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
+import { checkMpps, checkOrder } from './performed-series.ts';
 import { RIS_ROUTE_RULES, risRoutes } from './routes.ts';
 
 const built = new WeakMap<Archive, Ris>();
@@ -65,7 +67,7 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound],
+  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound, identityFlags],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {
@@ -89,12 +91,22 @@ export const risModule: AtriumModule = {
       destinations: () => sectionOf(archive.config, risConfig).hl7Destinations,
       findOrder: async (accessionNumber) => await risOf(archive).orders.find({ accessionNumber }),
       sender: () => { const hl7 = sectionOf(archive.config, risConfig).hl7; return { application: hl7.applicationName, facility: hl7.facilityName }; },
+      supersededBy: (payload) => laterDelivered({ database: archive.database, jobs: archive.jobs }, payload),
     }),
   }),
   routeRules: { ...RIS_ROUTE_RULES, ...MPPS_ROUTE_RULES },
   httpRoutes: async (app, archive) => {
-    await risRoutes(app, risOf(archive), archive.audit);
-    await mppsRoutes(app, new SqlMppsStore(archive.database), archive.audit);
+    const ris = risOf(archive);
+    const mpps = new SqlMppsStore(archive.database);
+    const check = {
+      index: archive.index, mpps,
+      linkedStudies: async (accessionNumber: string) => {
+        const order = await ris.orders.find({ accessionNumber });
+        return order ? ((await ris.orders.detail(order.pk))?.studies ?? []).map((s) => s.studyInstanceUid) : [];
+      },
+    };
+    await risRoutes(app, ris, archive.audit, { performedSeries: (order) => checkOrder(check, order) });
+    await mppsRoutes(app, mpps, archive.audit, (uid) => checkMpps(check, uid));
   },
   async listeners(archive): Promise<ModuleListener[]> {
     if (!sectionOf(archive.config, risConfig).hl7.enabled) return [];

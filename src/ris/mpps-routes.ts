@@ -5,6 +5,7 @@ import { AtriumError } from '../errors.ts';
 import type { RouteRules } from '../security/route-rule.ts';
 import { performedSeries } from './mpps-scp.ts';
 import { MPPS_STATUSES, type MppsStatus, type SqlMppsStore } from './sql-mpps-store.ts';
+import type { PerformedSeriesCheck } from './model.ts';
 
 /** The MPPS REST API (docs/mwl-mpps.md "REST"), and the rule of each route. */
 export const MPPS_ROUTE_RULES: RouteRules = {
@@ -14,7 +15,7 @@ export const MPPS_ROUTE_RULES: RouteRules = {
 
 type Query = Record<string, string | undefined>;
 
-export async function mppsRoutes(app: FastifyInstance, store: SqlMppsStore, audit: AuditService): Promise<void> {
+export async function mppsRoutes(app: FastifyInstance, store: SqlMppsStore, audit: AuditService, check: (uid: string) => Promise<PerformedSeriesCheck | null>): Promise<void> {
   const audited = async (req: import('fastify').FastifyRequest, patientIds: (string | null)[]) => {
     await audit.record({
       principal: auditPrincipal(req.principal), action: 'query', interface: 'rest', origin: { address: req.ip }, query: req.url,
@@ -42,6 +43,6 @@ export async function mppsRoutes(app: FastifyInstance, store: SqlMppsStore, audi
     const m = await store.get((req.params as { uid: string }).uid);
     if (!m) throw new AtriumError('not-found', 'no such MPPS');
     await audited(req, [m.patientId]);
-    return { ...m, performedSeries: performedSeries(m.dataset) };
+    return { ...m, performedSeries: performedSeries(m.dataset), performedSeriesCheck: await check(m.sopInstanceUid) };
   });
 }

@@ -1,9 +1,10 @@
+import type { Logger } from 'pino';
 import { AtriumError } from '../errors.ts';
 import { generateUid, isValidUid } from '../dicom/uid.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
 import {
-  STATUS_RANK, type ChangeSource, type Order, type OrderChange, type OrderDetail, type OrderFilter, type OrderInput, type OrderStatus,
-  type ScheduledStepFilter, type ScheduledStepView, type StepStatus,
+  STATUS_RANK, type ChangeSource, type IdentityMismatch, type LinkedStudy, type Order, type OrderChange, type OrderDetail, type OrderFilter, type OrderInput,
+  type OrderStatus, type PatientIdentity, type ScheduledStepFilter, type ScheduledStepView, type StepStatus,
 } from './model.ts';
 import type { ChangeContext, RisCore, RisUnit } from './ris-context.ts';
 
@@ -30,9 +31,11 @@ const ENDED: readonly OrderStatus[] = ['cancelled', 'discontinued'];
  */
 export class OrderService {
   readonly #core: RisCore;
+  readonly #log: Logger | null;
 
-  constructor(core: RisCore) {
+  constructor(core: RisCore, log: Logger | null = null) {
     this.#core = core;
+    this.#log = log;
   }
 
   /** A new order (ORM/OMI NW, or by hand) for a patient the store knows. */
@@ -60,7 +63,7 @@ export class OrderService {
     unit.audit('order-record', `order ${order.accessionNumber} placed`, { patientIds: [patient.patientId], studies: [studyRef(order)] });
     // Post-verification in the other order: images that came before their order are linked now.
     for (const study of await unit.store.unmatchedByAccession(order.accessionNumber)) {
-      order = await this.linkStudy(unit, order, study.studyInstanceUid, 'accession', study.patientId);
+      order = await this.linkStudy(unit, order, study.studyInstanceUid, 'accession');
     }
     return order;
   }
@@ -145,23 +148,53 @@ export class OrderService {
     return await this.#core.store.scheduledSteps(filter);
   }
 
-  /** Links an archived study to the order (image arrival); the 'arrived' entry is added once per order. */
-  async linkStudy(unit: RisUnit, order: Order, studyInstanceUid: string, matchedBy: 'accession' | 'study-uid', studyPatientId: string | null): Promise<Order> {
-    const mismatch = studyPatientId !== null && studyPatientId !== order.patient.patientId;
-    const linked = await unit.store.linkStudy(order.pk, { studyInstanceUid, matchedBy, patientMismatch: mismatch, studyPatientId }, unit.now);
+  /**
+   * Links an archived study to the order (image arrival); the 'arrived' entry is added once per order.
+   * Post-verification: the identity the study's images carry (its index patient) is compared with the
+   * order's patient; a different Patient ID, or a different non-empty Issuer of Patient ID, is a
+   * wrong-patient flag: recorded on the link and as a flagged timeline entry, logged as a warning. The
+   * link is kept and nothing is rewritten (someone has to look); a study is never matched by name.
+   */
+  async linkStudy(unit: RisUnit, order: Order, studyInstanceUid: string, matchedBy: LinkedStudy['matchedBy']): Promise<Order> {
+    const identity = await unit.store.studyIdentity(studyInstanceUid);
+    const mismatch = identity ? identityMismatch(order, studyInstanceUid, matchedBy, identity, unit.now) : null;
+    const linked = await unit.store.linkStudy(order.pk, {
+      studyInstanceUid, matchedBy, identity: identity ?? { patientId: null, issuerOfPatientId: null, patientName: null }, mismatch,
+    }, unit.now);
     await unit.store.removeUnmatched(studyInstanceUid);
     if (!linked) return order;
+    const image: ChangeSource = { kind: 'image', ref: studyInstanceUid };
+    let current = order;
     const timeline = await unit.store.timeline(order.pk);
-    if (timeline.some((t) => t.status === 'arrived') || ENDED.includes(order.status)) return order;
-    if (STATUS_RANK[order.status] < STATUS_RANK.arrived) await unit.store.setStepStatus(order.pk, null, 'ARRIVED', unit.now).then(() => {});
-    const detail = mismatch ? `study ${studyInstanceUid} by ${matchedBy}; its Patient ID ${studyPatientId} is not the order's ${order.patient.patientId}` : `study ${studyInstanceUid} by ${matchedBy}`;
-    return await this.#transition(unit, order, 'arrived', null, detail, { kind: 'image', ref: studyInstanceUid });
+    if (!timeline.some((t) => t.status === 'arrived' && t.flag === null) && !ENDED.includes(order.status)) {
+      if (STATUS_RANK[order.status] < STATUS_RANK.arrived) await unit.store.setStepStatus(order.pk, null, 'ARRIVED', unit.now);
+      current = await this.#transition(unit, order, 'arrived', null, `study ${studyInstanceUid} by ${matchedBy}`, image, { milestone: true });
+    }
+    if (mismatch) {
+      const detail = describeMismatch(mismatch);
+      await unit.store.addTimeline(order.pk, { status: current.status, stepId: null, source: image, detail, at: unit.now, flag: 'identity-mismatch' });
+      const patientIds = [...new Set([order.patient.patientId, ...(mismatch.study.patientId ? [mismatch.study.patientId] : [])])];
+      unit.audit('order-record', `order ${order.accessionNumber}: wrong-patient flag, ${detail}`,
+        { patientIds, studies: [{ studyInstanceUid, patientId: mismatch.study.patientId ?? '', accessionNumber: order.accessionNumber }] });
+      this.#log?.warn({ accessionNumber: order.accessionNumber, studyInstanceUid, matchedBy, differs: mismatch.differs, order: mismatch.order, study: mismatch.study },
+        `wrong-patient flag: study ${studyInstanceUid} matched order ${order.accessionNumber} by ${matchedBy} but carries another patient`);
+    }
+    return current;
   }
 
-  async #transition(unit: RisUnit, order: Order, status: OrderStatus, stepId: string | null, detail: string | null, source: ChangeSource = unit.context.source): Promise<Order> {
+  /**
+   * A timeline entry; the order's status moves when it is a forward move, and then an OrderStatusChanged
+   * event is written. A `milestone` (images arrived) is an event also when the status has gone past it
+   * (the modality's MPPS IN PROGRESS usually comes before its images), as long as the procedure is not
+   * over: the RIS learns that the images came; after completed, its IP would set the RIS back.
+   */
+  async #transition(unit: RisUnit, order: Order, status: OrderStatus, stepId: string | null, detail: string | null, source: ChangeSource = unit.context.source, options: { milestone?: boolean } = {}): Promise<Order> {
     await unit.store.addTimeline(order.pk, { status, stepId, source, detail, at: unit.now });
     const forward = status === 'cancelled' || status === 'discontinued' || STATUS_RANK[status] > STATUS_RANK[order.status];
-    if (!forward || ENDED.includes(order.status)) return order;
+    if (!forward || ENDED.includes(order.status)) {
+      if (options.milestone && !ENDED.includes(order.status) && STATUS_RANK[order.status] < STATUS_RANK.completed) await unit.store.emitOrderStatus(order, status, source, unit.now);
+      return order;
+    }
     await unit.store.setOrderStatus(order.pk, status, unit.now);
     const updated = { ...order, status, updatedAt: unit.now };
     await unit.store.emitOrderStatus(updated, status, source, unit.now);
@@ -186,6 +219,24 @@ export class OrderService {
 
   async list(filter: OrderFilter, page: Page): Promise<Paged<Order>> { return await this.#core.store.listOrders(filter, page); }
   async detail(pk: number): Promise<OrderDetail | null> { return await this.#core.store.orderDetail(pk); }
+}
+
+/** The wrong-patient flag of a study linked to `order`, or null when its identity is the order patient's. */
+export function identityMismatch(order: Order, studyInstanceUid: string, matchedBy: LinkedStudy['matchedBy'], study: PatientIdentity, now: string): IdentityMismatch | null {
+  const differs: IdentityMismatch['differs'] = [];
+  if ((study.patientId ?? '') !== order.patient.patientId) differs.push('patientId');
+  // Images often carry no issuer: only a different one counts.
+  if (study.issuerOfPatientId && study.issuerOfPatientId !== order.patient.issuerOfPatientId) differs.push('issuerOfPatientId');
+  if (differs.length === 0) return null;
+  return {
+    studyInstanceUid, matchedBy, differs, linkedAt: now, study,
+    order: { patientId: order.patient.patientId, issuerOfPatientId: order.patient.issuerOfPatientId || null, patientName: order.patient.patientName },
+  };
+}
+
+function describeMismatch(m: IdentityMismatch): string {
+  const who = (p: PatientIdentity) => `Patient ID ${p.patientId ?? '(none)'}${p.issuerOfPatientId ? ` (issuer ${p.issuerOfPatientId})` : ''}`;
+  return `study ${m.studyInstanceUid}, matched by ${m.matchedBy === 'accession' ? 'accession number' : 'Study Instance UID'}, carries ${who(m.study)}${m.study.patientName ? ` ${m.study.patientName}` : ''}; the order's patient is ${who(m.order)}`;
 }
 
 export function studyRef(order: Order): { studyInstanceUid: string; patientId: string; accessionNumber: string } {

@@ -1,8 +1,8 @@
 import type { Page, Paged } from '../ports/index-store.ts';
 import type {
-  ChangeSource, Hl7MessageFilter, Hl7MessageRecord, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
-  Patient, PatientChange, PatientInput, Priority, ProcedureStep, Report, ReportInput, ScheduledStepFilter, ScheduledStepView, StepInput,
-  StepStatus, TimelineEntry, UnmatchedStudy,
+  ChangeSource, Hl7MessageFilter, Hl7MessageRecord, IdentityMismatch, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
+  Patient, PatientChange, PatientIdentity, PatientInput, Priority, ProcedureStep, Report, ReportInput, ScheduledStepFilter, ScheduledStepView, StepInput,
+  StepStatus, TimelineEntry, TimelineFlag, UnmatchedStudy,
 } from './model.ts';
 
 /** A message row as first written (its ACK is set before the transaction commits). */
@@ -75,7 +75,7 @@ export interface RisStore {
   listOrders(filter: OrderFilter, page: Page): Promise<Paged<Order>>;
   setOrderStatus(pk: number, status: OrderStatus, now: string): Promise<void>;
   setStepStatus(orderPk: number, stepId: string | null, status: StepStatus, now: string): Promise<number>;
-  addTimeline(orderPk: number, entry: TimelineEntry & { stepPk?: number | null }): Promise<void>;
+  addTimeline(orderPk: number, entry: Omit<TimelineEntry, 'flag'> & { flag?: TimelineFlag | null; stepPk?: number | null }): Promise<void>;
   timeline(orderPk: number): Promise<TimelineEntry[]>;
   scheduledSteps(filter: ScheduledStepFilter): Promise<ScheduledStepView[]>;
   findStep(key: { stepId: string; accessionNumber?: string; studyInstanceUid?: string }): Promise<{ order: Order; step: ProcedureStep } | null>;
@@ -85,8 +85,10 @@ export interface RisStore {
   listReports(filter: { accessionNumber?: string; status?: string }, page: Page): Promise<Paged<Report>>;
   getReport(id: number): Promise<Report | null>;
 
-  /** Links a study to an order once; false when it was linked already. */
-  linkStudy(orderPk: number, study: { studyInstanceUid: string; matchedBy: LinkedStudy['matchedBy']; patientMismatch: boolean; studyPatientId: string | null }, now: string): Promise<boolean>;
+  /** Links a study to an order once, with the identity it carried and its wrong-patient flag; false when it was linked already. */
+  linkStudy(orderPk: number, study: { studyInstanceUid: string; matchedBy: LinkedStudy['matchedBy']; identity: PatientIdentity; mismatch: IdentityMismatch | null }, now: string): Promise<boolean>;
+  /** The patient identity of an index study (what its images carry, as indexed); null when the index has no such study. */
+  studyIdentity(studyInstanceUid: string): Promise<PatientIdentity | null>;
   isStudyKnown(studyInstanceUid: string): Promise<'linked' | 'unmatched' | null>;
   recordUnmatched(study: { studyInstanceUid: string; accessionNumber: string | null; patientId: string | null }, now: string): Promise<void>;
   removeUnmatched(studyInstanceUid: string): Promise<void>;

@@ -1,7 +1,7 @@
 // The RIS over HL7 on SQLite and PostgreSQL: ADT and orders applied with AA only after commit, bad input
 // answered with the right ACK code, ERR-3 code and ERR-2 location and nothing half-applied, retransmissions
 // (also two copies at once) answered with the stored ACK and applied once, studies linked to orders by
-// accession, A40 merges seen by QIDO-RS and undone, reports with their versions, the REST API.
+// accession, A40 merges seen by QIDO-RS and DCMTK findscu (C-FIND, patient and study level) and undone, reports with their versions, the REST API.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hl7Message as MedplumHl7 } from '@medplum/core';
@@ -11,6 +11,9 @@ import { createHttpServer } from '../http/server.ts';
 import { risOf } from './module.ts';
 import type { Archive } from '../app.ts';
 import { hl7, seg } from '../../test/support/hl7.ts';
+import { findscu } from '../../test/support/worklist.ts';
+import { killAllChildren } from '../../test/support/dcmtk.ts';
+import { startDicomService } from '../dimse/services/dicom-service.ts';
 
 /** The ACK as an independent parser (Medplum's) reads it. */
 function readAck(ack: Buffer) {
@@ -135,10 +138,24 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.equal(merge.code, 'AA', merge.text ?? '');
       const app = await createHttpServer(archive);
       const qido = async (patientId: string) => (await app.inject({ url: `/dicom-web/studies?PatientID=${patientId}`, headers: ta.authHeaders() })).json() as any[] | undefined;
+      // C-FIND as DCMTK findscu asks it: study level (Study Root and Patient Root), and patient level.
+      await archive.peers.upsert({ aeTitle: 'FINDSCU', host: '127.0.0.1', port: 104, operations: ['find'] });
+      const dicom = await startDicomService(archive, { port: 0 });
+      const aet = archive.config.dicom.aeTitle;
+      const studies = async (model: '-S' | '-P', patientId: string) => (await findscu(model, dicom.port, aet,
+        ['QueryRetrieveLevel=STUDY', `PatientID=${patientId}`, 'PatientName', 'StudyInstanceUID'], 'FINDSCU')).map((r) => [r.StudyInstanceUID, r.PatientID, r.PatientName]);
+      const patients = async (patientId: string) => (await findscu('-P', dicom.port, aet,
+        ['QueryRetrieveLevel=PATIENT', `PatientID=${patientId}`, 'PatientName', 'NumberOfPatientRelatedStudies'], 'FINDSCU', )).map((r) => [r.PatientID, r.PatientName, r.NumberOfPatientRelatedStudies]);
       try {
         const survivor = await qido('P200');
         assert.deepEqual(survivor?.map((s) => s['0020000D'].Value[0]), ['1.2.3.300']);
         assert.equal(survivor?.[0]['00100010'].Value[0].Alphabetic, 'RIGHT^NAME');
+        for (const model of ['-S', '-P'] as const) {
+          assert.deepEqual(await studies(model, 'P200'), [['1.2.3.300', 'P200', 'RIGHT^NAME']], `C-FIND ${model} STUDY: the moved study under the survivor`);
+          assert.deepEqual(await studies(model, 'P300'), [], `C-FIND ${model} STUDY: none under the merged patient`);
+        }
+        assert.deepEqual(await patients('P200'), [['P200', 'RIGHT^NAME', '1']], 'C-FIND PATIENT: the survivor with the study');
+        assert.deepEqual(await patients('P300'), [], 'C-FIND PATIENT: the merged patient is not listed');
         assert.equal((await ris.orders.find({ accessionNumber: 'ACC300' }))?.patient.patientId, 'P200');
         const prior = (await ris.patients.get({ patientId: 'P300', issuerOfPatientId: 'HOSP' }))!;
         assert.equal(prior.status, 'merged');
@@ -146,6 +163,12 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
         const undo = await app.inject({ method: 'POST', url: `/api/ris/patient-changes/${change.id}/undo`, headers: ta.authHeaders() });
         assert.equal(undo.statusCode, 200, undo.body);
         assert.deepEqual((await qido('P300'))?.map((s) => s['0020000D'].Value[0]), ['1.2.3.300']);
+        for (const model of ['-S', '-P'] as const) {
+          assert.deepEqual(await studies(model, 'P300'), [['1.2.3.300', 'P300', 'DOE^JOHN']], `C-FIND ${model} STUDY after the undo: back under P300`);
+          assert.deepEqual(await studies(model, 'P200'), [], `C-FIND ${model} STUDY after the undo: none under P200`);
+        }
+        assert.deepEqual(await patients('P300'), [['P300', 'DOE^JOHN', '1']], 'C-FIND PATIENT after the undo: the prior patient is back, with its study');
+        assert.deepEqual(await patients('P200'), [], 'the survivor had no images before the merge: not listed');
         assert.equal((await ris.orders.find({ accessionNumber: 'ACC300' }))?.patient.patientId, 'P300');
         assert.equal((await ris.patients.get({ patientId: 'P300', issuerOfPatientId: 'HOSP' }))?.status, 'active');
         const audits = await archive.audit.search({ action: 'update' }, { limit: 100, offset: 0 });
@@ -153,7 +176,25 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
         assert.ok(audits.items.some((a) => /undone/.test(a.detail ?? '')));
       } finally {
         await app.close();
+        await dicom.close();
       }
+    });
+
+    await t.test('A40, then an image under the merged ID, then the undo: every study back under the prior patient, listed once', async () => {
+      await ingestStudy(archive, { patientId: 'P401', accessionNumber: 'ACC401', studyInstanceUid: '1.2.3.401' });
+      assert.equal((await send(hl7([pid('P401', 'PRIOR^ONE')]))).code, 'AA');
+      assert.equal((await send(hl7([pid('P400', 'SURVIVOR^ONE')]))).code, 'AA');
+      const merge = await send(hl7([pid('P400', 'SURVIVOR^ONE'), 'MRG|P401^^^HOSP^MR'], { type: 'ADT^A40' }));
+      assert.equal(merge.code, 'AA', merge.text ?? '');
+      // The modality still has the old ID: the new study goes to a patient row of that ID, as received.
+      await ingestStudy(archive, { patientId: 'P401', accessionNumber: 'ACC402', studyInstanceUid: '1.2.3.402' });
+      assert.equal((await archive.index.getStudy('1.2.3.402'))?.patient.patientId, 'P401');
+      const change = (await ris.patients.get({ patientId: 'P401', issuerOfPatientId: 'HOSP' }))!.history.find((h) => h.kind === 'merge')!;
+      await ris.patients.undoChange({ source: { kind: 'user', ref: 'admin' }, principal: { kind: 'user', id: 'admin' }, interface: 'rest' }, change.id);
+      assert.equal((await archive.index.getStudy('1.2.3.401'))?.patient.patientId, 'P401');
+      const rows = await archive.index.listPatients({ patientId: 'P401' }, { limit: 10, offset: 0 });
+      assert.deepEqual(rows.items.map((p) => [p.patientId, p.numberOfStudies]), [['P401', 2]]);
+      assert.equal((await archive.index.listPatients({ patientId: 'P400' }, { limit: 10, offset: 0 })).total, 0, 'the row the merge made for the survivor is gone with the undo');
     });
 
     await t.test('ORU: preliminary, final, then a correction kept as a new version', async () => {
@@ -212,3 +253,5 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     });
   });
 }
+
+after(() => killAllChildren());

@@ -22,7 +22,7 @@ export interface Ris {
 export function createRis(deps: { database: Database; audit: AuditService; index: IndexStore; log: Logger; hl7: Hl7ReceiverOptions; clock?: () => Date }): Ris {
   const core = new RisCore({ store: new SqlRisStore(deps.database), audit: deps.audit, clock: deps.clock });
   const patients = new PatientService(core);
-  const orders = new OrderService(core);
+  const orders = new OrderService(core, deps.log);
   const reports = new ReportService(core, orders);
   const hl7 = new Hl7Receiver(core, { patients, orders, reports }, deps.hl7, deps.log);
   return { core, patients, orders, reports, hl7, index: deps.index };

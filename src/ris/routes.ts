@@ -4,7 +4,8 @@ import { auditPrincipal } from '../audit/audit-service.ts';
 import { AtriumError } from '../errors.ts';
 import type { AuditService } from '../audit/audit-service.ts';
 import type { RouteRules } from '../security/route-rule.ts';
-import { ORDER_STATUSES, PRIORITIES, type OrderChange, type OrderInput, type OrderStatus, type PatientInput, type StepInput } from './model.ts';
+import { ORDER_STATUSES, PRIORITIES, type OrderChange, type OrderDetail, type OrderInput, type OrderStatus, type PatientInput, type StepInput } from './model.ts';
+import type { PerformedSeriesCheck } from './model.ts';
 import type { ChangeContext } from './ris-context.ts';
 import type { Ris } from './ris.ts';
 
@@ -97,7 +98,12 @@ function patientInput(body: Record<string, unknown>): PatientInput {
   };
 }
 
-export async function risRoutes(app: FastifyInstance, ris: Ris, audit: AuditService): Promise<void> {
+export interface RisRouteOptions {
+  /** The order's performed series checked against the archive (src/ris/performed-series.ts), for its detail. */
+  performedSeries?: (order: OrderDetail) => Promise<PerformedSeriesCheck | null>;
+}
+
+export async function risRoutes(app: FastifyInstance, ris: Ris, audit: AuditService, options: RisRouteOptions = {}): Promise<void> {
   const context = (req: FastifyRequest): ChangeContext => ({
     source: { kind: 'user', ref: req.principal?.name ?? null }, principal: auditPrincipal(req.principal), interface: 'rest', origin: { address: req.ip },
   });
@@ -140,7 +146,7 @@ export async function risRoutes(app: FastifyInstance, ris: Ris, audit: AuditServ
     const detail = await ris.orders.detail(id((req.params as { order: string }).order, 'order'));
     if (!detail) throw new AtriumError('not-found', 'no such order');
     await audited(req, [detail.patient.patientId]);
-    return detail;
+    return { ...detail, performedSeriesCheck: options.performedSeries ? await options.performedSeries(detail) : null };
   });
 
   app.patch('/api/ris/orders/:order', async (req) => {

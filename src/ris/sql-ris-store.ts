@@ -5,9 +5,9 @@ import { likePattern, searchableName } from '../adapters/index/matching.ts';
 import { emit } from '../adapters/index/sql-event-outbox.ts';
 import { AtriumError } from '../errors.ts';
 import type {
-  ChangeSource, Code, Hl7MessageFilter, Hl7MessageRecord, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
-  Patient, PatientChange, PatientInput, Priority, ProcedureStep, Report, ReportInput, ScheduledStepFilter, ScheduledStepView, StepInput,
-  StepStatus, TimelineEntry, UnmatchedStudy,
+  ChangeSource, Code, Hl7MessageFilter, Hl7MessageRecord, IdentityMismatch, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
+  Patient, PatientChange, PatientIdentity, PatientInput, Priority, ProcedureStep, Report, ReportInput, ScheduledStepFilter, ScheduledStepView, StepInput,
+  StepStatus, TimelineEntry, TimelineFlag, UnmatchedStudy,
 } from './model.ts';
 import { OPEN_STEP_STATUSES } from './model.ts';
 import type { Hl7MessageOutcome, NewHl7Message, PatientChangeResult, RisStore } from './ris-store.ts';
@@ -20,6 +20,16 @@ interface Moved {
   studies: { uid: string; fromPatientPk: number }[];
   /** A47: the RIS patient's identifiers before. */
   renamed?: { fromId: string; fromIssuer: string; toId: string; toIssuer: string };
+  /** The survivor's index patient row the change created (it had no images); the undo removes it again when empty. */
+  createdPatientPk?: number | null;
+  /** The prior's index patient rows the change left without a study, removed (a patient-level C-FIND no longer lists them) and kept here whole for the undo. */
+  removedPatients?: Record<string, unknown>[];
+}
+
+interface MovedIndex {
+  studies: Moved['studies'];
+  createdPatientPk: number | null;
+  removedPatients: Record<string, unknown>[];
 }
 
 /** RisStore over the one database (SQLite or PostgreSQL through Kysely), tables of migration 0010. */
@@ -103,14 +113,20 @@ export class SqlRisStore implements RisStore {
     return Number(result.numUpdatedRows ?? 0);
   }
 
-  /** Moves the index studies of one patient ID to another's patient row (found or made); returns what moved. */
-  async #moveIndexStudies(from: { patientId: string; issuerOfPatientId: string }, to: Patient): Promise<Moved['studies']> {
+  /**
+   * Moves the index studies of one patient ID to another's patient row (found or made); the rows of the
+   * first left without a study are removed, so that a patient-level C-FIND does not list a merged-away
+   * identity. Returns what it did, for the undo.
+   */
+  async #moveIndexStudies(from: { patientId: string; issuerOfPatientId: string }, to: Patient): Promise<MovedIndex> {
+    const none: MovedIndex = { studies: [], createdPatientPk: null, removedPatients: [] };
     const issuers = [...new Set([from.issuerOfPatientId, ''])];
     const sources = await this.#db.selectFrom('patient').select(['pk', 'issuer_of_patient_id']).where('patient_id', '=', from.patientId).where('issuer_of_patient_id', 'in', issuers).execute();
-    if (sources.length === 0) return [];
+    if (sources.length === 0) return none;
     const targetIssuers = [...new Set([to.issuerOfPatientId, ''])];
     let target = await this.#db.selectFrom('patient').select('pk').where('patient_id', '=', to.patientId).where('issuer_of_patient_id', 'in', targetIssuers)
       .orderBy(sql`issuer_of_patient_id = ''`).executeTakeFirst();
+    let createdPatientPk: number | null = null;
     if (!target) {
       // The images' own convention for the issuer (often none) is kept for the survivor's row.
       const issuer = String(sources[0]!.issuer_of_patient_id);
@@ -118,22 +134,47 @@ export class SqlRisStore implements RisStore {
         patient_id: to.patientId, issuer_of_patient_id: issuer, patient_name: to.patientName, patient_name_search: searchableName(to.patientName),
         patient_birth_date: to.patientBirthDate, patient_sex: to.patientSex, created_at: new Date().toISOString(),
       }).returning('pk').executeTakeFirstOrThrow();
+      createdPatientPk = Number(target.pk);
     }
     const targetPk = Number(target.pk);
     const sourcePks = sources.map((s) => Number(s.pk)).filter((pk) => pk !== targetPk);
-    if (sourcePks.length === 0) return [];
+    if (sourcePks.length === 0) return { ...none, createdPatientPk };
     const studies = await this.#db.selectFrom('study').select(['study_instance_uid', 'patient_pk']).where('patient_pk', 'in', sourcePks).execute();
     if (studies.length > 0) await this.#db.updateTable('study').set({ patient_pk: targetPk }).where('patient_pk', 'in', sourcePks).execute();
-    return studies.map((s) => ({ uid: String(s.study_instance_uid), fromPatientPk: Number(s.patient_pk) }));
+    const removedPatients: Record<string, unknown>[] = [];
+    for (const pk of sourcePks) {
+      const row = await this.#db.selectFrom('patient').selectAll().where('pk', '=', pk).executeTakeFirst();
+      const removed = await this.#db.deleteFrom('patient').where('pk', '=', pk)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('study').select('study.pk').whereRef('study.patient_pk', '=', 'patient.pk')))).executeTakeFirst();
+      if (row && Number(removed.numDeletedRows ?? 0) === 1) removedPatients.push({ ...row, pk: Number(row.pk) });
+    }
+    return { studies: studies.map((s) => ({ uid: String(s.study_instance_uid), fromPatientPk: Number(s.patient_pk) })), createdPatientPk, removedPatients };
+  }
+
+  /** The undo of #moveIndexStudies: removed rows come back (or the row of that identity made since), the studies go home, a created row goes when empty. */
+  async #restoreIndexStudies(moved: Moved): Promise<void> {
+    const pkOf = new Map<number, number>();
+    for (const row of moved.removedPatients ?? []) {
+      const existing = await this.#db.selectFrom('patient').select('pk').where('patient_id', '=', String(row.patient_id)).where('issuer_of_patient_id', '=', String(row.issuer_of_patient_id)).executeTakeFirst();
+      if (existing) pkOf.set(Number(row.pk), Number(existing.pk));
+      else await this.#db.insertInto('patient').values(row).execute();
+    }
+    for (const study of moved.studies) {
+      await this.#db.updateTable('study').set({ patient_pk: pkOf.get(study.fromPatientPk) ?? study.fromPatientPk }).where('study_instance_uid', '=', study.uid).execute();
+    }
+    if (moved.createdPatientPk) {
+      await this.#db.deleteFrom('patient').where('pk', '=', moved.createdPatientPk)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('study').select('study.pk').whereRef('study.patient_pk', '=', 'patient.pk')))).execute();
+    }
   }
 
   async mergePatients(survivor: Patient, prior: Patient, source: ChangeSource, now: string): Promise<PatientChangeResult> {
     const orders = await this.#db.selectFrom('ris_order').select(['pk', 'accession_number']).where('patient_pk', '=', prior.pk).execute();
     if (orders.length > 0) await this.#db.updateTable('ris_order').set({ patient_pk: survivor.pk, updated_at: now }).where('patient_pk', '=', prior.pk).execute();
-    const studies = await this.#moveIndexStudies(prior, survivor);
+    const { studies, createdPatientPk, removedPatients } = await this.#moveIndexStudies(prior, survivor);
     await this.updateIndexPatient(survivor);
     await this.#db.updateTable('ris_patient').set({ status: 'merged', merged_into_pk: survivor.pk, updated_at: now }).where('pk', '=', prior.pk).execute();
-    const moved: Moved = { orders: orders.map((o) => Number(o.pk)), studies };
+    const moved: Moved = { orders: orders.map((o) => Number(o.pk)), studies, createdPatientPk, removedPatients };
     const id = await this.#insertChange('merge', survivor.pk, prior.pk, prior, moved, source, now);
     return { change: (await this.getPatientChange(id))!, studies: studies.map((s) => s.uid), orders: orders.map((o) => String(o.accession_number)) };
   }
@@ -141,10 +182,10 @@ export class SqlRisStore implements RisStore {
   async changeIdentifier(prior: Patient, next: { patientId: string; issuerOfPatientId: string }, source: ChangeSource, now: string): Promise<PatientChangeResult> {
     await this.#db.updateTable('ris_patient').set({ patient_id: next.patientId, issuer_of_patient_id: next.issuerOfPatientId, updated_at: now }).where('pk', '=', prior.pk).execute();
     const renamed = (await this.getPatient(prior.pk))!;
-    const studies = await this.#moveIndexStudies(prior, renamed);
+    const { studies, createdPatientPk, removedPatients } = await this.#moveIndexStudies(prior, renamed);
     await this.updateIndexPatient(renamed);
     const orders = await this.#db.selectFrom('ris_order').select('accession_number').where('patient_pk', '=', prior.pk).execute();
-    const moved: Moved = { orders: [], studies, renamed: { fromId: prior.patientId, fromIssuer: prior.issuerOfPatientId, toId: next.patientId, toIssuer: next.issuerOfPatientId } };
+    const moved: Moved = { orders: [], studies, createdPatientPk, removedPatients, renamed: { fromId: prior.patientId, fromIssuer: prior.issuerOfPatientId, toId: next.patientId, toIssuer: next.issuerOfPatientId } };
     const id = await this.#insertChange('identifier-change', prior.pk, prior.pk, prior, moved, source, now);
     return { change: (await this.getPatientChange(id))!, studies: studies.map((s) => s.uid), orders: orders.map((o) => String(o.accession_number)) };
   }
@@ -177,9 +218,7 @@ export class SqlRisStore implements RisStore {
     if (later) throw new AtriumError('conflict', `patient change ${later.pk} came after ${id} on the same patients: undo it first`);
     const moved = JSON.parse(row.moved) as Moved;
     if (moved.orders.length > 0) await this.#db.updateTable('ris_order').set({ patient_pk: Number(row.prior_pk), updated_at: now }).where('pk', 'in', moved.orders).execute();
-    for (const study of moved.studies) {
-      await this.#db.updateTable('study').set({ patient_pk: study.fromPatientPk }).where('study_instance_uid', '=', study.uid).execute();
-    }
+    await this.#restoreIndexStudies(moved);
     if (row.kind === 'merge') {
       await this.#db.updateTable('ris_patient').set({ status: 'active', merged_into_pk: null, updated_at: now }).where('pk', '=', row.prior_pk).execute();
     } else if (moved.renamed) {
@@ -310,10 +349,15 @@ export class SqlRisStore implements RisStore {
       this.#db.selectFrom('ris_order_study').selectAll().where('order_pk', '=', pk).orderBy('pk').execute(),
       this.#db.selectFrom('ris_report').selectAll().where('order_pk', '=', pk).orderBy('version').execute(),
     ]);
+    const mismatches = studies.filter((s) => s.identity_mismatch).map((s) => JSON.parse(s.identity_mismatch) as IdentityMismatch);
     return {
       ...order, timeline,
-      studies: studies.map((s): LinkedStudy => ({ studyInstanceUid: s.study_instance_uid, matchedBy: s.matched_by, patientMismatch: Number(s.patient_mismatch) === 1, studyPatientId: s.study_patient_id, linkedAt: s.linked_at })),
+      studies: studies.map((s): LinkedStudy => ({
+        studyInstanceUid: s.study_instance_uid, matchedBy: s.matched_by, patientMismatch: Number(s.patient_mismatch) === 1, studyPatientId: s.study_patient_id,
+        studyIssuerOfPatientId: s.study_issuer_of_patient_id ?? null, studyPatientName: s.study_patient_name ?? null, linkedAt: s.linked_at,
+      })),
       reports: reports.map((r) => toReport(r, order.studyInstanceUid)),
+      identityMismatch: mismatches.length > 0 ? mismatches : null,
     };
   }
 
@@ -351,7 +395,7 @@ export class SqlRisStore implements RisStore {
     return Number(result.numUpdatedRows ?? 0);
   }
 
-  async addTimeline(orderPk: number, entry: TimelineEntry & { stepPk?: number | null }): Promise<void> {
+  async addTimeline(orderPk: number, entry: Omit<TimelineEntry, 'flag'> & { flag?: TimelineFlag | null; stepPk?: number | null }): Promise<void> {
     let stepPk = entry.stepPk ?? null;
     if (stepPk === null && entry.stepId) {
       const step = await this.#db.selectFrom('ris_procedure_step').select('pk').where('order_pk', '=', orderPk).where('step_id', '=', entry.stepId).executeTakeFirst();
@@ -359,14 +403,15 @@ export class SqlRisStore implements RisStore {
     }
     await this.#db.insertInto('ris_order_event').values({
       order_pk: orderPk, status: entry.status, step_pk: stepPk, source_kind: entry.source.kind, source_ref: entry.source.ref, detail: entry.detail, at: entry.at,
+      flag: entry.flag ?? null,
     }).execute();
   }
 
   async timeline(orderPk: number): Promise<TimelineEntry[]> {
     const rows = await this.#db.selectFrom('ris_order_event').leftJoin('ris_procedure_step', 'ris_procedure_step.pk', 'ris_order_event.step_pk')
-      .select(['ris_order_event.status', 'ris_order_event.source_kind', 'ris_order_event.source_ref', 'ris_order_event.detail', 'ris_order_event.at', 'ris_procedure_step.step_id'])
+      .select(['ris_order_event.status', 'ris_order_event.source_kind', 'ris_order_event.source_ref', 'ris_order_event.detail', 'ris_order_event.at', 'ris_order_event.flag', 'ris_procedure_step.step_id'])
       .where('ris_order_event.order_pk', '=', orderPk).orderBy('ris_order_event.pk').execute();
-    return rows.map((r) => ({ status: r.status, stepId: r.step_id ?? null, source: { kind: r.source_kind, ref: r.source_ref }, detail: r.detail, at: r.at }));
+    return rows.map((r) => ({ status: r.status, stepId: r.step_id ?? null, source: { kind: r.source_kind, ref: r.source_ref }, detail: r.detail, at: r.at, flag: r.flag ?? null }));
   }
 
   async scheduledSteps(filter: ScheduledStepFilter): Promise<ScheduledStepView[]> {
@@ -438,12 +483,20 @@ export class SqlRisStore implements RisStore {
 
   // ----------------------------------------------------------------------------------- studies to orders
 
-  async linkStudy(orderPk: number, study: { studyInstanceUid: string; matchedBy: LinkedStudy['matchedBy']; patientMismatch: boolean; studyPatientId: string | null }, now: string): Promise<boolean> {
+  async linkStudy(orderPk: number, study: { studyInstanceUid: string; matchedBy: LinkedStudy['matchedBy']; identity: PatientIdentity; mismatch: IdentityMismatch | null }, now: string): Promise<boolean> {
     const result = await this.#db.insertInto('ris_order_study').values({
-      order_pk: orderPk, study_instance_uid: study.studyInstanceUid, matched_by: study.matchedBy, patient_mismatch: study.patientMismatch ? 1 : 0,
-      study_patient_id: study.studyPatientId, linked_at: now,
+      order_pk: orderPk, study_instance_uid: study.studyInstanceUid, matched_by: study.matchedBy, patient_mismatch: study.mismatch ? 1 : 0,
+      study_patient_id: study.identity.patientId, study_issuer_of_patient_id: study.identity.issuerOfPatientId, study_patient_name: study.identity.patientName,
+      identity_mismatch: study.mismatch ? JSON.stringify(study.mismatch) : null, linked_at: now,
     }).onConflict((oc) => oc.column('study_instance_uid').doNothing()).returning('pk').executeTakeFirst();
     return result !== undefined;
+  }
+
+  async studyIdentity(studyInstanceUid: string): Promise<PatientIdentity | null> {
+    const row = await this.#db.selectFrom('study').innerJoin('patient', 'patient.pk', 'study.patient_pk')
+      .select(['patient.patient_id', 'patient.issuer_of_patient_id', 'patient.patient_name']).where('study.study_instance_uid', '=', studyInstanceUid).executeTakeFirst();
+    if (!row) return null;
+    return { patientId: row.patient_id || null, issuerOfPatientId: row.issuer_of_patient_id || null, patientName: row.patient_name ?? null };
   }
 
   async isStudyKnown(studyInstanceUid: string): Promise<'linked' | 'unmatched' | null> {

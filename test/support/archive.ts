@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { MODULES, openArchive, type Archive } from '../../src/app.ts';
 import { loadConfig, type AtriumConfig } from '../../src/config/config.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
@@ -87,7 +87,7 @@ export function environmentFor(config: AtriumConfig): Record<string, string> {
   return env;
 }
 
-export async function createTestArchive(combination: EngineCombination, options: { duplicatePolicy?: DuplicatePolicy } = {}): Promise<TestArchive> {
+export async function createTestArchive(combination: EngineCombination, options: { duplicatePolicy?: DuplicatePolicy; log?: Logger } = {}): Promise<TestArchive> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atrium-test-'));
   const cleanups: (() => Promise<void>)[] = [() => rm(dataDir, { recursive: true, force: true })];
   const env: Record<string, string> = { ATRIUM_DATA: dataDir, ATRIUM_LOG_LEVEL: process.env.ATRIUM_TEST_LOG_LEVEL ?? 'silent' };
@@ -109,7 +109,7 @@ export async function createTestArchive(combination: EngineCombination, options:
   const base = loadConfig({ env, sections: configSectionsOf(MODULES) });
   const open = async (policy?: DuplicatePolicy) => {
     const config: AtriumConfig = { ...base, ingest: { ...base.ingest, duplicatePolicy: policy ?? options.duplicatePolicy ?? 'reject' } };
-    return await openArchive(config, { log: pino({ level: base.log.level }), metrics: new Metrics({ defaultMetrics: false }) });
+    return await openArchive(config, { log: options.log ?? pino({ level: base.log.level }), metrics: new Metrics({ defaultMetrics: false }) });
   };
   const archive = await open();
   const opened: Archive[] = [archive];

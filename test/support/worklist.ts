@@ -107,10 +107,18 @@ export async function startWlmscpfs(items: WorklistItem[], aeTitle = 'WLMSCPFS')
  * dcmdump prints them (DCMTK reads the responses, not our code).
  */
 export async function findWorklist(port: number, calledAe: string, keys: string[], callingAe = 'MODALITY1'): Promise<Record<string, string>[]> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-findscu-w-'));
+  return await findscu('-W', port, calledAe, keys, callingAe);
+}
+
+/**
+ * `findscu` with an information model (`-W` worklist, `-P` patient root, `-S` study root) and `keys`
+ * (findscu -k syntax; `QueryRetrieveLevel=STUDY` among them for -P/-S): each response as keyword -> value.
+ */
+export async function findscu(model: '-W' | '-P' | '-S', port: number, calledAe: string, keys: string[], callingAe = 'MODALITY1'): Promise<Record<string, string>[]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'atrium-findscu-'));
   try {
-    const r = await runTool('findscu', ['-W', '-aet', callingAe, '-aec', calledAe, '-X', ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(port)], { cwd: dir, timeoutMs: 60_000 });
-    if (r.code !== 0) throw new Error(`findscu -W failed (${r.code}): ${r.output}`);
+    const r = await runTool('findscu', [model, '-aet', callingAe, '-aec', calledAe, '-X', ...keys.flatMap((k) => ['-k', k]), '127.0.0.1', String(port)], { cwd: dir, timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`findscu ${model} failed (${r.code}): ${r.output}`);
     const files = (await readdir(dir)).filter((f) => f.startsWith('rsp')).sort();
     const responses: Record<string, string>[] = [];
     for (const file of files) {

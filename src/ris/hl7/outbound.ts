@@ -156,13 +156,32 @@ export interface StatusJobDeps {
   destinations: () => readonly Hl7Destination[];
   findOrder: (accessionNumber: string) => Promise<Order | null>;
   sender: () => { application: string; facility: string };
+  /** The job of a later status message of the same order to the same destination that was delivered already, if any. */
+  supersededBy?: (payload: Hl7StatusPayload) => Promise<number | null>;
+}
+
+/**
+ * The delivered job of a later status change of the same order to the same destination (by outbox id),
+ * or null. A message that waited for retries (the RIS was down) must not reach the RIS after a later one:
+ * an IP after CM would set the RIS back.
+ */
+export async function laterDelivered(deps: { database: Database; jobs: JobQueue }, p: Hl7StatusPayload): Promise<number | null> {
+  const db = deps.database.kysely<any>() as Kysely<any>;
+  const rows = await db.selectFrom('ris_hl7_outbound').select('job_id').where('accession_number', '=', p.accessionNumber).where('destination', '=', p.destination)
+    .where('event_id', '>', p.eventId).where('job_id', 'is not', null).orderBy('event_id', 'desc').execute();
+  for (const row of rows) {
+    const job = await deps.jobs.get(Number(row.job_id));
+    if (job?.state === 'succeeded') return job.id;
+  }
+  return null;
 }
 
 /**
  * The `ris.hl7-status` job: builds the message from the order as it now is and the status of the event,
  * sends it over MLLP (MSH-10 `ATR<job id>`, the same on every attempt, so a receiver that saw an attempt
  * whose ACK was lost treats the next as a retransmission), and reads the ACK: AA/CA succeed; AE/CE, no
- * connection or no answer in time are retried with the queue's backoff; AR/CR fail the job at once.
+ * connection or no answer in time are retried with the queue's backoff; AR/CR fail the job at once. A
+ * message whose order has a later status delivered to that destination meanwhile is not sent (skipped).
  */
 export function hl7StatusJob(deps: StatusJobDeps): JobHandler<Hl7StatusPayload> {
   return async (job, context) => {
@@ -171,6 +190,8 @@ export function hl7StatusJob(deps: StatusJobDeps): JobHandler<Hl7StatusPayload> 
     if (!destination) throw permanent(`no HL7 destination "${p.destination}" is configured (ris.hl7Destinations)`);
     const order = await deps.findOrder(p.accessionNumber);
     if (!order) throw permanent(`no order with accession number ${p.accessionNumber}`);
+    const later = await deps.supersededBy?.(p);
+    if (later) return { destination: destination.name, skipped: `superseded by ATR${later}, a later status of the order delivered before this one`, orderStatus: ORDER_STATUS_0038[p.status].code };
     const controlId = `ATR${job.id}`;
     const sender = deps.sender();
     const text = buildStatusMessage({

@@ -1,20 +1,20 @@
 /**
  * One order: the patient, the procedure, its scheduled steps, the studies linked to it (each a link to the
  * study page), its reports with every version, and the timeline of its status with each transition's time
- * and source (HL7 message, MPPS, image arrival, user).
+ * and source (HL7 message, MPPS, image arrival, user); a wrong-patient flag is shown at the top.
  */
 import { useApi } from '../api.ts';
 import { ErrorState, Loading, PageHeader, Badge } from '../components/states.tsx';
 import { DataTable, type Column } from '../components/table.tsx';
 import { formatDicomDate, formatTime, personName } from '../format.ts';
 import { PriorityBadge, StatusBadge, formatTm, statusLabel } from './orders.tsx';
-import type { OrderDetail, ProcedureStep, TimelineEntry } from '../../../../ris/model.ts';
+import type { OrderDetail, PerformedSeriesCheck, ProcedureStep, TimelineEntry } from '../../../../ris/model.ts';
 import './orders.css';
 
 const SOURCE_LABELS: Record<string, string> = { hl7: 'HL7 message', mpps: 'MPPS', image: 'Image arrival', user: 'User', system: 'Atrium' };
 
 export function OrderPage({ id }: { id: string }) {
-  const order = useApi<OrderDetail>(`/api/ris/orders/${encodeURIComponent(id)}`);
+  const order = useApi<OrderDetail & { performedSeriesCheck: PerformedSeriesCheck | null }>(`/api/ris/orders/${encodeURIComponent(id)}`);
   if (order.error) return <><PageHeader title={`Order ${id}`} /><ErrorState error={order.error} retry={order.reload} /></>;
   if (!order.data) return <Loading label="Loading the order…" />;
   const o = order.data;
@@ -32,6 +32,11 @@ export function OrderPage({ id }: { id: string }) {
         <a href="/admin/orders">All orders</a>
         <button type="button" onClick={order.reload}>Refresh</button>
       </PageHeader>
+      {o.identityMismatch && (
+        <p class="warning" role="alert">
+          <strong>Wrong-patient flag.</strong> {o.identityMismatch.map((m) => `Study ${m.studyInstanceUid} carries Patient ID ${m.study.patientId ?? '(none)'}${m.study.issuerOfPatientId ? ` (${m.study.issuerOfPatientId})` : ''}${m.study.patientName ? `, ${personName(m.study.patientName)}` : ''}, not the order's ${m.order.patientId}${m.order.issuerOfPatientId ? ` (${m.order.issuerOfPatientId})` : ''}.`).join(' ')} The images were not changed: check the study before it is read.
+        </p>
+      )}
       <section aria-labelledby="order-summary">
         <h2 id="order-summary">Patient and procedure</h2>
         <dl class="props">
@@ -58,11 +63,23 @@ export function OrderPage({ id }: { id: string }) {
             <li key={s.studyInstanceUid}>
               <a class="mono" href={`/admin/studies/${encodeURIComponent(s.studyInstanceUid)}`}>{s.studyInstanceUid}</a>
               <span class="muted"> matched by {s.matchedBy === 'accession' ? 'accession number' : 'Study Instance UID'}, {formatTime(s.linkedAt)}</span>
-              {s.patientMismatch && <> <Badge tone="bad">Patient ID {s.studyPatientId} is not the order's</Badge></>}
+              {s.patientMismatch && <> <Badge tone="bad">Wrong patient? Its images carry Patient ID {s.studyPatientId ?? '(none)'}{s.studyIssuerOfPatientId ? ` (${s.studyIssuerOfPatientId})` : ''}</Badge></>}
             </li>
           ))}</ul>
         )}
       </section>
+      {o.performedSeriesCheck && (
+        <section aria-labelledby="order-performed">
+          <h2 id="order-performed">Performed series</h2>
+          <p>
+            {o.performedSeriesCheck.named} instances named by the modality's MPPS, {o.performedSeriesCheck.archived} archived
+            {o.performedSeriesCheck.complete ? <> <Badge tone="ok">complete</Badge></> : <>
+              {o.performedSeriesCheck.missing > 0 && <> <Badge tone="bad">{o.performedSeriesCheck.missing} not archived</Badge></>}
+              {o.performedSeriesCheck.unnamed > 0 && <> <Badge tone="warn">{o.performedSeriesCheck.unnamed} archived, not named</Badge></>}
+            </>}
+          </p>
+        </section>
+      )}
       <section aria-labelledby="order-reports">
         <h2 id="order-reports">Reports</h2>
         {o.reports.length === 0 ? <p class="muted">No report yet.</p> : o.reports.map((r) => (
@@ -77,7 +94,7 @@ export function OrderPage({ id }: { id: string }) {
         <h2 id="order-timeline">Timeline</h2>
         <ol class="timeline">{o.timeline.map((t: TimelineEntry, i) => (
           <li key={i}>
-            <strong>{statusLabel(t.status)}</strong> <span class="muted">{formatTime(t.at)}</span>
+            <strong>{t.flag === 'identity-mismatch' ? 'Wrong-patient flag' : statusLabel(t.status)}</strong> <span class="muted">{formatTime(t.at)}</span>
             <div>{SOURCE_LABELS[t.source.kind] ?? t.source.kind}{t.source.ref && <span class="mono"> {t.source.ref}</span>}{t.stepId && <span class="muted"> step {t.stepId}</span>}</div>
             {t.detail && <div class="muted">{t.detail}</div>}
           </li>
