@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dicom', 'security', 'events'],
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
-  ['exchange', 'ris'],
+  ['exchange', 'ris', 'quality'],
   ['http'],
   ['app.ts'],
   ['cli'],
