@@ -6,7 +6,8 @@
  * Study-level quantities (dlp-total, dap-total, dose-rp-total, fluoro-time-total) compare the report's
  * totals; event-level ones (ctdivol, agd) each irradiation event. Where several levels match the same value,
  * the most specific one (the most criteria given) is used, so a site's specific level replaces a general
- * one without the general one alerting too.
+ * one without the general one alerting too; between equally specific ones, the site's own before a shipped
+ * example, then the newest.
  */
 export const AGE_BANDS = ['0-1y', '1-5y', '5-10y', '10-15y', '15-18y', 'adult', 'unknown'] as const;
 export type AgeBand = (typeof AGE_BANDS)[number];
@@ -99,7 +100,8 @@ const specificity = (l: ReferenceLevel) =>
   [l.protocol, l.procedureCode, l.bodyRegion, l.ageBand, l.breastThicknessMinMm, l.breastThicknessMaxMm].filter((v) => v !== null).length;
 
 function mostSpecific(levels: ReferenceLevel[]): ReferenceLevel | undefined {
-  return [...levels].sort((a, b) => specificity(b) - specificity(a) || a.id - b.id)[0];
+  // Ties: the site's own level before a shipped example, then the newest.
+  return [...levels].sort((a, b) => specificity(b) - specificity(a) || Number(a.example) - Number(b.example) || b.id - a.id)[0];
 }
 
 const STUDY_VALUE: Record<string, (r: ComparedReport) => number | null> = {
