@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dicom', 'security', 'events'],
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
-  ['exchange', 'ris'],
+  ['exchange', 'ris', 'quality'],
   // Transports over the RIS's services (FHIR writes orders and reports through them).
   ['fhir'],
   ['http'],

@@ -17,7 +17,8 @@ export function isRole(value: unknown): value is Role {
  * Actions on resources. `study:*` is patient data: read (WADO, C-GET to the caller, viewer), write
  * (C-STORE, STOW, import), delete, export (C-MOVE/C-GET/send to another node, download); `query` is
  * C-FIND/QIDO; `study:read-deidentified` is reserved for the de-identified access researchers will get;
- * `order:read` / `order:write` are the RIS's orders, patients (as the RIS knows them) and reports (src/ris/).
+ * `order:read` / `order:write` are the RIS's orders, patients (as the RIS knows them) and reports (src/ris/);
+ * `dose:read` / `dose:write` are radiation dose reports and alerts, and the dose reference levels (src/quality/).
  */
 export type Action =
   | 'study:read'
@@ -30,10 +31,12 @@ export type Action =
   | 'admin:users'
   | 'audit:read'
   | 'order:read'
-  | 'order:write';
+  | 'order:write'
+  | 'dose:read'
+  | 'dose:write';
 
 export const ACTIONS: readonly Action[] = [
-  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write',
+  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';
