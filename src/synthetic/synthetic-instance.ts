@@ -10,6 +10,8 @@ import * as Tag from '../dicom/tags.ts';
  */
 export interface SyntheticInstanceOptions {
   patientId?: string;
+  /** Issuer of Patient ID (0010,0021); absent when not given (what most images carry). */
+  issuerOfPatientId?: string;
   patientName?: string;
   studyInstanceUid?: string;
   seriesInstanceUid?: string;
@@ -92,6 +94,7 @@ export function* syntheticInstance(options: SyntheticInstanceOptions = {}): Gene
     str(Tag.SeriesDescription, 'LO', options.seriesDescription ?? 'Synthetic series'),
     str(Tag.PatientName, 'PN', options.patientName ?? 'SYNTHETIC^PATIENT'),
     str(Tag.PatientID, 'LO', options.patientId ?? 'SYN0001'),
+    ...(options.issuerOfPatientId !== undefined ? [str(Tag.IssuerOfPatientID, 'LO', options.issuerOfPatientId)] : []),
     str(Tag.PatientBirthDate, 'DA', '19700101'),
     str(Tag.PatientSex, 'CS', 'O'),
     str(Tag.StudyInstanceUID, 'UI', options.studyInstanceUid ?? generateUid()),
