@@ -33,6 +33,23 @@ export interface EventMap {
     source: string;
     sourceRef: string | null;
   };
+  /**
+   * A report version with status F (final) or C (corrected) was recorded (src/ris/report-service.ts), from
+   * whatever transport brought it (HL7 ORU, REST, FHIR): what the outbound ORU^R01 messages are sent from.
+   */
+  ReportFinal: {
+    /** The report version (its id in /api/ris/reports): the text sent is that version's, not a later one's. */
+    reportId: number;
+    version: number;
+    status: 'F' | 'C';
+    accessionNumber: string;
+    /** The order's Study Instance UID: its events keep their order with the order's and the study's. */
+    studyInstanceUid: string;
+    patientId: string;
+    /** hl7 | user | fhir ... and its reference (`<MSH-3>^<MSH-4>:<MSH-10>` for HL7). */
+    source: string;
+    sourceRef: string | null;
+  };
 }
 
 export type EventType = keyof EventMap;
@@ -40,7 +57,7 @@ export type EventType = keyof EventMap;
 /** One event as written: its type, its payload, and the key its order is kept within (the study). */
 export type ArchiveEvent = { [K in EventType]: { type: K; payload: EventMap[K] } }[EventType];
 
-export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged'];
+export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged', 'ReportFinal'];
 
 /** Events of one study are delivered in the order they were written; others have no order between them. */
 export function orderingKeyOf(event: ArchiveEvent): string | null {

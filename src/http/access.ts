@@ -15,6 +15,7 @@ import { auditPrincipal } from '../audit/audit-service.ts';
 import { interfaceOf } from '../audit/http-request-audit.ts';
 import type { StudyRecord } from '../ports/index-store.ts';
 import { isLocalRequest } from './client-address.ts';
+import { acceptsHtml, sendNoticePage } from './page.ts';
 import type { AtriumModule } from '../modules/module.ts';
 import { DICOMWEB_PREFIX } from '../dicomweb/context.ts';
 import {
@@ -23,6 +24,19 @@ import {
 } from '../security/index.ts';
 
 declare module 'fastify' {
+  /**
+   * What a route tells the access hooks about itself (`app.get(url, { config: { ... } }, handler)`):
+   * - `page`: a page a person opens in a browser. A browser's request (Accept: text/html) without a valid
+   *   session goes to the sign-in page and back, a refusal is an HTML page; API clients still get 401/403.
+   * - `checksOwnStudies`: the route decides an own-studies grant (a referring clinician's) itself, study by
+   *   study, because the studies it concerns are not in its path (the viewer launch by patient ID).
+   * - `auditsItself`: the route writes its own audit records; the response hook writes none.
+   */
+  interface FastifyContextConfig {
+    page?: boolean;
+    checksOwnStudies?: boolean;
+    auditsItself?: boolean;
+  }
   interface FastifyRequest {
     /** The authenticated caller; null on public routes. */
     principal: Principal | null;
@@ -102,6 +116,15 @@ const AUDIT_ACTION: Partial<Record<Action, AuditAction>> = {
 
 function problem(reply: FastifyReply, status: number, title: string, detail: string) {
   return reply.status(status).type('application/problem+json').send({ type: 'about:blank', title, status, detail });
+}
+
+/** A page route opened by a browser: its refusals are pages too. */
+function browserPage(request: FastifyRequest): boolean {
+  return request.method === 'GET' && request.routeOptions.config?.page === true && acceptsHtml(request);
+}
+
+function signInRedirect(request: FastifyRequest, reply: FastifyReply) {
+  return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`);
 }
 
 /** Whether `principal` reaches `action` only through an own-studies grant (a referring clinician). */
@@ -196,6 +219,8 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
         }).catch((error) => request.log.error({ err: error }, 'audit record failed'));
       }
       if (principal.retryAfterSeconds !== null) reply.header('retry-after', String(principal.retryAfterSeconds));
+      // A person opening a page (the viewer launch) signs in first, then lands where they were going.
+      if (principal.httpStatus === 401 && browserPage(request)) return signInRedirect(request, reply);
       if (principal.httpStatus === 401) reply.header('www-authenticate', 'Bearer realm="atrium"');
       const title = principal.httpStatus === 401 ? 'Unauthorized' : principal.httpStatus === 403 ? 'Forbidden'
         : principal.httpStatus === 429 ? 'Too Many Requests' : 'Service Unavailable';
@@ -208,7 +233,11 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
 
     let decision = authorize(principal, action, { route: request.url });
     const studyAction = action.startsWith('study:') || action === 'query';
-    if (studyAction && ownStudiesOnly(principal, action) && (decision.allowed || /own studies|no study was given/.test(decision.reason))) {
+    const checkedByRoute = request.routeOptions.config?.checksOwnStudies === true;
+    if (studyAction && checkedByRoute && ownStudiesOnly(principal, action) && /no study was given/.test(decision.reason)) {
+      // The route resolves its studies and authorizes each (the viewer launch by patient ID).
+      decision = { allowed: true, reason: `${decision.reason}: the route checks each study` };
+    } else if (studyAction && !checkedByRoute && ownStudiesOnly(principal, action) && (decision.allowed || /own studies|no study was given/.test(decision.reason))) {
       // Own-studies grants: the study named by the request must be the principal's; unnamed only for filtered listings.
       const uid = await studyOf(archive, request);
       if (uid !== null) {
@@ -232,6 +261,9 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
           principal: auditPrincipal(principal), action: auditAction, interface: interfaceOf(request), origin: { address: request.ip },
           query: request.url, outcome: 'minor-failure', outcomeReason: `denied: ${decision.reason}`,
         }).catch((error) => request.log.error({ err: error }, 'audit record failed'));
+      }
+      if (browserPage(request)) {
+        return sendNoticePage(reply, { status: 403, title: 'Not allowed', message: 'Your account is not allowed to open this page. Ask an administrator for a role that grants it.', details: [decision.reason] });
       }
       return problem(reply, 403, 'Forbidden', decision.reason);
     }
@@ -259,6 +291,7 @@ export function registerAccessControl(app: FastifyInstance, archive: Archive, co
     const principal = request.principal;
     const rule = ruleOf(rules, request.method, request.routeOptions.url);
     if (!principal || rule === undefined || rule === 'public' || rule === 'authenticated' || rule === 'metrics') return;
+    if (request.routeOptions.config?.auditsItself) return;
     const action = AUDIT_ACTION[rule];
     if (!action || reply.statusCode === 401 || reply.statusCode === 403) return; // denials were recorded by onRequest
     // STOW-RS and POST /api/instances record what they stored themselves (they know the studies).

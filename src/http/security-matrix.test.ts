@@ -40,6 +40,8 @@ after(async () => {
 // The core's study listings and the modules' own-studies listings (FHIR searches): a referring clinician
 // may call them, and gets only their own studies' data.
 const LISTINGS_FILTERED = ownStudiesListings(MODULES);
+/** Routes that decide own-studies grants themselves, study by study (config.checksOwnStudies): the viewer launch. */
+const OWN_STUDIES_CHECKED_BY_ROUTE = new Set(['GET /launch']);
 
 function concrete(url: string): string {
   return url
@@ -54,6 +56,7 @@ function expectedFor(role: Role, key: string, rule: string): 'ok' | 403 {
   const grant = PERMISSIONS[role][action];
   if (grant === 'full') return 'ok';
   if (grant === 'own-studies' && action === 'query' && LISTINGS_FILTERED.has(key)) return 'ok';
+  if (grant === 'own-studies' && OWN_STUDIES_CHECKED_BY_ROUTE.has(key)) return 'ok'; // its own refusals are tested with it (launch.test.ts)
   return 403; // own-studies on a study that is not theirs (it does not exist), or no grant
 }
 

@@ -8,6 +8,7 @@ import { EVENT_ROUTE_RULES, eventRoutes } from './admin/events-routes.ts';
 import { DICOM_ROUTE_RULES, dicomRoutes, type DicomRouteOptions } from './admin/dicom-routes.ts';
 import { UI_ROUTE_RULES, uiRoutes } from './ui/routes.ts';
 import { VIEWER_ROUTE_RULES, viewerRoutes } from './viewer/routes.ts';
+import { LAUNCH_ROUTE_RULES, launchRoutes } from './viewer/launch.ts';
 import { stowRoutes } from '../dicomweb/stow.ts';
 import { dicomwebRoutes } from '../dicomweb/routes.ts';
 import type { DicomwebOptions } from '../dicomweb/context.ts';
@@ -37,6 +38,7 @@ export const CORE_ROUTE_RULES: readonly RouteRuleTable[] = [
   { source: 'dicomweb/access-rules.ts', rules: DICOMWEB_ROUTE_RULES },
   { source: 'http/ui/routes.ts', rules: UI_ROUTE_RULES },
   { source: 'http/viewer/routes.ts', rules: VIEWER_ROUTE_RULES },
+  { source: 'http/viewer/launch.ts', rules: LAUNCH_ROUTE_RULES },
 ];
 
 /** The HTTP transport: admin REST, metrics and the UI over one archive. */
@@ -89,6 +91,7 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   await renderedRoutes(app, archive, dicomweb);
   await uiRoutes(app);
   await viewerRoutes(app);
+  await launchRoutes(app, archive);
   // The modules' own routes (their rules were composed above, with the core's).
   for (const module of archive.modules) await module.httpRoutes?.(app, archive);
   return app;

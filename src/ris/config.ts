@@ -24,7 +24,10 @@ export interface Hl7ListenerSettings {
 export const OUTBOUND_STATUSES = ['scheduled', 'arrived', 'in-progress', 'completed', 'discontinued', 'cancelled'] as const;
 export type OutboundStatus = (typeof OUTBOUND_STATUSES)[number];
 
-/** A RIS (or other HL7 system) that is sent ORM^O01 / OMI^O23 status messages when an order's status moves. */
+/**
+ * A RIS, EHR or other HL7 system: sent ORM^O01 / OMI^O23 status messages when an order's status moves
+ * (`statuses`), and ORU^R01 when a report becomes final or is corrected (`reports`).
+ */
 export interface Hl7Destination {
   /** Unique, stable: jobs name their destination by it. */
   name: string;
@@ -38,8 +41,18 @@ export interface Hl7Destination {
   /** MSH-5 / MSH-6. */
   receivingApplication: string;
   receivingFacility: string;
-  /** Which order statuses are sent. */
+  /** Which order statuses are sent ([] for a destination that only takes reports). */
   statuses: OutboundStatus[];
+  /** Send final (F) and corrected (C) reports as ORU^R01 (docs/ehr.md "Reports to the EHR"). */
+  reports: boolean;
+  /** OBX-2 of the report text: TX, one OBX per line; FT, one OBX with the lines joined by \.br\. */
+  reportValueType: 'TX' | 'FT';
+  /**
+   * Also send a report that came in by HL7 from this very system (off: the sender of an ORU is not sent it
+   * back). The sender is this destination when its MSH-3 is `receivingApplication` and, if
+   * `receivingFacility` is set, its MSH-4 is that.
+   */
+  echoReports: boolean;
   /** Also send changes that came in by HL7 (off: the RIS that told us is not told back). */
   echoHl7: boolean;
   /** How long to wait for the connection and then for the ACK before the attempt counts as failed. */
@@ -53,7 +66,8 @@ export interface RisSettings {
   hl7Destinations: Hl7Destination[];
 }
 
-const DESTINATION_KEYS = ['name', 'host', 'port', 'tls', 'messageType', 'version', 'receivingApplication', 'receivingFacility', 'statuses', 'echoHl7', 'ackTimeoutSeconds', 'maxAttempts'];
+const DESTINATION_KEYS = ['name', 'host', 'port', 'tls', 'messageType', 'version', 'receivingApplication', 'receivingFacility', 'statuses', 'echoHl7',
+  'reports', 'reportValueType', 'echoReports', 'ackTimeoutSeconds', 'maxAttempts'];
 
 function loadDestinations(read: Parameters<ConfigSection<RisSettings>['load']>[0], problems: string[]): Hl7Destination[] {
   const destinations: Hl7Destination[] = [];
@@ -82,6 +96,9 @@ function loadDestinations(read: Parameters<ConfigSection<RisSettings>['load']>[0
       receivingApplication: read.str(`${at}.receivingApplication`, 'RIS'), receivingFacility: read.str(`${at}.receivingFacility`, ''),
       statuses: statuses.filter((s): s is OutboundStatus => (OUTBOUND_STATUSES as readonly string[]).includes(s)),
       echoHl7: read.bool(`${at}.echoHl7`, false),
+      reports: read.bool(`${at}.reports`, false),
+      reportValueType: read.oneOf(`${at}.reportValueType`, ['TX', 'FT'] as const, 'TX'),
+      echoReports: read.bool(`${at}.echoReports`, false),
       ackTimeoutSeconds: read.int(`${at}.ackTimeoutSeconds`, 30, 1, 3600),
       maxAttempts: read.int(`${at}.maxAttempts`, 10, 1, 1000),
     });

@@ -67,7 +67,8 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`outbound HL7 s
   after(() => listener.close());
   const destination = (name: string, overrides: Partial<Hl7Destination> = {}): Hl7Destination => ({
     name, host: '127.0.0.1', port, tls: null, messageType: 'ORM^O01', version: '2.3', receivingApplication: 'RIS', receivingFacility: 'HOSP',
-    statuses: ['arrived', 'in-progress', 'completed', 'discontinued', 'cancelled'], echoHl7: false, ackTimeoutSeconds: 1, maxAttempts: 5, ...overrides,
+    statuses: ['arrived', 'in-progress', 'completed', 'discontinued', 'cancelled'], echoHl7: false,
+    reports: false, reportValueType: 'TX', echoReports: false, ackTimeoutSeconds: 1, maxAttempts: 5, ...overrides,
   });
   const setDestinations = (list: Hl7Destination[]) => {
     (archive.config.sections as Record<string, unknown>).ris = { ...sectionOf(archive.config, risConfig), hl7Destinations: list };

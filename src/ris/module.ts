@@ -15,6 +15,8 @@ import { SqlWorklistStore } from './sql-worklist-store.ts';
 import { migration as hl7Outbound } from './migrations/0013_ris_hl7_outbound.ts';
 import { migration as identityFlags } from './migrations/0014_ris_identity_flags.ts';
 import { HL7_STATUS_JOB, hl7StatusJob, laterDelivered, queueStatusMessages } from './hl7/outbound.ts';
+import { migration as hl7ReportOutbound } from './migrations/0019_ris_hl7_report_outbound.ts';
+import { HL7_REPORT_JOB, hl7ReportJob, queueReportMessages } from './hl7/report-outbound.ts';
 import { risConfig, type Hl7ListenerSettings } from './config.ts';
 import { createRis, type Ris } from './ris.ts';
 import { matchStudyToOrder } from './image-matching.ts';
@@ -67,7 +69,7 @@ export async function startHl7Listeners(archive: Archive, overrides: Partial<Hl7
  */
 export const risModule: AtriumModule = {
   name: 'ris',
-  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound, identityFlags],
+  migrations: [patientsOrders, worklistIndexes, mppsTable, hl7Outbound, identityFlags, hl7ReportOutbound],
   config: risConfig,
   eventHandlers: (archive) => [
     on('InstanceStored', 'ris.match-order', async (event) => {
@@ -76,6 +78,10 @@ export const risModule: AtriumModule = {
     }),
     on('OrderStatusChanged', 'ris.hl7-status', async (event) => {
       await queueStatusMessages({ database: archive.database, jobs: archive.jobs, destinations: () => sectionOf(archive.config, risConfig).hl7Destinations }, event);
+    }),
+    // Final and corrected reports to the EHR as ORU^R01: docs/ehr.md.
+    on('ReportFinal', 'ris.hl7-report', async (event) => {
+      await queueReportMessages({ database: archive.database, jobs: archive.jobs, destinations: () => sectionOf(archive.config, risConfig).hl7Destinations }, event);
     }),
   ],
   // Modality Worklist (and MPPS): docs/mwl-mpps.md.
@@ -92,6 +98,13 @@ export const risModule: AtriumModule = {
       findOrder: async (accessionNumber) => await risOf(archive).orders.find({ accessionNumber }),
       sender: () => { const hl7 = sectionOf(archive.config, risConfig).hl7; return { application: hl7.applicationName, facility: hl7.facilityName }; },
       supersededBy: (payload) => laterDelivered({ database: archive.database, jobs: archive.jobs }, payload),
+    }),
+    [HL7_REPORT_JOB]: hl7ReportJob({
+      destinations: () => sectionOf(archive.config, risConfig).hl7Destinations,
+      findReport: async (id) => await risOf(archive).reports.get(id),
+      reportVersions: async (accessionNumber) => (await risOf(archive).reports.list({ accessionNumber }, { limit: 1000, offset: 0 })).items,
+      findOrder: async (accessionNumber) => await risOf(archive).orders.find({ accessionNumber }),
+      sender: () => { const hl7 = sectionOf(archive.config, risConfig).hl7; return { application: hl7.applicationName, facility: hl7.facilityName }; },
     }),
   }),
   routeRules: { ...RIS_ROUTE_RULES, ...MPPS_ROUTE_RULES },

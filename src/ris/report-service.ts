@@ -3,7 +3,7 @@ import type { Page, Paged } from '../ports/index-store.ts';
 import type { OrderStatus, Report, ReportInput } from './model.ts';
 import type { OrderService } from './order-service.ts';
 import { studyRef } from './order-service.ts';
-import type { RisCore, RisUnit } from './ris-context.ts';
+import type { ChangeContext, RisCore, RisUnit } from './ris-context.ts';
 
 /**
  * Reports (ORU^R01): linked to their order, and so to its study, by accession number. Every version is
@@ -24,11 +24,19 @@ export class ReportService {
     if (order.status === 'cancelled') throw new AtriumError('conflict', `order ${order.accessionNumber} is cancelled`, { key: 'order' });
     const previous = await unit.store.currentReport(order.pk);
     const report = await unit.store.insertReport(order.pk, order, input, unit.context.source, unit.now);
+    // Final and corrected versions go out to the EHR (ORU^R01, src/ris/hl7/report-outbound.ts): the event is
+    // written here, in the report's transaction, whichever transport brought the report.
+    if (report.status === 'F' || report.status === 'C') await unit.store.emitReportFinal(report, order, unit.now);
     const status: OrderStatus = input.status === 'P' ? 'preliminary-report'
       : input.status === 'C' || previous?.status === 'F' || previous?.status === 'C' ? 'amended' : 'final-report';
     await this.#orders.reportStatus(unit, { pk: order.pk }, status, `report version ${report.version} (${input.status})${input.author ? ` by ${input.author}` : ''}`);
     unit.audit('order-record', `report version ${report.version} (${input.status}) of order ${order.accessionNumber} received`, { patientIds: [order.patient.patientId], studies: [studyRef(order)] });
     return report;
+  }
+
+  /** A report as one change of its own (REST, FHIR: callers outside an HL7 message's transaction). */
+  async receiveReport(context: ChangeContext, input: ReportInput): Promise<Report> {
+    return await this.#core.change(context, (unit) => this.receive(unit, input));
   }
 
   async list(filter: { accessionNumber?: string; status?: string }, page: Page): Promise<Paged<Report>> {

@@ -85,7 +85,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     const ris: TestMllpListener = await startTestMllpListener();
     const destination: Hl7Destination = {
       name: 'ris', host: '127.0.0.1', port: ris.port, tls: null, messageType: 'ORM^O01', version: '2.3', receivingApplication: 'RIS', receivingFacility: 'HOSP',
-      statuses: ['arrived', 'in-progress', 'completed', 'discontinued', 'cancelled'], echoHl7: false, ackTimeoutSeconds: 5, maxAttempts: 5,
+      statuses: ['arrived', 'in-progress', 'completed', 'discontinued', 'cancelled'], echoHl7: false, reports: true, reportValueType: 'TX', echoReports: false, ackTimeoutSeconds: 5, maxAttempts: 5,
     };
     (archive.config.sections as Record<string, unknown>).ris = { ...sectionOf(archive.config, risConfig), hl7Destinations: [destination] };
     // The scheduled station: it queries the worklist (find), stores images and reports MPPS (store).

@@ -104,6 +104,8 @@ export interface RisStore {
 
   /** Writes an event to the outbox in this transaction. */
   emitOrderStatus(order: Order, status: OrderStatus, source: ChangeSource, now: string): Promise<void>;
+  /** Writes ReportFinal to the outbox in this transaction (a report version with status F or C). */
+  emitReportFinal(report: Report, order: Order, now: string): Promise<void>;
 }
 
 export function isUniqueViolation(error: unknown): boolean {

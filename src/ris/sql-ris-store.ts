@@ -582,6 +582,18 @@ export class SqlRisStore implements RisStore {
       payload: { accessionNumber: order.accessionNumber, studyInstanceUid: order.studyInstanceUid, patientId: order.patient.patientId, status, source: source.kind, sourceRef: source.ref },
     }, now);
   }
+
+  async emitReportFinal(report: Report, order: Order, now: string): Promise<void> {
+    if (!this.#inTransaction) throw new Error('emitReportFinal runs inside a transaction');
+    if (report.status !== 'F' && report.status !== 'C') throw new Error(`report ${report.id} is ${report.status}, not final or corrected`);
+    await emit(this.#db as Transaction<any>, {
+      type: 'ReportFinal',
+      payload: {
+        reportId: report.id, version: report.version, status: report.status, accessionNumber: order.accessionNumber, studyInstanceUid: order.studyInstanceUid,
+        patientId: order.patient.patientId, source: report.source.kind, sourceRef: report.source.ref,
+      },
+    }, now);
+  }
 }
 
 /** `=`, or LIKE when the value has DICOM wildcards (`*`, `?`). */

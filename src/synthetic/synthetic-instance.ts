@@ -10,7 +10,7 @@ import * as Tag from '../dicom/tags.ts';
  */
 export interface SyntheticInstanceOptions {
   patientId?: string;
-  /** Issuer of Patient ID (0010,0021); absent when not given. */
+  /** Issuer of Patient ID (0010,0021); absent when not given (what most images carry). */
   issuerOfPatientId?: string;
   patientName?: string;
   studyInstanceUid?: string;

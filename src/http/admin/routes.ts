@@ -5,6 +5,7 @@ import { auditPrincipal } from '../../audit/audit-service.ts';
 import type { AuditEventInput } from '../../ports/audit-store.ts';
 import { AtriumError } from '../../errors.ts';
 import { ReleaseRefused } from '../../archive/quarantine.ts';
+import { studyKeyImages } from '../../archive/key-images.ts';
 import { found, page, type Params, type Query } from './paging.ts';
 import { attachmentDisposition } from '../../io/header-value.ts';
 import type { RouteRules } from '../../security/index.ts';
@@ -20,6 +21,7 @@ export const ADMIN_ROUTE_RULES: RouteRules = {
   'GET /api/studies': 'query',
   'GET /api/studies/:study': 'study:read',
   'GET /api/studies/:study/series': 'query',
+  'GET /api/studies/:study/key-images': 'study:read',
   'GET /api/series/:series': 'study:read',
   'GET /api/series/:series/instances': 'query',
   'GET /api/instances/:sop': 'study:read',
@@ -62,6 +64,8 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
     found(await index.getStudy(req.params.study), `study ${req.params.study}`);
     return await index.listSeries(req.params.study, page(req.query));
   });
+  // The instances the study's Key Object Selection documents select, with their rendered URLs (docs/ehr.md).
+  app.get<{ Params: Params }>('/api/studies/:study/key-images', async (req) => await studyKeyImages(archive, req.params.study));
   app.get<{ Params: Params }>('/api/series/:series', async (req) => found(await index.getSeries(req.params.series), `series ${req.params.series}`));
   app.get<{ Params: Params; Querystring: Query }>('/api/series/:series/instances', async (req) => {
     found(await index.getSeries(req.params.series), `series ${req.params.series}`);

@@ -16,6 +16,37 @@ const TYPES: Record<string, string> = {
 };
 
 /**
+ * The name of a second OHIF data source, the same DICOMweb service without wildcard matching: OHIF's study
+ * list wraps its filters in `*...*` when the data source supports wildcards, so a Patient ID filter would
+ * also list the patients whose IDs contain it. The viewer launch (launch.ts) opens the study list of one
+ * patient through this one (`/?mrn=<Patient ID>&datasources=atrium-exact`).
+ */
+export const OHIF_EXACT_DATA_SOURCE = 'atrium-exact';
+
+const dataSource = (name: string, friendlyName: string, wildcards: boolean) => `{
+    namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
+    sourceName: '${name}',
+    configuration: {
+      friendlyName: '${friendlyName}',
+      name: '${name}',
+      wadoUriRoot: window.location.origin + '/dicom-web/wado',
+      qidoRoot: window.location.origin + '/dicom-web',
+      wadoRoot: window.location.origin + '/dicom-web',
+      qidoSupportsIncludeField: true,
+      supportsReject: false,
+      imageRendering: 'wadors',
+      thumbnailRendering: 'wadors',
+      enableStudyLazyLoad: true,
+      supportsFuzzyMatching: ${wildcards},
+      supportsWildcard: ${wildcards},
+      staticWado: false,
+      singlepart: 'bulkdata,video',
+      bulkDataURI: { enabled: true, relativeResolution: 'studies' },
+      omitQuotationForMultipartRequest: true,
+    },
+  }`;
+
+/**
  * OHIF's configuration, made at request time so the data source is this very server, whatever name or
  * port the browser used: QIDO, WADO-RS and WADO-URI on /dicom-web and /wado.
  */
@@ -31,28 +62,7 @@ const APP_CONFIG = `window.config = {
   showLoadingIndicator: true,
   strictZSpacingForVolumeViewport: true,
   defaultDataSourceName: 'atrium',
-  dataSources: [{
-    namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
-    sourceName: 'atrium',
-    configuration: {
-      friendlyName: 'Atrium',
-      name: 'atrium',
-      wadoUriRoot: window.location.origin + '/dicom-web/wado',
-      qidoRoot: window.location.origin + '/dicom-web',
-      wadoRoot: window.location.origin + '/dicom-web',
-      qidoSupportsIncludeField: true,
-      supportsReject: false,
-      imageRendering: 'wadors',
-      thumbnailRendering: 'wadors',
-      enableStudyLazyLoad: true,
-      supportsFuzzyMatching: true,
-      supportsWildcard: true,
-      staticWado: false,
-      singlepart: 'bulkdata,video',
-      bulkDataURI: { enabled: true, relativeResolution: 'studies' },
-      omitQuotationForMultipartRequest: true,
-    },
-  }],
+  dataSources: [${dataSource('atrium', 'Atrium', true)}, ${dataSource(OHIF_EXACT_DATA_SOURCE, 'Atrium (exact match)', false)}],
 };
 `;
 

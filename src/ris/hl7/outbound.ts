@@ -148,7 +148,7 @@ export async function queueStatusMessages(deps: OutboundDeps, event: DeliveredEv
 }
 
 /** A failure that will not pass by retrying (AR, an unknown destination or order). */
-function permanent(message: string): Error {
+export function permanent(message: string): Error {
   return Object.assign(new Error(message), { retryable: false });
 }
 
@@ -198,23 +198,33 @@ export function hl7StatusJob(deps: StatusJobDeps): JobHandler<Hl7StatusPayload> 
       destination, sendingApplication: sender.application, sendingFacility: sender.facility, controlId, order, status: p.status, at: p.at,
       source: p.sourceRef ? `${p.source} ${p.sourceRef}` : p.source, now: new Date(),
     });
-    const tls = destination.tls ? {
-      ...(destination.tls.ca ? { ca: readFileSync(destination.tls.ca) } : {}), ...(destination.tls.cert ? { cert: readFileSync(destination.tls.cert) } : {}),
-      ...(destination.tls.key ? { key: readFileSync(destination.tls.key) } : {}), ...(destination.tls.servername ? { servername: destination.tls.servername } : {}),
-      rejectUnauthorized: destination.tls.rejectUnauthorized,
-    } : null;
-    const answer = await sendMllp({ host: destination.host, port: destination.port, tls, timeoutMs: destination.ackTimeoutSeconds * 1000, signal: context.signal }, encodeCharacterSet(text, 'UNICODE UTF-8'));
-    let ack;
-    try {
-      ack = parseAck(answer);
-    } catch (error) {
-      throw new Error(`${destination.name} answered with something that is not an ACK: ${(error as Error).message}`);
-    }
-    const detail = [ack.text, ack.errorCode ? `ERR-3 ${ack.errorCode}` : '', ack.errorLocation ? `at ${ack.errorLocation}` : ''].filter(Boolean).join(', ');
-    if (ack.controlId !== controlId) throw new Error(`${destination.name} acknowledged ${ack.controlId || 'nothing'} (MSA-2), not ${controlId}`);
-    if (ack.code === 'AR' || ack.code === 'CR') throw permanent(`${destination.name} rejected ${controlId} (${ack.code})${detail ? `: ${detail}` : ''}`);
-    if (ack.code === 'AE' || ack.code === 'CE') throw new Error(`${destination.name} answered ${controlId} with ${ack.code}${detail ? `: ${detail}` : ''}`);
-    return { destination: destination.name, controlId, ack: ack.code, orderStatus: ORDER_STATUS_0038[p.status].code };
+    const ack = await deliverHl7(destination, controlId, text, context.signal);
+    return { destination: destination.name, controlId, ack, orderStatus: ORDER_STATUS_0038[p.status].code };
   };
 }
 
+/**
+ * Sends one message to a destination over MLLP (TLS when configured) and reads its ACK, for the jobs of
+ * every outbound message (status messages here, reports in report-outbound.ts): AA/CA resolve with the
+ * code; AE/CE, no connection, no answer in time, an answer that is no ACK or acknowledges another message
+ * throw (the job is retried); AR/CR throw a permanent error (the job fails at once).
+ */
+export async function deliverHl7(destination: Hl7Destination, controlId: string, text: string, signal?: AbortSignal): Promise<'AA' | 'CA'> {
+  const tls = destination.tls ? {
+    ...(destination.tls.ca ? { ca: readFileSync(destination.tls.ca) } : {}), ...(destination.tls.cert ? { cert: readFileSync(destination.tls.cert) } : {}),
+    ...(destination.tls.key ? { key: readFileSync(destination.tls.key) } : {}), ...(destination.tls.servername ? { servername: destination.tls.servername } : {}),
+    rejectUnauthorized: destination.tls.rejectUnauthorized,
+  } : null;
+  const answer = await sendMllp({ host: destination.host, port: destination.port, tls, timeoutMs: destination.ackTimeoutSeconds * 1000, signal }, encodeCharacterSet(text, 'UNICODE UTF-8'));
+  let ack;
+  try {
+    ack = parseAck(answer);
+  } catch (error) {
+    throw new Error(`${destination.name} answered with something that is not an ACK: ${(error as Error).message}`);
+  }
+  const detail = [ack.text, ack.errorCode ? `ERR-3 ${ack.errorCode}` : '', ack.errorLocation ? `at ${ack.errorLocation}` : ''].filter(Boolean).join(', ');
+  if (ack.controlId !== controlId) throw new Error(`${destination.name} acknowledged ${ack.controlId || 'nothing'} (MSA-2), not ${controlId}`);
+  if (ack.code === 'AR' || ack.code === 'CR') throw permanent(`${destination.name} rejected ${controlId} (${ack.code})${detail ? `: ${detail}` : ''}`);
+  if (ack.code === 'AE' || ack.code === 'CE') throw new Error(`${destination.name} answered ${controlId} with ${ack.code}${detail ? `: ${detail}` : ''}`);
+  return ack.code as 'AA' | 'CA';
+}
