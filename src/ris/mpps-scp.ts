@@ -14,6 +14,7 @@ import { readIdentifier } from '../dimse/services/identifier.ts';
 import { uncompressedTransferSyntax, type DimseRequest, type DimseService } from '../dimse/services/dimse-service.ts';
 import { toDicomJson, type DicomJsonAttribute, type DicomJsonDataSet } from '../dicom/dicom-json.ts';
 import { personNameString } from '../dicom/query/matching.ts';
+import { tagOfKeyword } from '../dicom/dictionary.ts';
 import { formatTagParen, hexTag } from '../dicom/query/model.ts';
 import { generateUid, isValidUid } from '../dicom/uid.ts';
 import { AtriumError } from '../errors.ts';
@@ -25,51 +26,24 @@ import { MPPS_STATUSES, type MppsScheduledStep, type MppsStatus, type NewMpps, t
 /** Modality Performed Procedure Step SOP Class (PS3.4 F.7.1). */
 export const ModalityPerformedProcedureStep = '1.2.840.10008.3.1.2.3.3';
 
-const T = {
-  SpecificCharacterSet: 0x00080005,
-  Modality: 0x00080060,
-  ProcedureCodeSequence: 0x00081032,
-  ReferencedPatientSequence: 0x00081120,
-  CodeMeaning: 0x00080104,
-  CodeValue: 0x00080100,
-  PatientName: 0x00100010,
-  PatientID: 0x00100020,
-  IssuerOfPatientID: 0x00100021,
-  PatientBirthDate: 0x00100030,
-  PatientSex: 0x00100040,
-  StudyInstanceUID: 0x0020000d,
-  SeriesInstanceUID: 0x0020000e,
-  StudyID: 0x00200010,
-  AccessionNumber: 0x00080050,
-  ScheduledProcedureStepID: 0x00400009,
-  PerformedStationAETitle: 0x00400241,
-  PerformedStationName: 0x00400242,
-  PerformedLocation: 0x00400243,
-  PerformedProcedureStepStartDate: 0x00400244,
-  PerformedProcedureStepStartTime: 0x00400245,
-  PerformedProcedureStepEndDate: 0x00400250,
-  PerformedProcedureStepEndTime: 0x00400251,
-  PerformedProcedureStepStatus: 0x00400252,
-  PerformedProcedureStepID: 0x00400253,
-  ScheduledStepAttributesSequence: 0x00400270,
-  PerformedProcedureStepDiscontinuationReasonCodeSequence: 0x00400281,
-  PerformedSeriesSequence: 0x00400340,
-  ReferencedImageSequence: 0x00081140,
-  ReferencedNonImageCompositeSOPInstanceSequence: 0x0040a375,
-  RequestedProcedureID: 0x00401001,
-} as const;
+/** The tag a keyword names in the data dictionary (PS3.6); a keyword it does not know is a programming error. */
+function tagOf(keyword: string): number {
+  const tag = tagOfKeyword(keyword);
+  if (tag === undefined) throw new Error(`${keyword} is not a data dictionary keyword`);
+  return tag;
+}
 
 /** Type 1 on N-CREATE (PS3.4 Table F.7.2-1): present with a value. */
 const CREATE_REQUIRED = [
-  T.ScheduledStepAttributesSequence, T.PerformedProcedureStepID, T.PerformedStationAETitle, T.PerformedProcedureStepStartDate,
-  T.PerformedProcedureStepStartTime, T.PerformedProcedureStepStatus, T.Modality,
-];
+  'ScheduledStepAttributesSequence', 'PerformedProcedureStepID', 'PerformedStationAETitle', 'PerformedProcedureStepStartDate',
+  'PerformedProcedureStepStartTime', 'PerformedProcedureStepStatus', 'Modality',
+] as const;
 /** Not to be sent in an N-SET ("-" in the N-SET column of Table F.7.2-1): what the procedure was, who it was for, where and when it started. */
 const SET_NOT_ALLOWED = new Set<number>([
-  T.ScheduledStepAttributesSequence, T.PatientName, T.PatientID, T.IssuerOfPatientID, T.PatientBirthDate, T.PatientSex, T.ReferencedPatientSequence,
-  T.PerformedProcedureStepID, T.PerformedStationAETitle, T.PerformedStationName, T.PerformedLocation, T.PerformedProcedureStepStartDate,
-  T.PerformedProcedureStepStartTime, T.Modality, T.StudyID,
-]);
+  'ScheduledStepAttributesSequence', 'PatientName', 'PatientID', 'IssuerOfPatientID', 'PatientBirthDate', 'PatientSex', 'ReferencedPatientSequence',
+  'PerformedProcedureStepID', 'PerformedStationAETitle', 'PerformedStationName', 'PerformedLocation', 'PerformedProcedureStepStartDate',
+  'PerformedProcedureStepStartTime', 'Modality', 'StudyID',
+].map(tagOf));
 
 /** A refusal: the status, the text for Error Comment, the attributes at fault (Attribute Identifier List). */
 class MppsRefusal extends Error {
@@ -84,35 +58,35 @@ class MppsRefusal extends Error {
   }
 }
 
-const attr = (ds: DicomJsonDataSet, tag: number): DicomJsonAttribute | undefined => ds[hexTag(tag)];
+const attr = (ds: DicomJsonDataSet, keyword: string): DicomJsonAttribute | undefined => ds[hexTag(tagOf(keyword))];
 const hasValue = (a: DicomJsonAttribute | undefined) => !!a?.Value?.some((v) => v !== null && v !== '' && (typeof v !== 'object' || Object.keys(v as object).length > 0));
-function text(ds: DicomJsonDataSet, tag: number): string | null {
-  const a = attr(ds, tag);
+function text(ds: DicomJsonDataSet, keyword: string): string | null {
+  const a = attr(ds, keyword);
   const v = a?.Value?.[0];
   if (v === undefined || v === null) return null;
   const s = a!.vr === 'PN' ? personNameString(v) : String(v);
   return s === '' ? null : s;
 }
-const items = (ds: DicomJsonDataSet, tag: number): DicomJsonDataSet[] => ((attr(ds, tag)?.Value ?? []) as DicomJsonDataSet[]).filter((i) => i && typeof i === 'object');
+const items = (ds: DicomJsonDataSet, keyword: string): DicomJsonDataSet[] => ((attr(ds, keyword)?.Value ?? []) as DicomJsonDataSet[]).filter((i) => i && typeof i === 'object');
 
-function requireValues(ds: DicomJsonDataSet, tags: readonly number[], why: string): void {
-  const missing = tags.filter((t) => attr(ds, t) === undefined);
+function requireValues(ds: DicomJsonDataSet, keywords: readonly string[], why: string): void {
+  const missing = keywords.filter((k) => attr(ds, k) === undefined).map(tagOf);
   if (missing.length) throw new MppsRefusal(Status.MissingAttribute, `${missing.map(formatTagParen).join(' ')} missing ${why}`, missing);
-  const empty = tags.filter((t) => !hasValue(attr(ds, t)));
+  const empty = keywords.filter((k) => !hasValue(attr(ds, k))).map(tagOf);
   if (empty.length) throw new MppsRefusal(Status.MissingAttributeValue, `${empty.map(formatTagParen).join(' ')} empty ${why}`, empty);
 }
 
 /** PS3.4 F.7.2.1 (N-CREATE): the Type 1 attributes, the status IN PROGRESS, and a Study Instance UID in every scheduled step item. */
 export function checkCreate(ds: DicomJsonDataSet): void {
   requireValues(ds, CREATE_REQUIRED, 'on N-CREATE');
-  const status = text(ds, T.PerformedProcedureStepStatus);
+  const status = text(ds, 'PerformedProcedureStepStatus');
   if (status !== 'IN PROGRESS') {
-    throw new MppsRefusal(Status.InvalidAttributeValue, `(0040,0252) is "${status}": an N-CREATE is IN PROGRESS`, [T.PerformedProcedureStepStatus]);
+    throw new MppsRefusal(Status.InvalidAttributeValue, `(0040,0252) is "${status}": an N-CREATE is IN PROGRESS`, [tagOf('PerformedProcedureStepStatus')]);
   }
-  for (const item of items(ds, T.ScheduledStepAttributesSequence)) {
-    requireValues(item, [T.StudyInstanceUID], 'in a Scheduled Step Attributes item');
-    const uid = text(item, T.StudyInstanceUID)!;
-    if (!isValidUid(uid)) throw new MppsRefusal(Status.InvalidAttributeValue, `(0020,000D) "${uid.slice(0, 30)}" is not a UID`, [T.StudyInstanceUID]);
+  for (const item of items(ds, 'ScheduledStepAttributesSequence')) {
+    requireValues(item, ['StudyInstanceUID'], 'in a Scheduled Step Attributes item');
+    const uid = text(item, 'StudyInstanceUID')!;
+    if (!isValidUid(uid)) throw new MppsRefusal(Status.InvalidAttributeValue, `(0020,000D) "${uid.slice(0, 30)}" is not a UID`, [tagOf('StudyInstanceUID')]);
   }
 }
 
@@ -120,25 +94,25 @@ export function checkCreate(ds: DicomJsonDataSet): void {
 export function checkSet(changes: DicomJsonDataSet, merged: DicomJsonDataSet): MppsStatus {
   const refused = Object.keys(changes).map((k) => Number.parseInt(k, 16)).filter((t) => SET_NOT_ALLOWED.has(t));
   if (refused.length) throw new MppsRefusal(Status.InvalidAttributeValue, `${refused.map(formatTagParen).join(' ')} may not be set by N-SET`, refused);
-  const status = text(merged, T.PerformedProcedureStepStatus) as MppsStatus | null;
+  const status = text(merged, 'PerformedProcedureStepStatus') as MppsStatus | null;
   if (!status || !MPPS_STATUSES.includes(status)) {
-    throw new MppsRefusal(Status.InvalidAttributeValue, `(0040,0252) "${status ?? ''}" is not IN PROGRESS, COMPLETED or DISCONTINUED`, [T.PerformedProcedureStepStatus]);
+    throw new MppsRefusal(Status.InvalidAttributeValue, `(0040,0252) "${status ?? ''}" is not IN PROGRESS, COMPLETED or DISCONTINUED`, [tagOf('PerformedProcedureStepStatus')]);
   }
   if (status !== 'IN PROGRESS') {
     // Final state (Table F.7.2-1, "Final State" column): when it ended, and for COMPLETED what was made.
-    requireValues(merged, [T.PerformedProcedureStepEndDate, T.PerformedProcedureStepEndTime], `for ${status}`);
-    if (status === 'COMPLETED') requireValues(merged, [T.PerformedSeriesSequence], 'for COMPLETED');
-    for (const series of items(merged, T.PerformedSeriesSequence)) requireValues(series, [T.SeriesInstanceUID], 'in a Performed Series item');
+    requireValues(merged, ['PerformedProcedureStepEndDate', 'PerformedProcedureStepEndTime'], `for ${status}`);
+    if (status === 'COMPLETED') requireValues(merged, ['PerformedSeriesSequence'], 'for COMPLETED');
+    for (const series of items(merged, 'PerformedSeriesSequence')) requireValues(series, ['SeriesInstanceUID'], 'in a Performed Series item');
   }
   return status;
 }
 
 /** The series and instances a Performed Series Sequence lists. */
 export function performedSeries(ds: DicomJsonDataSet): { seriesInstanceUid: string | null; protocolName: string | null; instances: { sopClassUid: string | null; sopInstanceUid: string | null }[] }[] {
-  return items(ds, T.PerformedSeriesSequence).map((s) => ({
-    seriesInstanceUid: text(s, T.SeriesInstanceUID), protocolName: text(s, 0x00181030),
-    instances: [...items(s, T.ReferencedImageSequence), ...items(s, T.ReferencedNonImageCompositeSOPInstanceSequence)]
-      .map((i) => ({ sopClassUid: text(i, 0x00081150), sopInstanceUid: text(i, 0x00081155) })),
+  return items(ds, 'PerformedSeriesSequence').map((s) => ({
+    seriesInstanceUid: text(s, 'SeriesInstanceUID'), protocolName: text(s, 'ProtocolName'),
+    instances: [...items(s, 'ReferencedImageSequence'), ...items(s, 'ReferencedNonImageCompositeSOPInstanceSequence')]
+      .map((i) => ({ sopClassUid: text(i, 'ReferencedSOPClassUID'), sopInstanceUid: text(i, 'ReferencedSOPInstanceUID') })),
   }));
 }
 
@@ -201,9 +175,9 @@ function contextOf(rq: DimseRequest, uid: string): ChangeContext {
 }
 
 function scheduledSteps(ds: DicomJsonDataSet): MppsScheduledStep[] {
-  return items(ds, T.ScheduledStepAttributesSequence).map((i) => ({
-    accessionNumber: text(i, T.AccessionNumber), studyInstanceUid: text(i, T.StudyInstanceUID), requestedProcedureId: text(i, T.RequestedProcedureID),
-    stepId: text(i, T.ScheduledProcedureStepID), order: null, note: null,
+  return items(ds, 'ScheduledStepAttributesSequence').map((i) => ({
+    accessionNumber: text(i, 'AccessionNumber'), studyInstanceUid: text(i, 'StudyInstanceUID'), requestedProcedureId: text(i, 'RequestedProcedureID'),
+    stepId: text(i, 'ScheduledProcedureStepID'), order: null, note: null,
   }));
 }
 
@@ -228,14 +202,14 @@ async function driveOrders(rq: DimseRequest, uid: string, steps: MppsScheduledSt
 }
 
 function record(uid: string, ds: DicomJsonDataSet, steps: MppsScheduledStep[], callingAe: string): NewMpps {
-  const reason = items(ds, T.PerformedProcedureStepDiscontinuationReasonCodeSequence)[0];
+  const reason = items(ds, 'PerformedProcedureStepDiscontinuationReasonCodeSequence')[0];
   return {
-    sopInstanceUid: uid, status: text(ds, T.PerformedProcedureStepStatus) as MppsStatus, ppsId: text(ds, T.PerformedProcedureStepID),
-    stationAeTitle: text(ds, T.PerformedStationAETitle), callingAeTitle: callingAe.trim(), modality: text(ds, T.Modality),
-    patientId: text(ds, T.PatientID), patientName: text(ds, T.PatientName), accessionNumber: steps[0]?.accessionNumber ?? null,
-    studyInstanceUid: steps[0]?.studyInstanceUid ?? null, startDate: text(ds, T.PerformedProcedureStepStartDate), startTime: text(ds, T.PerformedProcedureStepStartTime),
-    endDate: text(ds, T.PerformedProcedureStepEndDate), endTime: text(ds, T.PerformedProcedureStepEndTime), scheduledSteps: steps,
-    matched: steps.some((s) => s.order !== null), discontinuationReason: reason ? text(reason, T.CodeMeaning) ?? text(reason, T.CodeValue) : null, dataset: ds,
+    sopInstanceUid: uid, status: text(ds, 'PerformedProcedureStepStatus') as MppsStatus, ppsId: text(ds, 'PerformedProcedureStepID'),
+    stationAeTitle: text(ds, 'PerformedStationAETitle'), callingAeTitle: callingAe.trim(), modality: text(ds, 'Modality'),
+    patientId: text(ds, 'PatientID'), patientName: text(ds, 'PatientName'), accessionNumber: steps[0]?.accessionNumber ?? null,
+    studyInstanceUid: steps[0]?.studyInstanceUid ?? null, startDate: text(ds, 'PerformedProcedureStepStartDate'), startTime: text(ds, 'PerformedProcedureStepStartTime'),
+    endDate: text(ds, 'PerformedProcedureStepEndDate'), endTime: text(ds, 'PerformedProcedureStepEndTime'), scheduledSteps: steps,
+    matched: steps.some((s) => s.order !== null), discontinuationReason: reason ? text(reason, 'CodeMeaning') ?? text(reason, 'CodeValue') : null, dataset: ds,
   };
 }
 
@@ -248,7 +222,7 @@ async function nCreate(rq: DimseRequest, uid: string, deps: MppsDeps): Promise<v
     if (await deps.store.get(uid)) throw new MppsRefusal(Status.DuplicateSOPInstance, `MPPS ${uid.slice(0, 40)} exists already`);
     checkCreate(ds);
     const steps = await driveOrders(rq, uid, scheduledSteps(ds), 'IN PROGRESS',
-      `MPPS ${text(ds, T.PerformedProcedureStepID)} in progress at ${text(ds, T.PerformedStationAETitle)}`, deps);
+      `MPPS ${text(ds, 'PerformedProcedureStepID')} in progress at ${text(ds, 'PerformedStationAETitle')}`, deps);
     try {
       await deps.store.insert(record(uid, ds, steps, association.callingAETitle), (deps.clock?.() ?? new Date()).toISOString());
     } catch (error) {
@@ -278,10 +252,10 @@ async function nSet(rq: DimseRequest, uid: string, deps: MppsDeps): Promise<void
     let steps = current.scheduledSteps;
     if (status !== 'IN PROGRESS') {
       const series = performedSeries(merged);
-      const reason = items(merged, T.PerformedProcedureStepDiscontinuationReasonCodeSequence)[0];
+      const reason = items(merged, 'PerformedProcedureStepDiscontinuationReasonCodeSequence')[0];
       const detail = status === 'COMPLETED'
         ? `MPPS ${current.ppsId} completed: ${series.length} series, ${series.reduce((n, s) => n + s.instances.length, 0)} instances`
-        : `MPPS ${current.ppsId} discontinued${reason ? `: ${text(reason, T.CodeMeaning) ?? text(reason, T.CodeValue)}` : ''}`;
+        : `MPPS ${current.ppsId} discontinued${reason ? `: ${text(reason, 'CodeMeaning') ?? text(reason, 'CodeValue')}` : ''}`;
       steps = await driveOrders(rq, uid, steps, status, detail, deps);
     }
     const updated = await deps.store.update(record(uid, merged, steps, current.callingAeTitle ?? association.callingAETitle), (deps.clock?.() ?? new Date()).toISOString());

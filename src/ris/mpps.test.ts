@@ -4,48 +4,20 @@
 // no known order is kept and listed. On SQLite and PostgreSQL.
 import { test, after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import dimse from 'dcmjs-dimse';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
 import { killAllChildren } from '../../test/support/dcmtk.ts';
 import { findWorklist } from '../../test/support/worklist.ts';
+import { sendMpps, type MppsElements } from '../../test/support/mpps-scu.ts';
 import { startDicomService, type DicomService } from '../dimse/services/dicom-service.ts';
 import { createHttpServer } from '../http/server.ts';
 import { generateUid } from '../dicom/uid.ts';
 import { risOf } from './module.ts';
 import type { ChangeContext } from './ris-context.ts';
-import { ModalityPerformedProcedureStep } from './mpps-scp.ts';
-
-const { Client, Dataset } = dimse;
-const { NCreateRequest, NSetRequest } = dimse.requests;
-dimse.log.setLevel('error');
-
-type Elements = Record<string, unknown>;
-interface Answer { status: number; errorComment: string; affectedSopInstanceUid: string }
-
-/** Sends the requests on one association (dcmjs-dimse as the SCU), each response's status and comment in order. */
-function send(port: number, calledAe: string, requests: { kind: 'create' | 'set'; uid: string; elements: Elements }[], callingAe = 'CT_SCANNER'): Promise<Answer[]> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    const answers: Answer[] = [];
-    for (const r of requests) {
-      const rq = r.kind === 'create' ? new NCreateRequest(ModalityPerformedProcedureStep, r.uid) : new NSetRequest(ModalityPerformedProcedureStep, r.uid);
-      rq.setDataset(new Dataset(r.elements));
-      rq.on('response', (response: any) => {
-        answers.push({ status: response.getStatus(), errorComment: response.getErrorComment?.() ?? '', affectedSopInstanceUid: response.getAffectedSopInstanceUid?.() ?? '' });
-      });
-      client.addRequest(rq);
-    }
-    client.on('associationRejected', (result: unknown) => reject(new Error(`association rejected: ${JSON.stringify(result)}`)));
-    client.on('networkError', (e: Error) => reject(e));
-    client.on('closed', () => resolve(answers));
-    client.send('127.0.0.1', port, callingAe, calledAe);
-  });
-}
 
 const context: ChangeContext = { source: { kind: 'user', ref: 'mpps.test' }, principal: { kind: 'user', id: 'mpps.test', displayName: null }, interface: 'rest' };
 
 /** The N-CREATE data set for one scheduled step (PS3.4 Table F.7.2-1: Type 1 with values, Type 2 present). */
-function createElements(order: { accession: string; studyUid: string; step: string; patientId: string }, overrides: Elements = {}): Elements {
+function createElements(order: { accession: string; studyUid: string; step: string; patientId: string }, overrides: MppsElements = {}): MppsElements {
   return {
     SpecificCharacterSet: 'ISO_IR 192',
     ScheduledStepAttributesSequence: [{
@@ -61,7 +33,7 @@ function createElements(order: { accession: string; studyUid: string; step: stri
   };
 }
 
-const completed = (seriesUid: string, images: string[]): Elements => ({
+const completed = (seriesUid: string, images: string[]): MppsElements => ({
   PerformedProcedureStepStatus: 'COMPLETED', PerformedProcedureStepEndDate: '20240301', PerformedProcedureStepEndTime: '100000',
   // Dose-related attributes (PS3.3 C.4.16 Radiation Dose module): kept for dose monitoring.
   TotalNumberOfExposures: '2', CommentsOnRadiationDose: 'CTDIvol 42 mGy',
@@ -119,7 +91,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
 
     test('N-CREATE IN PROGRESS then N-SET COMPLETED: the timeline shows both with source mpps; the step leaves the worklist', async () => {
       assert.deepEqual((await findWorklist(dicom.port, aet, ['AccessionNumber=ACC-M1', 'StudyInstanceUID'], 'CT_SCANNER')).map((r) => r.StudyInstanceUID), [orders.M1!.studyUid]);
-      const [created] = await send(dicom.port, aet, [{ kind: 'create', uid: uids.m1, elements: createElements(orders.M1!) }]);
+      const [created] = await sendMpps(dicom.port, aet, [{ kind: 'create', uid: uids.m1, elements: createElements(orders.M1!) }], 'CT_SCANNER');
       assert.equal(created!.status, 0x0000, created!.errorComment);
       assert.equal(created!.affectedSopInstanceUid, uids.m1);
       const during = await timeline('ACC-M1');
@@ -131,7 +103,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
 
       const images = [generateUid(), generateUid()];
       const seriesUid = generateUid();
-      const [set] = await send(dicom.port, aet, [{ kind: 'set', uid: uids.m1, elements: completed(seriesUid, images) }]);
+      const [set] = await sendMpps(dicom.port, aet, [{ kind: 'set', uid: uids.m1, elements: completed(seriesUid, images) }], 'CT_SCANNER');
       assert.equal(set!.status, 0x0000, set!.errorComment);
       const done = await timeline('ACC-M1');
       assert.equal(done.status, 'completed');
@@ -153,10 +125,10 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
 
     test('N-SET DISCONTINUED with a reason: the order is discontinued, the reason on the timeline and the MPPS', async () => {
       const reason = { CodeValue: '110514', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Incorrect worklist entry selected' };
-      const answers = await send(dicom.port, aet, [
+      const answers = await sendMpps(dicom.port, aet, [
         { kind: 'create', uid: uids.m2, elements: createElements(orders.M2!) },
         { kind: 'set', uid: uids.m2, elements: { PerformedProcedureStepStatus: 'DISCONTINUED', PerformedProcedureStepEndDate: '20240301', PerformedProcedureStepEndTime: '094500', PerformedProcedureStepDiscontinuationReasonCodeSequence: [reason] } },
-      ]);
+      ], 'CT_SCANNER');
       assert.deepEqual(answers.map((a) => a.status), [0, 0], answers.map((a) => a.errorComment).join('; '));
       const t2 = await timeline('ACC-M2');
       assert.equal(t2.status, 'discontinued');
@@ -171,7 +143,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     test('bad input: the PS3.4 F.7 statuses, and nothing changed', async () => {
       const before = { m1: await timeline('ACC-M1'), m3: await timeline('ACC-M3'), mpps: (await rest(`/api/ris/mpps/${uids.m1}`)).body, list: (await rest('/api/ris/mpps?limit=100')).body.total };
       const fresh = generateUid();
-      const answers = await send(dicom.port, aet, [
+      const answers = await sendMpps(dicom.port, aet, [
         // N-SET of an instance that does not exist.
         { kind: 'set', uid: generateUid(), elements: completed(generateUid(), []) },
         // N-SET after COMPLETED: a final state is final.
@@ -182,7 +154,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
         { kind: 'create', uid: fresh, elements: (() => { const e = createElements(orders.M3!); delete e.PerformedProcedureStepID; return e; })() },
         { kind: 'create', uid: fresh, elements: createElements(orders.M3!, { PerformedStationAETitle: '' }) },
         { kind: 'create', uid: fresh, elements: createElements(orders.M3!, { PerformedProcedureStepStatus: 'COMPLETED' }) },
-      ]);
+      ], 'CT_SCANNER');
       assert.deepEqual(answers.map((a) => `0x${a.status.toString(16).padStart(4, '0')}`), ['0x0112', '0x0110', '0x0111', '0x0120', '0x0121', '0x0106'], answers.map((a) => a.errorComment).join('; '));
       assert.equal(answers[1]!.errorComment, 'Performed Procedure Step Object may no longer be updated');
       assert.match(answers[3]!.errorComment, /\(0040,0253\) missing on N-CREATE/);
@@ -190,12 +162,12 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
 
       // An instance in progress: N-SET of a status that does not exist, of an attribute N-SET may not change, COMPLETED without its end.
       const m3 = generateUid();
-      const more = await send(dicom.port, aet, [
+      const more = await sendMpps(dicom.port, aet, [
         { kind: 'create', uid: m3, elements: createElements(orders.M3!) },
         { kind: 'set', uid: m3, elements: { PerformedProcedureStepStatus: 'DONE' } },
         { kind: 'set', uid: m3, elements: { PatientID: 'SOMEONE_ELSE' } },
         { kind: 'set', uid: m3, elements: { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: [{ SeriesInstanceUID: generateUid(), ProtocolName: 'X' }] } },
-      ]);
+      ], 'CT_SCANNER');
       assert.deepEqual(more.map((a) => `0x${a.status.toString(16).padStart(4, '0')}`), ['0x0000', '0x0106', '0x0106', '0x0121'], more.map((a) => a.errorComment).join('; '));
       assert.match(more[2]!.errorComment, /\(0010,0020\) may not be set by N-SET/);
 
@@ -213,7 +185,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
 
     test('an MPPS that names no known order is kept and listed as unmatched, not refused', async () => {
       const studyUid = generateUid();
-      const [a] = await send(dicom.port, aet, [{ kind: 'create', uid: uids.unscheduled, elements: createElements({ accession: 'UNKNOWN-1', studyUid, step: '', patientId: 'WALKIN' }) }]);
+      const [a] = await sendMpps(dicom.port, aet, [{ kind: 'create', uid: uids.unscheduled, elements: createElements({ accession: 'UNKNOWN-1', studyUid, step: '', patientId: 'WALKIN' }) }], 'CT_SCANNER');
       assert.equal(a!.status, 0, a!.errorComment);
       const list = (await rest('/api/ris/mpps?matched=false')).body;
       assert.deepEqual(list.items.map((m: any) => [m.sopInstanceUid, m.accessionNumber, m.matched, m.status]), [[uids.unscheduled, 'UNKNOWN-1', false, 'IN PROGRESS']]);
@@ -225,7 +197,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     });
 
     test('the AE registry gates MPPS: a peer without the store operation may not open it', async () => {
-      await assert.rejects(send(dicom.port, aet, [{ kind: 'create', uid: generateUid(), elements: createElements(orders.M3!) }], 'FIND_ONLY'), /rejected/);
+      await assert.rejects(sendMpps(dicom.port, aet, [{ kind: 'create', uid: generateUid(), elements: createElements(orders.M3!) }], 'FIND_ONLY'), /rejected/);
     });
   });
 }

@@ -11,12 +11,11 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createTestArchive, type TestArchive } from '../../test/support/archive.ts';
 import { hl7, seg } from '../../test/support/hl7.ts';
-import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { createHttpServer } from '../http/server.ts';
 import { generateUid } from '../dicom/uid.ts';
 import { startDicomService } from '../dimse/services/dicom-service.ts';
-import { sendMpps, type MppsElements } from '../../test/support/mpps-scu.ts';
-import type { Archive } from '../app.ts';
+import { sendMpps, nCreate, nSetCompleted } from '../../test/support/mpps-scu.ts';
+import { arrive } from '../../test/support/order-images.ts';
 import { risOf } from './module.ts';
 import type { ChangeContext } from './ris-context.ts';
 
@@ -27,43 +26,6 @@ function capturingLogger() {
   const lines: Record<string, any>[] = [];
   const stream = new Writable({ write(chunk, _encoding, done) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); done(); } });
   return { log: pino({ level: 'warn' }, stream), lines };
-}
-
-/** Stores one synthetic CT instance and delivers its InstanceStored to the RIS handler, as the dispatcher would. */
-async function arrive(archive: Archive, o: { patientId: string; issuerOfPatientId?: string; patientName?: string; accessionNumber: string; studyInstanceUid: string; seriesInstanceUid?: string; sopInstanceUid?: string }) {
-  const series = o.seriesInstanceUid ?? `${o.studyInstanceUid}.1`;
-  const sop = o.sopInstanceUid ?? `${series}.1`;
-  const { seriesInstanceUid: _s, sopInstanceUid: _i, ...options } = o;
-  o = options;
-  const result = await archive.ingest.ingest(syntheticInstance({ ...o, studyInstanceUid: o.studyInstanceUid, seriesInstanceUid: series, sopInstanceUid: sop, modality: 'CT', rows: 8, columns: 8 }), { source: 'test' });
-  assert.equal(result.status, 'stored');
-  const handler = archive.eventHandlers.find((h) => h.name === 'ris.match-order')!;
-  await handler.handle({ id: 1, type: 'InstanceStored', attempt: 1, createdAt: new Date().toISOString(),
-    payload: { studyInstanceUid: o.studyInstanceUid, seriesInstanceUid: series, sopInstanceUid: sop, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', patientId: o.patientId, source: 'test' } } as any);
-}
-
-/** N-CREATE IN PROGRESS of the step of `accession` (Type 1 and 2 attributes of PS3.4 Table F.7.2-1). */
-function nCreate(order: { accessionNumber: string; studyInstanceUid: string }): MppsElements {
-  return {
-    SpecificCharacterSet: 'ISO_IR 192',
-    ScheduledStepAttributesSequence: [{ StudyInstanceUID: order.studyInstanceUid, AccessionNumber: order.accessionNumber, RequestedProcedureID: '', ScheduledProcedureStepID: `SPS-${order.accessionNumber}`, ScheduledProtocolCodeSequence: [] }],
-    PatientName: 'RIGHT^PATIENT', PatientID: 'PV1', PatientBirthDate: '', PatientSex: '', PerformedProcedureStepID: `PPS-${order.accessionNumber}`,
-    PerformedStationAETitle: 'CT1', PerformedStationName: '', PerformedLocation: '', PerformedProcedureStepStartDate: '20240301', PerformedProcedureStepStartTime: '090500',
-    PerformedProcedureStepStatus: 'IN PROGRESS', PerformedProcedureStepDescription: '', PerformedProcedureTypeDescription: '', ProcedureCodeSequence: [],
-    PerformedProcedureStepEndDate: '', PerformedProcedureStepEndTime: '', Modality: 'CT', StudyID: '1', PerformedProtocolCodeSequence: [], PerformedSeriesSequence: [],
-  };
-}
-
-/** N-SET COMPLETED naming `series` (Series Instance UID -> SOP Instance UIDs). */
-function nSetCompleted(series: Record<string, string[]>): MppsElements {
-  return {
-    PerformedProcedureStepStatus: 'COMPLETED', PerformedProcedureStepEndDate: '20240301', PerformedProcedureStepEndTime: '092000',
-    PerformedSeriesSequence: Object.entries(series).map(([uid, sops]) => ({
-      SeriesInstanceUID: uid, ProtocolName: 'HEAD', RetrieveAETitle: '', SeriesDescription: '', PerformingPhysicianName: '', OperatorsName: '',
-      ReferencedImageSequence: sops.map((sop) => ({ ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.2', ReferencedSOPInstanceUID: sop })),
-      ReferencedNonImageCompositeSOPInstanceSequence: [],
-    })),
-  };
 }
 
 for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
@@ -182,7 +144,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       const [a, b] = [generateUid(), generateUid()];
       const named = [generateUid(), generateUid(), generateUid()];
       const localizer = generateUid();
-      const [created] = await sendMpps(dicom.port, aet, [{ kind: 'create', uid: mppsUid, elements: nCreate(order) }], 'CT1');
+      const [created] = await sendMpps(dicom.port, aet, [{ kind: 'create', uid: mppsUid, elements: nCreate({ ...order, patientId: 'PV1', patientName: 'RIGHT^PATIENT', stationAeTitle: 'CT1' }) }], 'CT1');
       assert.equal(created!.status, 0, created!.errorComment);
       assert.equal((await mppsDetail(mppsUid)).performedSeriesCheck, null, 'nothing named yet');
       assert.equal((await detail('PVACC10')).performedSeriesCheck, null, 'no final MPPS yet');
@@ -223,7 +185,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       for (const sop of sops) await arrive(archive, { patientId: 'PV1', patientName: 'RIGHT^PATIENT', accessionNumber: '', studyInstanceUid: own, seriesInstanceUid: series, sopInstanceUid: sop });
       assert.equal((await detail('PVACC11')).studies.length, 0);
       const answers = await sendMpps(dicom.port, aet, [
-        { kind: 'create', uid: mppsUid, elements: nCreate(order) }, { kind: 'set', uid: mppsUid, elements: nSetCompleted({ [series]: sops }) },
+        { kind: 'create', uid: mppsUid, elements: nCreate({ ...order, patientId: 'PV1', patientName: 'RIGHT^PATIENT', stationAeTitle: 'CT1' }) }, { kind: 'set', uid: mppsUid, elements: nSetCompleted({ [series]: sops }) },
       ], 'CT1');
       assert.deepEqual(answers.map((x) => x.status), [0, 0]);
       // ... but the MPPS's check finds its instances archived, in that study.

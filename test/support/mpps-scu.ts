@@ -32,3 +32,27 @@ export function sendMpps(port: number, calledAe: string, requests: MppsRequest[]
     client.send('127.0.0.1', port, callingAe, calledAe);
   });
 }
+
+/** N-CREATE IN PROGRESS of the step `SPS-<accession>` (the Type 1 and 2 attributes of PS3.4 Table F.7.2-1). */
+export function nCreate(step: { accessionNumber: string; studyInstanceUid: string; patientId: string; patientName: string; stationAeTitle: string }): MppsElements {
+  return {
+    SpecificCharacterSet: 'ISO_IR 192',
+    ScheduledStepAttributesSequence: [{ StudyInstanceUID: step.studyInstanceUid, AccessionNumber: step.accessionNumber, RequestedProcedureID: '', ScheduledProcedureStepID: `SPS-${step.accessionNumber}`, ScheduledProtocolCodeSequence: [] }],
+    PatientName: step.patientName, PatientID: step.patientId, PatientBirthDate: '', PatientSex: '', PerformedProcedureStepID: `PPS-${step.accessionNumber}`,
+    PerformedStationAETitle: step.stationAeTitle, PerformedStationName: '', PerformedLocation: '', PerformedProcedureStepStartDate: '20240301', PerformedProcedureStepStartTime: '090500',
+    PerformedProcedureStepStatus: 'IN PROGRESS', PerformedProcedureStepDescription: '', PerformedProcedureTypeDescription: '', ProcedureCodeSequence: [],
+    PerformedProcedureStepEndDate: '', PerformedProcedureStepEndTime: '', Modality: 'CT', StudyID: '1', PerformedProtocolCodeSequence: [], PerformedSeriesSequence: [],
+  };
+}
+
+/** N-SET COMPLETED naming `series` (Series Instance UID -> the SOP Instance UIDs of its CT images). */
+export function nSetCompleted(series: Record<string, string[]>): MppsElements {
+  return {
+    PerformedProcedureStepStatus: 'COMPLETED', PerformedProcedureStepEndDate: '20240301', PerformedProcedureStepEndTime: '092000',
+    PerformedSeriesSequence: Object.entries(series).map(([uid, sops]) => ({
+      SeriesInstanceUID: uid, ProtocolName: 'HEAD', RetrieveAETitle: '', SeriesDescription: '', PerformingPhysicianName: '', OperatorsName: '',
+      ReferencedImageSequence: sops.map((sop) => ({ ReferencedSOPClassUID: '1.2.840.10008.5.1.4.1.1.2', ReferencedSOPInstanceUID: sop })),
+      ReferencedNonImageCompositeSOPInstanceSequence: [],
+    })),
+  };
+}

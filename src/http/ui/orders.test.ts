@@ -2,13 +2,18 @@
  * The Orders and Order pages in headless Chromium: orders placed through the REST API and through HL7 are in
  * today's schedule per modality, STAT highlighted; an order created by hand (client validation, then the
  * server's refusal of an accession number in use, then success), edited, cancelled after confirmation; one
- * order's detail with its timeline after an image with its accession arrived; a researcher refused.
+ * order's detail with its timeline after an image with its accession arrived; an order placed by HL7 whose
+ * images carry another Patient ID and whose MPPS names an instance not archived (the wrong-patient alert and
+ * the performed series); a researcher refused.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startConsoleFixture, assertAccessible } from '../../../test/support/console.ts';
 import { hl7, seg } from '../../../test/support/hl7.ts';
-import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
+import { arrive } from '../../../test/support/order-images.ts';
+import { sendMpps, nCreate, nSetCompleted } from '../../../test/support/mpps-scu.ts';
+import { startDicomService } from '../../dimse/services/dicom-service.ts';
+import { generateUid } from '../../dicom/uid.ts';
 import { risOf } from '../../ris/module.ts';
 import { dicomToday } from './console/format.ts';
 
@@ -127,11 +132,7 @@ test('orders: create by hand (client validation, the server\'s refusal), edit, c
 test('order detail: patient, steps, the linked study and the timeline after an image arrived', async () => {
   const archive = fixture.t.archive;
   const uid = restOrder.studyInstanceUid as string;
-  const stored = await archive.ingest.ingest(syntheticInstance({ patientId: 'UI-P1', accessionNumber: 'UIACC1', studyInstanceUid: uid, seriesInstanceUid: `${uid}.1`, sopInstanceUid: `${uid}.1.1`, modality: 'CT' }), { source: 'test' });
-  assert.equal(stored.status, 'stored');
-  const handler = archive.eventHandlers.find((h) => h.name === 'ris.match-order')!;
-  await handler.handle({ id: 1, type: 'InstanceStored', attempt: 1, createdAt: new Date().toISOString(),
-    payload: { studyInstanceUid: uid, seriesInstanceUid: `${uid}.1`, sopInstanceUid: `${uid}.1.1`, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', patientId: 'UI-P1', source: 'test' } } as any);
+  await arrive(archive, { patientId: 'UI-P1', accessionNumber: 'UIACC1', studyInstanceUid: uid });
   const { page, errors, shot } = await fixture.asAdministrator();
   await page.goto(`${fixture.base}/admin/orders`);
   await page.getByRole('link', { name: 'CT Chest with contrast' }).click();
@@ -148,6 +149,48 @@ test('order detail: patient, steps, the linked study and the timeline after an i
   await page.getByRole('region', { name: 'Patient and procedure' }).getByText('Arrived').waitFor();
   await assertAccessible(page, 'the order detail');
   await shot('order-detail');
+  assert.deepEqual(errors, []);
+});
+
+test('order detail: the wrong-patient alert with both Patient IDs and the performed series with the instance not archived', async () => {
+  const archive = fixture.t.archive;
+  const ack = (await risOf(archive).hl7.receive(hl7(['PID|1||UI-P4^^^HOSP^MR||OKAFOR^ADA||19750505|F', 'ORC|NW|PL-UI4|FL-UI4',
+    seg('OBR', { 1: '1', 2: 'PL-UI4', 3: 'FL-UI4', 4: 'CTHEAD^CT Head^LOCAL', 18: 'UIACC4', 20: 'SPS-UIACC4', 21: 'CT_ROOM_4', 24: 'CT', 27: `^^^${today}120000^^R` })], { type: 'ORM^O01' }), { address: '127.0.0.1' })).ack.toString('utf8');
+  assert.match(ack, /MSA\|AA/);
+  const order = (await api('GET', '/api/ris/orders?accessionNumber=UIACC4')).body.items[0];
+  const study = order.studyInstanceUid as string;
+  const series = generateUid();
+  const [archived, notArchived] = [generateUid(), generateUid()];
+  // The images of the accession carry another patient; only one of the two instances the MPPS names arrives.
+  await arrive(archive, { patientId: 'UI-OTHER4', patientName: 'WRONG^PERSON', accessionNumber: 'UIACC4', studyInstanceUid: study, seriesInstanceUid: series, sopInstanceUid: archived });
+  await archive.peers.upsert({ aeTitle: 'CT_ROOM_4', host: '127.0.0.1', port: 104, operations: ['store'] });
+  const dicom = await startDicomService(archive, { port: 0 });
+  try {
+    const mppsUid = generateUid();
+    const answers = await sendMpps(dicom.port, archive.config.dicom.aeTitle, [
+      { kind: 'create', uid: mppsUid, elements: nCreate({ accessionNumber: 'UIACC4', studyInstanceUid: study, patientId: 'UI-P4', patientName: 'OKAFOR^ADA', stationAeTitle: 'CT_ROOM_4' }) },
+      { kind: 'set', uid: mppsUid, elements: nSetCompleted({ [series]: [archived, notArchived] }) },
+    ], 'CT_ROOM_4');
+    assert.deepEqual(answers.map((a) => a.status), [0, 0], answers.map((a) => a.errorComment).join('; '));
+  } finally {
+    await dicom.close();
+  }
+
+  const { page, errors, shot } = await fixture.asAdministrator();
+  await page.goto(`${fixture.base}/admin/orders/${order.pk}`);
+  await page.getByRole('heading', { name: 'Order UIACC4' }).waitFor();
+  const alert = page.getByRole('alert').filter({ hasText: 'Wrong-patient flag' });
+  await alert.waitFor();
+  const said = await alert.innerText();
+  assert.match(said, new RegExp(`Study ${study.replace(/\./g, '\\.')} carries Patient ID UI-OTHER4, WRONG, PERSON, not the order's UI-P4 \\(HOSP\\)\\.`));
+  assert.match(said, /The images were not changed/);
+  assert.match(await page.getByRole('region', { name: 'Studies' }).getByRole('listitem').filter({ hasText: study }).innerText(), /Wrong patient\? Its images carry Patient ID UI-OTHER4/);
+  const performed = page.getByRole('region', { name: 'Performed series' });
+  assert.match(await performed.innerText(), /2 instances named by the modality's MPPS, 1 archived\s+1 not archived/);
+  assert.equal(await performed.getByText('complete').count(), 0);
+  assert.match((await page.locator('ol.timeline > li').allInnerTexts()).join('\n'), /Wrong-patient flag[\s\S]*UI-OTHER4/);
+  await assertAccessible(page, 'the order detail with a wrong-patient flag and an instance not archived');
+  await shot('order-checks');
   assert.deepEqual(errors, []);
 });
 
