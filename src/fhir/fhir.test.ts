@@ -175,7 +175,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.equal(study.subject.reference, 'Patient/PFHIR1--HOSP', 'the RIS patient, whose ID the images carry without an issuer');
       assert.deepEqual(study.basedOn, [{ reference: `ServiceRequest/${orderOf('FACC1').pk}` }]);
       assert.deepEqual(study.referrer, { display: 'RITA REFERRER' });
-      assert.deepEqual(study.endpoint, [{ reference: 'Endpoint/dicomweb' }]);
+      assert.deepEqual(study.endpoint, [{ reference: 'Endpoint/dicomweb' }, { reference: 'Endpoint/iid' }]);
       assert.equal(study.numberOfSeries, 3);
       assert.equal(study.numberOfInstances, 3);
       assert.deepEqual(study.modality.map((m: Json) => m.code).sort(), ['CT', 'SR']);

@@ -15,7 +15,8 @@ import { bodySiteCoding, lateralityCoding } from './anatomy.ts';
 import {
   DICOM_CODE_SYSTEM, V2_0203, codingOf, displayName, fhirDateTime, fhirInstant, modalityCoding,
 } from './values.ts';
-import { ENDPOINT_DICOMWEB } from './endpoint.ts';
+import { ENDPOINT_DICOMWEB, ENDPOINT_IID } from './endpoint.ts';
+import { chartExtensions, studyChartFacts } from './chart-links.ts';
 
 export const DICOM_UID_SYSTEM = 'urn:dicom:uid';
 const IMAGING_STUDY_STATUS = 'http://hl7.org/fhir/imagingstudy-status';
@@ -177,13 +178,14 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
   if (rows.length === 0) return { total: 0, resources: [], patients: [] };
   const studyPks = rows.map((r) => Number(r.pk));
   const uids = rows.map((r) => r.study_instance_uid);
-  const [series, orders, canonical] = await Promise.all([
+  const [series, orders, canonical, chart] = await Promise.all([
     ctx.db.selectFrom('series').select(['pk', 'study_pk', 'series_instance_uid', 'modality', 'series_number', 'series_description', 'body_part_examined', 'laterality',
       'series_date', 'series_time', 'number_of_instances']).where('study_pk', 'in', studyPks).orderBy('series_number').orderBy('pk').execute() as Promise<SeriesRow[]>,
     ctx.db.selectFrom('ris_order_study as os').innerJoin('ris_order as o', 'o.pk', 'os.order_pk')
       .select(['os.study_instance_uid', 'o.pk', 'o.requested_procedure_code', 'o.requested_procedure_description'])
       .where('os.study_instance_uid', 'in', uids).execute(),
     canonicalPatients(ctx, rows.map((r) => ({ patientId: r.patient_id, issuer: r.issuer_of_patient_id }))),
+    studyChartFacts(ctx, studyPks),
   ]);
   const instances = summary || series.length === 0 ? [] : await ctx.db.selectFrom('instance')
     .select(['series_pk', 'sop_instance_uid', 'sop_class_uid', 'instance_number']).where('series_pk', 'in', series.map((s) => Number(s.pk)))
@@ -207,6 +209,8 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
     });
     if (procedureCodes.length === 0) procedureCodes.push(...(indexedCodes.get(Number(row.pk)) ?? []));
     const updated = fhirInstant(row.updated_at);
+    const facts = chart.get(Number(row.pk));
+    const extension = chartExtensions(ctx, row.study_instance_uid, facts);
     const studySeries = (seriesByStudy.get(Number(row.pk)) ?? []).map((s): ImagingStudySeries => {
       const bodySite = bodySiteCoding(s.body_part_examined);
       const laterality = lateralityCoding(s.laterality);
@@ -225,6 +229,8 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
           instance: items.map((i) => ({
             uid: String(i.sop_instance_uid), sopClass: { system: 'urn:ietf:rfc:3986', code: `urn:oid:${i.sop_class_uid}` } satisfies Coding,
             ...(i.instance_number !== null && i.instance_number !== undefined ? { number: Number(i.instance_number) } : {}),
+            // A KOS's document title (Of Interest, For Teaching ...), so that a chart can tell the key image selections.
+            ...(facts?.kosTitles.has(String(i.sop_instance_uid)) ? { title: facts.kosTitles.get(String(i.sop_instance_uid))! } : {}),
           })),
         } : {}),
       };
@@ -232,6 +238,7 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
     return {
       resourceType: 'ImagingStudy', id: row.study_instance_uid,
       ...(updated ? { meta: { lastUpdated: updated } } : {}),
+      ...(extension.length ? { extension } : {}),
       identifier: [
         { use: 'official', system: DICOM_UID_SYSTEM, value: `urn:oid:${row.study_instance_uid}` },
         ...(row.accession_number ? [{ use: 'usual' as const, type: { coding: [{ system: V2_0203, code: 'ACSN' }] }, value: row.accession_number }] : []),
@@ -242,7 +249,8 @@ async function toResources(ctx: FhirContext, rows: StudyRow[], summary: boolean)
       ...(started ? { started } : {}),
       ...(linked.length ? { basedOn: linked.map((o) => ({ reference: `ServiceRequest/${Number(o.pk)}` })) } : {}),
       ...(referrer ? { referrer: { display: referrer } } : {}),
-      endpoint: [{ reference: `Endpoint/${ENDPOINT_DICOMWEB}` }],
+      // WADO-RS first (where the instances are), then the viewer launch (IHE IID) of the study.
+      endpoint: [{ reference: `Endpoint/${ENDPOINT_DICOMWEB}` }, { reference: `Endpoint/${ENDPOINT_IID}` }],
       numberOfSeries: Number(row.number_of_series),
       numberOfInstances: Number(row.number_of_instances),
       ...(procedureCodes.length ? { procedureCode: procedureCodes } : {}),

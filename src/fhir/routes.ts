@@ -60,7 +60,7 @@ export const FHIR_OWN_STUDIES_LISTINGS: readonly string[] = [`GET ${B}/Patient`,
 export const SERVED: readonly ServedResource[] = [
   { search: PATIENT_SEARCH, interactions: ['read', 'search-type'], documentation: 'Patients of the RIS (ADT) and of the index; merged patients have link replaced-by' },
   { search: IMAGING_STUDY_SEARCH, interactions: ['read', 'search-type'], documentation: 'Every study of the index; id = Study Instance UID' },
-  { search: ENDPOINT_SEARCH, interactions: ['read', 'search-type'], documentation: 'The DICOMweb (WADO-RS) and WADO-URI endpoints' },
+  { search: ENDPOINT_SEARCH, interactions: ['read', 'search-type'], documentation: 'The DICOMweb (WADO-RS) and WADO-URI endpoints, and the viewer launch (IHE IID)' },
   { search: SERVICE_REQUEST_SEARCH, interactions: ['read', 'search-type', 'create', 'update'], documentation: 'The RIS\'s orders; create and update change the order as HL7 ORM would' },
   { search: DIAGNOSTIC_REPORT_SEARCH, interactions: ['read', 'vread', 'search-type', 'create', 'update'], documentation: 'The report of an order, its versions as meta.versionId; create and update add a version as ORU^R01 would' },
 ];
