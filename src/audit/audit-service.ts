@@ -221,6 +221,14 @@ export class AuditService {
     })();
   }
 
+  /**
+   * Records that `actor` read the trail through another reader than `searchAs` (the FHIR AuditEvent
+   * search and read): audit-log-used with `query` (a failure when `error` is given).
+   */
+  async recordTrailRead(actor: AuditActor, query: string, error?: unknown): Promise<void> {
+    await this.#trailUsed(actor, 'read', query, error);
+  }
+
   async #trailUsed(actor: AuditActor, change: 'read' | 'exported', query: string, error?: unknown): Promise<void> {
     const failed = error === undefined ? {} : {
       outcome: error instanceof AtriumError && error.code === 'invalid-input' ? 'minor-failure' as const : 'serious-failure' as const,

@@ -118,7 +118,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.match(r.type, /^application\/fhir\+json/);
       assert.equal(r.body.fhirVersion, '4.0.1');
       const rest = r.body.rest[0];
-      assert.deepEqual(rest.resource.map((x: Json) => x.type), ['Patient', 'ImagingStudy', 'Endpoint', 'ServiceRequest', 'DiagnosticReport']);
+      assert.deepEqual(rest.resource.map((x: Json) => x.type), ['Patient', 'ImagingStudy', 'Endpoint', 'ServiceRequest', 'DiagnosticReport', 'AuditEvent']);
       const imaging = rest.resource.find((x: Json) => x.type === 'ImagingStudy');
       assert.deepEqual(imaging.searchParam.map((p: Json) => p.name), ['_id', 'patient', 'subject', 'identifier', 'started', 'modality', 'status', 'basedon']);
       assert.deepEqual(imaging.interaction.map((i: Json) => i.code), ['read', 'search-type']);

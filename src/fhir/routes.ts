@@ -9,10 +9,12 @@ import type { Bundle, BundleEntry, BundleLink, ImagingStudy, Resource } from '@m
 import type {} from '../http/access.ts';
 import type { Archive } from '../app.ts';
 import { AtriumError } from '../errors.ts';
-import { auditPrincipal } from '../audit/audit-service.ts';
+import { auditPrincipal, type AuditActor } from '../audit/audit-service.ts';
 import { studyFilter, type RouteRules } from '../security/index.ts';
+import { AUDIT_EVENT_SEARCH, readAuditEvent, searchAuditEvents } from './audit-event.ts';
 import { capabilityStatement, type ServedResource } from './capability.ts';
 import type { FhirContext } from './context.ts';
+import { dateRange } from './dates.ts';
 import { DIAGNOSTIC_REPORT_SEARCH, readDiagnosticReport, searchDiagnosticReports } from './diagnostic-report.ts';
 import { ENDPOINT_SEARCH, endpoints } from './endpoint.ts';
 import { IMAGING_STUDY_SEARCH, readImagingStudy, searchImagingStudies } from './imaging-study.ts';
@@ -50,6 +52,9 @@ export const FHIR_ROUTE_RULES: RouteRules = {
   [`GET ${B}/DiagnosticReport/:id/_history/:vid`]: 'order:read',
   [`POST ${B}/DiagnosticReport`]: 'order:write',
   [`PUT ${B}/DiagnosticReport/:id`]: 'order:write',
+  // The audit trail: for those who may read it at GET /api/audit (src/http/admin/audit-routes.ts).
+  [`GET ${B}/AuditEvent`]: 'audit:read',
+  [`GET ${B}/AuditEvent/:id`]: 'audit:read',
   // Anything else under the base: an OperationOutcome 404 (not the viewer's page, whose route catches every other GET).
   [`GET ${B}/*`]: 'public',
 };
@@ -63,6 +68,7 @@ export const SERVED: readonly ServedResource[] = [
   { search: ENDPOINT_SEARCH, interactions: ['read', 'search-type'], documentation: 'The DICOMweb (WADO-RS) and WADO-URI endpoints, and the viewer launch (IHE IID)' },
   { search: SERVICE_REQUEST_SEARCH, interactions: ['read', 'search-type', 'create', 'update'], documentation: 'The RIS\'s orders; create and update change the order as HL7 ORM would' },
   { search: DIAGNOSTIC_REPORT_SEARCH, interactions: ['read', 'vread', 'search-type', 'create', 'update'], documentation: 'The report of an order, its versions as meta.versionId; create and update add a version as ORU^R01 would' },
+  { search: AUDIT_EVENT_SEARCH, interactions: ['read', 'search-type'], documentation: 'The audit trail (what GET /api/audit lists), newest first; reading it is itself recorded (Audit Log Used)' },
 ];
 
 function send(reply: FastifyReply, request: FastifyRequest, status: number, body: unknown): FastifyReply {
@@ -262,7 +268,50 @@ export async function fhirRoutes(app: FastifyInstance, archive: Archive, ris: Ri
       const { id } = request.params as { id: string };
       return send(reply, request, 200, await writes.saveDiagnosticReport(request, id));
     });
+
+    // The audit trail, read as every reader of it is: recorded as audit-log-used (the URL as the query), a refusal as a failure.
+    const trailReader = (request: FastifyRequest): AuditActor => ({ principal: auditPrincipal(request.principal), interface: 'fhir', origin: { address: request.ip } });
+    fhir.get('/AuditEvent', async (request, reply) => {
+      const actor = trailReader(request);
+      try {
+        const ctx = contextOf(archive, request);
+        const parsed = pinTrail(parseSearch(AUDIT_EVENT_SEARCH, queryOf(request), strictHandling(request.headers.prefer)));
+        const result = await searchAuditEvents(ctx, parsed.search);
+        // This reading's own record comes after the pin, so that it is on no page of this walk.
+        while (Date.now() <= parsed.pinnedAt) await new Promise((resolve) => setTimeout(resolve, 1));
+        await archive.audit.recordTrailRead(actor, request.url);
+        return send(reply, request, 200, bundle(ctx, 'AuditEvent', parsed.search, result.total, result.resources, []));
+      } catch (error) {
+        await archive.audit.recordTrailRead(actor, request.url, error);
+        throw error;
+      }
+    });
+    fhir.get('/AuditEvent/:id', async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const actor = trailReader(request);
+      const found = await readAuditEvent(contextOf(archive, request), id);
+      await archive.audit.recordTrailRead(actor, request.url, found ? undefined : notFound('AuditEvent', id));
+      if (!found) throw notFound('AuditEvent', id);
+      return send(reply, request, 200, found);
+    });
   }, { prefix: FHIR_BASE });
+}
+
+/**
+ * The trail grows while it is read (each page read adds a record): a first page (no `_offset`) is pinned
+ * to the records up to now, `date=le<now>`, and its links carry the pin, so that paging walks the same
+ * records with the same total, each once. Returns the search and the pin's instant (ms; 0: not pinned).
+ */
+function pinTrail(search: ParsedSearch): { search: ParsedSearch; pinnedAt: number } {
+  if (search.understood.has('_offset')) return { search, pinnedAt: 0 };
+  const now = Date.now();
+  const text = `le${new Date(now).toISOString()}`;
+  const understood = new URLSearchParams(search.understood);
+  understood.append('date', text);
+  return {
+    search: { ...search, understood, filters: [...search.filters, { code: 'date', type: 'date', modifier: null, values: [], dates: [{ prefix: 'le', range: dateRange(text.slice(2), 'date'), text }] }] },
+    pinnedAt: now,
+  };
 }
 
 /** The patient identity a subject reference of ours names (for the audit record). */
