@@ -160,6 +160,12 @@ export interface ClientResult {
   output: string;
 }
 
+/** Starts a client process whose output the caller reads itself (tracked like the others: killed on Ctrl-C or an error). */
+export function spawnClient(command: string, args: string[]): ChildProcess {
+  checkNotRefusing(command);
+  return track(spawn(command, args, { env: DCMTK_ENV, stdio: ['ignore', 'pipe', 'pipe'] }), false);
+}
+
 /** Runs a DCMTK client to completion, keeping the last 4 KB of its output. */
 export async function runClient(command: string, args: string[]): Promise<ClientResult> {
   checkNotRefusing(command);

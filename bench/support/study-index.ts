@@ -13,7 +13,7 @@ import type { AtriumDatabase } from '../../src/adapters/index/schema.ts';
 import { searchableName } from '../../src/adapters/index/matching.ts';
 import { syntheticInstance } from '../../src/synthetic/synthetic-instance.ts';
 
-const FAMILY = [
+export const FAMILY = [
   'SMITH', 'JOHNSON', 'WILLIAMS', 'BROWN', 'JONES', 'GARCIA', 'MILLER', 'DAVIS', 'RODRIGUEZ', 'MARTINEZ',
   'HERNANDEZ', 'LOPEZ', 'GONZALEZ', 'WILSON', 'ANDERSON', 'THOMAS', 'TAYLOR', 'MOORE', 'JACKSON', 'MARTIN',
   'LEE', 'PEREZ', 'THOMPSON', 'WHITE', 'HARRIS', 'SANCHEZ', 'CLARK', 'RAMIREZ', 'LEWIS', 'ROBINSON',
@@ -21,7 +21,7 @@ const FAMILY = [
   'GREEN', 'ADAMS', 'NELSON', 'BAKER', 'HALL', 'RIVERA', 'CAMPBELL', 'MITCHELL', 'CARTER', 'ROBERTS',
   'MULLER', 'SCHMIDT', 'SCHNEIDER', 'FISCHER', 'WEBER', 'DUBOIS', 'BERNARD', 'ROSSI', 'RUSSO', 'FERRARI',
 ];
-const GIVEN = [
+export const GIVEN = [
   'JAMES', 'MARY', 'JOHN', 'PATRICIA', 'ROBERT', 'JENNIFER', 'MICHAEL', 'LINDA', 'WILLIAM', 'ELIZABETH',
   'DAVID', 'BARBARA', 'RICHARD', 'SUSAN', 'JOSEPH', 'JESSICA', 'THOMAS', 'SARAH', 'CHARLES', 'KAREN',
   'ANNA', 'LUCAS', 'EMMA', 'NOAH', 'MARIE', 'PAUL', 'SOPHIE', 'LEON', 'CLARA', 'HUGO',
