@@ -37,10 +37,15 @@ async function connect(port: number) {
   });
   socket.on('error', () => {});
   const closed = once(socket, 'close');
+  // A closed connection brings no more ACKs: wake the waiters so that waitFor fails at once instead of hanging.
+  void closed.then(() => { for (const w of waiters.splice(0)) w(); });
   return {
     socket, acks, closed,
     async waitFor(n: number) {
-      while (acks.length < n) await new Promise<void>((resolve) => { waiters.push(resolve); setTimeout(resolve, 2000); });
+      while (acks.length < n) {
+        if (socket.destroyed) throw new Error(`the connection closed after ${acks.length} of ${n} ACKs`);
+        await new Promise<void>((resolve) => { waiters.push(resolve); });
+      }
       return acks;
     },
   };

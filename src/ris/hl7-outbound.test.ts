@@ -6,9 +6,8 @@
 // On SQLite and on PostgreSQL (the outbound table, the job queue and the outbox of each).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createTestArchive } from '../../test/support/archive.ts';
-import { startTestMllpListener, type TestMllpListener } from '../../test/support/mllp-listener.ts';
+import { runPythonHl7, startTestMllpListener, waitForJobOfType, type TestMllpListener } from '../../test/support/mllp-listener.ts';
 import { hl7, seg } from '../../test/support/hl7.ts';
 import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { eventDispatcher, jobRunner, type Archive } from '../app.ts';
@@ -41,22 +40,11 @@ def f(s, n, c=None):
     return str(v[0][c]) if c is not None else str(v)
 print(json.dumps({'type': f('MSH', 9), 'control': f('MSH', 10), 'version': f('MSH', 12), 'pid3': f('PID', 3, 0), 'name': f('PID', 5),
   'orc1': f('ORC', 1), 'orc5': f('ORC', 5), 'placer': f('ORC', 2), 'obr4': f('OBR', 4, 0), 'obr18': f('OBR', 18), 'obr24': f('OBR', 24)}))`;
-  return await new Promise((resolve, reject) => {
-    const child = execFile('/usr/bin/python3', ['-c', script], { timeout: 20_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout))));
-    child.stdin!.end(frame);
-  });
+  return await runPythonHl7<Record<string, string>>(script, frame);
 }
 
-async function waitJob(archive: Archive, predicate: (jobs: Job[]) => Job | undefined, what: string): Promise<Job> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const jobs = (await archive.jobs.list({ type: HL7_STATUS_JOB }, { limit: 100, offset: 0 })).items;
-    const found = predicate(jobs);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(jobs.map((j) => [j.id, j.state, j.attempts, j.lastError]))}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitJob = (archive: Archive, predicate: (jobs: Job[]) => Job | undefined, what: string): Promise<Job> =>
+  waitForJobOfType(archive, HL7_STATUS_JOB, predicate, what);
 
 for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`outbound HL7 status messages over MLLP on ${engine}`, async (t) => {
   const ta = await createTestArchive(engine);

@@ -6,9 +6,8 @@
 // queues nothing more; a version superseded before it went out is not sent after the correction.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createTestArchive } from '../../test/support/archive.ts';
-import { startTestMllpListener, type TestMllpListener } from '../../test/support/mllp-listener.ts';
+import { runPythonHl7, startTestMllpListener, waitForJobOfType, type TestMllpListener } from '../../test/support/mllp-listener.ts';
 import { hl7, seg } from '../../test/support/hl7.ts';
 import { eventDispatcher, jobRunner, type Archive } from '../app.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -48,22 +47,11 @@ print(json.dumps({'type': str(m.segment('MSH')[9]), 'version': str(m.segment('MS
   'placer': str(obr[2]), 'filler': str(obr[3]), 'procedure': str(obr[4][0][0]), 'accession': str(obr[18]), 'resultStatus': str(obr[25]),
   'interpreter': str(obr[32][0][0][1]) if len(obr) > 32 else '', 'valueTypes': [str(o[2]) for o in obx], 'observation': str(obx[0][3][0][0]),
   'text': [str(o[5]) for o in obx], 'obxStatus': [str(o[11]) for o in obx]}))`;
-  return await new Promise((resolve, reject) => {
-    const child = execFile('/usr/bin/python3', ['-c', script], { timeout: 20_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout))));
-    child.stdin!.end(frame);
-  });
+  return await runPythonHl7<Record<string, unknown>>(script, frame);
 }
 
-async function waitJob(archive: Archive, predicate: (jobs: Job[]) => Job | undefined, what: string): Promise<Job> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const jobs = (await archive.jobs.list({ type: HL7_REPORT_JOB }, { limit: 200, offset: 0 })).items;
-    const found = predicate(jobs);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(jobs.map((j) => [j.id, j.state, j.attempts, j.lastError]))}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitJob = (archive: Archive, predicate: (jobs: Job[]) => Job | undefined, what: string): Promise<Job> =>
+  waitForJobOfType(archive, HL7_REPORT_JOB, predicate, what);
 
 const jobsOf = (jobs: Job[], accession: string) => jobs.filter((j) => (j.payload as { accessionNumber: string }).accessionNumber === accession);
 

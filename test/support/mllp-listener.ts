@@ -3,6 +3,9 @@
 // ACK built by hand (AA by default; AE, AR, or nothing at all, as configured at any time).
 import net from 'node:net';
 import { once } from 'node:events';
+import { execFile } from 'node:child_process';
+import type { Archive } from '../../src/app.ts';
+import type { Job } from '../../src/ports/job-queue.ts';
 
 export type ListenerMode = 'AA' | 'AE' | 'AR' | 'silent';
 
@@ -67,4 +70,27 @@ function ackFor(message: string, code: 'AA' | 'AE' | 'AR'): string {
   else if (code === 'AE') segments.push(`MSA|AE|${msh[9]}|Order database unavailable`, 'ERR||ORC^1^5|207^Application internal error^HL70357|E||||Order database unavailable');
   else segments.push(`MSA|AR|${msh[9]}|Unknown order`, 'ERR||OBR^1^18|204^Unknown key identifier^HL70357|E||||Unknown order');
   return segments.join('\r') + '\r';
+}
+
+/**
+ * Runs a python3-hl7 script (Debian's, the library of mllp_send: a parser that is not ours) on a frame
+ * given on its stdin, and returns the JSON it prints.
+ */
+export async function runPythonHl7<T>(script: string, frame: Buffer): Promise<T> {
+  return await new Promise((resolve, reject) => {
+    const child = execFile('/usr/bin/python3', ['-c', script], { timeout: 20_000 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as T)));
+    child.stdin!.end(frame);
+  });
+}
+
+/** Polls the archive's jobs of one type until `predicate` picks one (outbound HL7 jobs run on the job runner's own schedule). */
+export async function waitForJobOfType(archive: Archive, type: string, predicate: (jobs: Job[]) => Job | undefined, what: string): Promise<Job> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const jobs = (await archive.jobs.list({ type }, { limit: 200, offset: 0 })).items;
+    const found = predicate(jobs);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(jobs.map((j) => [j.id, j.state, j.attempts, j.lastError]))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
