@@ -50,6 +50,48 @@ export interface EventMap {
     source: string;
     sourceRef: string | null;
   };
+  /**
+   * A study has had no new instance for the configured quiet time (src/workflow/): the trigger for routing,
+   * AI and the study-level integrity checks. Emitted once per quiet period; a later instance starts another.
+   */
+  StudyStable: {
+    studyInstanceUid: string;
+    patientId: string;
+    accessionNumber: string | null;
+    /** Instances in the study when it was found stable. */
+    instanceCount: number;
+    /** ISO time of the last instance stored before the quiet period. */
+    lastInstanceAt: string;
+  };
+  /** Two patients were merged, or a merge was undone (HL7 A40/A47, REST, UI): src/ris/patient-service.ts. */
+  PatientMerged: {
+    /** The surviving patient (`patientId`, `issuer` may be empty). */
+    survivorPatientId: string;
+    survivorIssuer: string;
+    /** The patient merged into the survivor (or split out again when `undone`). */
+    mergedPatientId: string;
+    mergedIssuer: string;
+    undone: boolean;
+    /** hl7 | user | fhir ... and its reference. */
+    source: string;
+    sourceRef: string | null;
+  };
+  /**
+   * An identity correction was applied or undone (src/quality/corrections/): what is served for these studies
+   * changed; integrity findings on them are re-checked.
+   */
+  IdentityCorrected: {
+    correctionId: number;
+    /** move-study | move-series | edit-patient | edit-study | merge | split | link-order */
+    kind: string;
+    /** The first affected study (the ordering key), and all of them. */
+    studyInstanceUid?: string;
+    studyInstanceUids: string[];
+    patientIds: string[];
+    undone: boolean;
+    actor: string;
+    reason: string;
+  };
 }
 
 export type EventType = keyof EventMap;
@@ -57,7 +99,7 @@ export type EventType = keyof EventMap;
 /** One event as written: its type, its payload, and the key its order is kept within (the study). */
 export type ArchiveEvent = { [K in EventType]: { type: K; payload: EventMap[K] } }[EventType];
 
-export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged', 'ReportFinal'];
+export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged', 'ReportFinal', 'StudyStable', 'PatientMerged', 'IdentityCorrected'];
 
 /** Events of one study are delivered in the order they were written; others have no order between them. */
 export function orderingKeyOf(event: ArchiveEvent): string | null {
