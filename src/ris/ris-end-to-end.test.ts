@@ -18,6 +18,7 @@ import { findWorklist } from '../../test/support/worklist.ts';
 import { startTestMllpListener, type TestMllpListener } from '../../test/support/mllp-listener.ts';
 import { sendMpps } from '../../test/support/mpps-scu.ts';
 import { hl7, seg } from '../../test/support/hl7.ts';
+import { r4Problems } from '../../test/support/fhir.ts';
 import { jobRunner } from '../app.ts';
 import { sectionOf } from '../config/config.ts';
 import { EventDispatcher } from '../events/dispatcher.ts';
@@ -261,6 +262,35 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.equal(detail.referringPhysician, 'REFERRER^RITA');
       const reports = await rest('/api/ris/reports?accessionNumber=E2EACC1');
       assert.deepEqual(reports.items.map((r: any) => [r.status, r.supersededAt]), [['F', null]]);
+    });
+
+    await t.test('the chain through FHIR: ServiceRequest, DiagnosticReport, ImagingStudy and Patient agree with the order and validate against R4', async () => {
+      const fhir = async (url: string) => {
+        const r = await fetch(`${base}/fhir/R4/${url}`, { headers: { authorization: `Bearer ${radiologist}`, accept: 'application/fhir+json' } });
+        assert.equal(r.status, 200, `${url}: ${await r.clone().text()}`);
+        return await r.json() as any;
+      };
+      const order = await orderDetail();
+      const studyUid = worklistItem.StudyInstanceUID;
+      const requests = await fhir('ServiceRequest?identifier=E2EACC1');
+      assert.equal(requests.total, 1);
+      const request = requests.entry[0].resource;
+      assert.equal(request.id, String(order.pk));
+      assert.equal(request.status, 'completed', 'a final report completes the request');
+      const reports = await fhir(`DiagnosticReport?based-on=ServiceRequest/${request.id}`);
+      assert.equal(reports.total, 1);
+      const report = reports.entry[0].resource;
+      assert.equal(report.status, 'final');
+      assert.equal(report.conclusion, 'No acute intracranial abnormality.');
+      const study = await fhir(`ImagingStudy/${studyUid}`);
+      assert.deepEqual(report.imagingStudy.map((r: any) => r.reference), [`ImagingStudy/${studyUid}`]);
+      assert.deepEqual(study.basedOn.map((r: any) => r.reference), [`ServiceRequest/${request.id}`]);
+      assert.equal(study.numberOfInstances, 3);
+      const patient = await fhir(study.subject.reference);
+      assert.ok(patient.identifier.some((i: any) => i.value === 'E2E-P1'));
+      assert.equal(request.subject.reference, study.subject.reference);
+      const problems = [request, report, study, patient].flatMap((r) => r4Problems(r).map((p) => `${r.resourceType}/${r.id} ${p}`));
+      assert.deepEqual(problems, []);
     });
 
     await t.test('the RIS got exactly the status messages in progress, images arrived, completed, each acknowledged', async () => {
