@@ -18,6 +18,7 @@ import { sectionOf } from '../config/config.ts';
 import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { qualityConfig, type DoseSettings } from './config.ts';
 import { DOSE_ALERT_WEBHOOK_JOB } from './dose/dose-alert-webhook.ts';
+import { DOSE_RECHECK_JOB } from './dose/dose-recheck.ts';
 import { extractOnStore } from './dose/dose-service.ts';
 import { SqlDoseStore } from './dose/sql-dose-store.ts';
 import type { Job } from '../ports/job-queue.ts';
@@ -208,5 +209,63 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`dose monitorin
     assert.equal((await api('PUT', '/api/quality/dose/reference-levels/99999', { modality: 'CT', quantity: 'dlp-total', value: 1 })).status, 404);
     assert.equal((await api('DELETE', `/api/quality/dose/reference-levels/${site.id}`)).status, 204);
     assert.equal((await api('DELETE', `/api/quality/dose/reference-levels/${site.id}`)).status, 404);
+  });
+  /** Waits until every re-check job queued so far has succeeded (a runner of its own: the breach test's stopped with it). */
+  const recheckRunner = jobRunner(archive, { pollIntervalMs: 50 });
+  const rechecked = async () => {
+    await recheckRunner.start();
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const jobs = (await archive.jobs.list({ type: DOSE_RECHECK_JOB }, { limit: 100, offset: 0 })).items;
+      if (jobs.length && jobs.every((j) => j.state === 'succeeded')) { await recheckRunner.stop(); return jobs; }
+      assert.ok(Date.now() < deadline, JSON.stringify(jobs.map((j) => [j.state, j.lastError])));
+      recheckRunner.wake();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  await t.test('a cumulative report sent again under a new SOP Instance UID replaces the earlier one: each irradiation event counted once', async () => {
+    const before = (await api('GET', `/api/quality/dose/studies/${SIEMENS_STUDY}`)).json;
+    assert.equal(before.reports.length, 1);
+    const reportsBefore = (await api('GET', '/api/quality/dose/reports?limit=100')).json.total;
+    const bytes = readFileSync(new URL('CT-RDSR-Siemens_Flash-TAP-SS.dcm', DIR));
+    const original = before.reports[0].sopInstanceUid as string;
+    const resent = original.replace(/.$/, (d) => String((Number(d) + 1) % 10));
+    const stored = await archive.ingest.ingest([Buffer.from(bytes.toString('latin1').split(original).join(resent), 'latin1')], { source: 'test' });
+    assert.equal(stored.status, 'stored', JSON.stringify(stored));
+    await dispatch();
+    const after = (await api('GET', `/api/quality/dose/studies/${SIEMENS_STUDY}`)).json;
+    assert.deepEqual(after.reports.map((r: any) => [r.sopInstanceUid, r.supersededBy]), [[original, after.reports[1].id], [resent, null]]);
+    assert.equal(after.totals.dlpTotal, 724.52, 'not 1449.04: the resend replaces, it does not add');
+    assert.equal(after.totals.eventCount, 4);
+    assert.deepEqual(after.events.map((e: any) => e.ctdivol), [0.14, 1.2, 3.61, 9.91]);
+    assert.equal((await api('GET', '/api/quality/dose/reports?limit=100')).json.total, reportsBefore, 'one current report for the study, as before');
+    assert.equal((await api('GET', `/api/quality/dose/events?study=${SIEMENS_STUDY}`)).json.total, 4);
+    // The earlier copy arriving again later (an older partial report) is superseded at once and raises nothing.
+    const older = original.replace(/.$/, (d) => String((Number(d) + 2) % 10));
+    await archive.ingest.ingest([Buffer.from(bytes.toString('latin1').split(original).join(older), 'latin1')], { source: 'test' });
+    await dispatch();
+    const third = (await api('GET', `/api/quality/dose/studies/${SIEMENS_STUDY}`)).json;
+    assert.equal(third.totals.dlpTotal, 724.52);
+    assert.equal(third.reports.filter((r: any) => r.supersededBy === null).length, 1);
+  });
+
+  await t.test('a reference level changed re-checks the stored reports: a lowered one alerts, a raised one withdraws its alert', async () => {
+    const current = (await api('GET', `/api/quality/dose/studies/${SIEMENS_STUDY}`)).json.reports.find((r: any) => r.supersededBy === null);
+    const openOf = async () => (await api('GET', `/api/quality/dose/alerts?study=${SIEMENS_STUDY}&state=open`)).json.items.filter((a: any) => a.reportId === current.id);
+    assert.deepEqual(await openOf(), []);
+    const level = (await api('POST', '/api/quality/dose/reference-levels', { modality: 'CT', quantity: 'dlp-total', protocol: 'TAP', ageBand: 'adult', value: 500, unit: 'mGy.cm', source: 'site audit 2027' })).json;
+    await rechecked();
+    const raised = await openOf();
+    assert.deepEqual(raised.map((a: any) => [a.quantity, a.value, a.threshold, a.referenceLevelId]), [['dlp-total', 724.52, 500, level.id]]);
+    // The job again changes nothing (alert keys).
+    await archive.jobs.enqueue(DOSE_RECHECK_JOB, { modality: 'CT', reason: 'test' });
+    await rechecked();
+    assert.equal((await openOf()).length, 1);
+    assert.equal((await api('PUT', `/api/quality/dose/reference-levels/${level.id}`, { ...level, value: 2000 })).status, 200);
+    await rechecked();
+    assert.deepEqual(await openOf(), []);
+    const withdrawn = (await api('GET', `/api/quality/dose/alerts?study=${SIEMENS_STUDY}&state=withdrawn`)).json.items.find((a: any) => a.id === raised[0].id);
+    assert.match(withdrawn.withdrawnReason, new RegExp(`DRL #${level.id} updated`));
   });
 });

@@ -5,10 +5,12 @@ import { sectionOf } from '../config/config.ts';
 import { on } from '../events/event-map.ts';
 import { migration as doseReports } from './migrations/0020_quality_dose_reports.ts';
 import { migration as doseAlerts } from './migrations/0021_quality_dose_alerts.ts';
+import { migration as doseSupersede } from './migrations/0035_quality_dose_supersede.ts';
 import { qualityConfig } from './config.ts';
 import { DOSE_ALERT_WEBHOOK_JOB, doseAlertWebhookJob } from './dose/dose-alert-webhook.ts';
 import { DOSE_ROUTE_RULES, doseRoutes } from './dose/dose-routes.ts';
 import { extractOnStore } from './dose/dose-service.ts';
+import { DOSE_RECHECK_JOB, doseRecheckJob, queueDoseRecheck } from './dose/dose-recheck.ts';
 import { SqlDoseStore } from './dose/sql-dose-store.ts';
 
 interface DoseMetrics { extracted: Counter<'modality'> }
@@ -49,7 +51,7 @@ function doseMetrics(archive: Archive): DoseMetrics {
  */
 export const qualityModule: AtriumModule = {
   name: 'quality',
-  migrations: [doseReports, doseAlerts],
+  migrations: [doseReports, doseAlerts, doseSupersede],
   config: qualityConfig,
   eventHandlers: (archive) => {
     const store = new SqlDoseStore(archive.database);
@@ -67,10 +69,11 @@ export const qualityModule: AtriumModule = {
   },
   jobHandlers: (archive) => ({
     [DOSE_ALERT_WEBHOOK_JOB]: doseAlertWebhookJob({ store: new SqlDoseStore(archive.database), webhooks: () => sectionOf(archive.config, qualityConfig).dose.webhooks }),
+    [DOSE_RECHECK_JOB]: doseRecheckJob({ store: new SqlDoseStore(archive.database), jobs: archive.jobs, settings: () => sectionOf(archive.config, qualityConfig).dose }),
   }),
   routeRules: DOSE_ROUTE_RULES,
   httpRoutes: async (app, archive) => {
     doseMetrics(archive);
-    await doseRoutes(app, new SqlDoseStore(archive.database), archive.audit);
+    await doseRoutes(app, new SqlDoseStore(archive.database), archive.audit, queueDoseRecheck(archive.jobs));
   },
 };

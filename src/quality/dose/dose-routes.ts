@@ -122,7 +122,12 @@ function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export async function doseRoutes(app: FastifyInstance, store: SqlDoseStore, audit: AuditService): Promise<void> {
+/**
+ * `recheck(modality, reason)` queues the re-comparison of the modality's stored reports with the levels as
+ * they now are (dose-recheck.ts): called after every level change, so a lowered level alerts on the studies
+ * already over it and a raised or removed one withdraws the alerts it no longer supports.
+ */
+export async function doseRoutes(app: FastifyInstance, store: SqlDoseStore, audit: AuditService, recheck: (modality: string, reason: string) => Promise<unknown>): Promise<void> {
   const queried = async (req: FastifyRequest, patientIds: (string | null)[]) => {
     await audit.record({ principal: auditPrincipal(req.principal), action: 'query', interface: 'rest', origin: { address: req.ip }, query: req.url,
       patientIds: [...new Set(patientIds.filter((p): p is string => !!p))] });
@@ -168,8 +173,10 @@ export async function doseRoutes(app: FastifyInstance, store: SqlDoseStore, audi
 
   app.get('/api/quality/dose/studies/:study', async (req) => {
     const study = (req.params as { study: string }).study;
-    const reports = await store.reportsOfStudy(study);
-    if (!reports.length) throw new AtriumError('not-found', `no dose report for study ${study}`);
+    const all = await store.reportsOfStudy(study);
+    if (!all.length) throw new AtriumError('not-found', `no dose report for study ${study}`);
+    // The totals count each irradiation event once: a report a later cumulative one superseded is listed, not summed.
+    const reports = all.filter((r) => r.supersededBy === null);
     const sum = (pick: (r: (typeof reports)[number]) => number | null) => {
       const values = reports.map(pick).filter((v): v is number => v !== null);
       return values.length ? Number(values.reduce((a, b) => a + b, 0).toPrecision(12)) : null;
@@ -186,13 +193,13 @@ export async function doseRoutes(app: FastifyInstance, store: SqlDoseStore, audi
         eventCount: reports.reduce((n, r) => n + r.eventCount, 0),
       },
       units: { dlpTotal: 'mGy.cm', dapTotal: 'Gy.cm2', doseRpTotal: 'mGy', fluoroTimeTotal: 's', agdTotal: 'mGy', entranceDoseTotal: 'mGy' },
-      reports, events, alerts,
+      reports: all, events, alerts,
     };
   });
 
   app.get('/api/quality/dose/alerts', async (req) => {
     const q = req.query as Query;
-    if (q.state && q.state !== 'open' && q.state !== 'acknowledged') throw new AtriumError('invalid-input', 'state must be open or acknowledged');
+    if (q.state && q.state !== 'open' && q.state !== 'acknowledged' && q.state !== 'withdrawn') throw new AtriumError('invalid-input', 'state must be open, acknowledged or withdrawn');
     const filter = { ...eventFilter(q), ...(q.state ? { state: q.state } : {}), ...(q.kind ? { kind: q.kind } : {}) };
     const result = await store.listAlerts(filter, page(q));
     await queried(req, await patientsOf(result.items.map((a) => a.reportId)));
@@ -212,6 +219,7 @@ export async function doseRoutes(app: FastifyInstance, store: SqlDoseStore, audi
   app.post('/api/quality/dose/reference-levels', async (req, reply) => {
     const level = await store.createLevel(levelInput(req.body), req.principal?.name ?? 'unknown', new Date());
     await changed(req, 'dose-reference-level', level.id, 'created');
+    await recheck(level.modality, `DRL #${level.id} created`);
     return reply.code(201).send(level);
   });
 
@@ -223,13 +231,15 @@ export async function doseRoutes(app: FastifyInstance, store: SqlDoseStore, audi
     const level = await store.updateLevel(levelId, input, req.principal?.name ?? 'unknown', new Date());
     const attributes = (Object.keys(input) as (keyof typeof input)[]).filter((k) => (before as any)[k] !== (level as any)[k]);
     await changed(req, 'dose-reference-level', levelId, 'updated', attributes);
+    for (const modality of new Set([before.modality, level.modality])) await recheck(modality, `DRL #${levelId} updated`);
     return level;
   });
 
   app.delete('/api/quality/dose/reference-levels/:level', async (req, reply) => {
     const levelId = id((req.params as { level: string }).level, 'level');
-    await store.deleteLevel(levelId);
+    const removed = await store.deleteLevel(levelId);
     await changed(req, 'dose-reference-level', levelId, 'deleted');
+    await recheck(removed.modality, `DRL #${levelId} deleted`);
     return reply.code(204).send();
   });
 }

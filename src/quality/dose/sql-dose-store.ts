@@ -37,6 +37,8 @@ export interface DoseReportRecord {
   /** Every NUM of the accumulated-data containers as the SR gave it. */
   measurements: unknown[];
   extractedAt: string;
+  /** The later cumulative report of the study that holds all of this one's irradiation events, if any. */
+  supersededBy: number | null;
 }
 
 export interface DoseEventRecord {
@@ -77,7 +79,9 @@ export interface DoseAlertRecord {
   unit: string;
   threshold: number;
   message: string;
-  state: 'open' | 'acknowledged';
+  /** withdrawn: by the system, its report superseded or its level changed (`withdrawnReason`). */
+  state: 'open' | 'acknowledged' | 'withdrawn';
+  withdrawnReason: string | null;
   createdAt: string;
   acknowledgedAt: string | null;
   acknowledgedBy: string | null;
@@ -95,6 +99,8 @@ export interface EventFilter {
   to?: string;
   ageBand?: string;
   studyInstanceUid?: string;
+  /** Also the reports (and their events) a later cumulative report superseded; default false. */
+  includeSuperseded?: boolean;
 }
 
 export type ReferenceLevelInput = Omit<ReferenceLevel, 'id' | 'updatedAt' | 'updatedBy' | 'example'> & { example?: boolean };
@@ -111,7 +117,7 @@ function reportRecord(r: any): DoseReportRecord {
       dlpTotal: r.dlp_total, dapTotal: r.dap_total, fluoroDapTotal: r.fluoro_dap_total, acquisitionDapTotal: r.acquisition_dap_total, doseRpTotal: r.dose_rp_total,
       fluoroTimeTotal: r.fluoro_time_total, acquisitionTimeTotal: r.acquisition_time_total, agdTotal: r.agd_total, entranceDoseTotal: r.entrance_dose_total,
     },
-    measurements: json(r.totals_json), extractedAt: r.extracted_at,
+    measurements: json(r.totals_json), extractedAt: r.extracted_at, supersededBy: r.superseded_by === null || r.superseded_by === undefined ? null : Number(r.superseded_by),
   };
 }
 
@@ -139,8 +145,71 @@ function alertRecord(r: any): DoseAlertRecord {
   return {
     id: r.pk, reportId: r.report_pk, eventId: r.event_pk, referenceLevelId: r.reference_level_pk, studyInstanceUid: r.study_instance_uid, kind: r.kind,
     quantity: r.quantity, value: r.value, unit: r.unit, threshold: r.threshold, message: r.message, state: r.state, createdAt: r.created_at,
-    acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by, modality: r.modality, stationName: r.station_name, studyDate: r.study_date,
+    acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by, withdrawnReason: r.withdrawn_reason ?? null, modality: r.modality, stationName: r.station_name, studyDate: r.study_date,
   };
+}
+
+type Tx = Kysely<any>;
+
+/**
+ * A cumulative report sent again (or a later one that includes the earlier irradiation events) replaces
+ * the earlier report of the same study and modality: the one whose Irradiation Event UIDs are all in the
+ * other's is superseded (its open alerts withdrawn), so the study's totals count each event once. Reports
+ * without event UIDs, or with events of their own on both sides (one report per procedure step), stay side
+ * by side and are summed. Returns the report that supersedes the new one, if a stored one holds all its events.
+ */
+async function supersede(tx: Tx, reportId: number, studyInstanceUid: string, modality: string, eventUids: (string | null)[], now: Date): Promise<number | null> {
+  const mine = new Set(eventUids.filter((u): u is string => !!u));
+  if (!mine.size) return null;
+  const others = await tx.selectFrom('dose_report').select('pk').where('study_instance_uid', '=', studyInstanceUid).where('modality', '=', modality)
+    .where('pk', '!=', reportId).where('superseded_by', 'is', null).orderBy('pk').execute();
+  for (const other of others) {
+    const theirs = new Set((await tx.selectFrom('dose_event').select('irradiation_event_uid').where('report_pk', '=', other.pk).execute())
+      .map((e: any) => e.irradiation_event_uid as string | null).filter((u): u is string => !!u));
+    if (!theirs.size) continue;
+    const theyHoldMine = [...mine].every((u) => theirs.has(u));
+    const iHoldTheirs = [...theirs].every((u) => mine.has(u));
+    // Equal sets: the later report (the resend) wins.
+    if (iHoldTheirs) {
+      await tx.updateTable('dose_report').set({ superseded_by: reportId }).where('pk', '=', other.pk).execute();
+      await tx.updateTable('dose_alert').set({ state: 'withdrawn', withdrawn_reason: `report superseded by dose report #${reportId}`, acknowledged_at: now.toISOString() })
+        .where('report_pk', '=', other.pk).where('state', '=', 'open').execute();
+    } else if (theyHoldMine) {
+      await tx.updateTable('dose_report').set({ superseded_by: Number(other.pk) }).where('pk', '=', reportId).execute();
+      return Number(other.pk);
+    }
+  }
+  return null;
+}
+
+/**
+ * Compares one report with the reference levels as they are now: raises the alerts it does not have yet
+ * (`alert_key` keeps each once) and withdraws its open DRL alerts that no longer hold (the level was raised
+ * or removed). The one comparison path of extraction and of the re-check after a level changes.
+ */
+async function compareAndAlert(tx: Tx, report: Omit<ComparedReport, 'events'> & { id: number; studyInstanceUid: string }, events: ComparedReport['events'],
+  options: { drlPercent: number; ctdivolAlertMgy: number; now: Date; reason?: string }): Promise<{ raised: number; withdrawn: number }> {
+  const levels = (await tx.selectFrom('dose_reference_level').selectAll().execute()).map(levelRecord);
+  const candidates = compareWithReferenceLevels({ ...report, events }, levels, options);
+  const keys = new Set<string>();
+  let raised = 0;
+  for (const c of candidates) {
+    const key = `${report.id}:${c.kind}:${c.quantity}:${c.referenceLevelId ?? ''}:${c.eventId ?? ''}`;
+    keys.add(key);
+    const r = await tx.insertInto('dose_alert').values({
+      alert_key: key, report_pk: report.id, event_pk: c.eventId,
+      reference_level_pk: c.referenceLevelId, study_instance_uid: report.studyInstanceUid, kind: c.kind, quantity: c.quantity, value: c.value, unit: c.unit,
+      threshold: c.threshold, message: c.message, state: 'open', created_at: options.now.toISOString(), acknowledged_at: null, acknowledged_by: null,
+    }).onConflict((oc) => oc.column('alert_key').doNothing()).returning('pk').executeTakeFirst();
+    if (r) raised++;
+  }
+  const open = await tx.selectFrom('dose_alert').select(['pk', 'alert_key']).where('report_pk', '=', report.id).where('state', '=', 'open').execute();
+  const stale = open.filter((a: any) => !keys.has(a.alert_key)).map((a: any) => a.pk);
+  if (stale.length) {
+    await tx.updateTable('dose_alert').set({ state: 'withdrawn', withdrawn_reason: options.reason ?? 'no longer over its reference level', acknowledged_at: options.now.toISOString() })
+      .where('pk', 'in', stale).execute();
+  }
+  return { raised, withdrawn: stale.length };
 }
 
 export class SqlDoseStore {
@@ -194,20 +263,53 @@ export class SqlDoseStore {
           compressionThickness: e.compressionThickness, ctdivol: e.ctdivol, agd: e.agd,
         });
       }
-      const levels = (await tx.selectFrom('dose_reference_level').selectAll().execute()).map(levelRecord);
-      const candidates = compareWithReferenceLevels({
-        modality: x.modality, procedureCode: h.procedureCode?.code ?? null, ageBand,
-        totals: { dlpTotal: t.dlpTotal, dapTotal: t.dapTotal, doseRpTotal: t.doseRpTotal, fluoroTimeTotal: t.fluoroTimeTotal }, events,
-      }, levels, options);
-      for (const c of candidates) {
-        await tx.insertInto('dose_alert').values({
-          alert_key: `${reportId}:${c.kind}:${c.quantity}:${c.referenceLevelId ?? ''}:${c.eventId ?? ''}`, report_pk: reportId, event_pk: c.eventId,
-          reference_level_pk: c.referenceLevelId, study_instance_uid: h.studyInstanceUid, kind: c.kind, quantity: c.quantity, value: c.value, unit: c.unit,
-          threshold: c.threshold, message: c.message, state: 'open', created_at: options.now.toISOString(), acknowledged_at: null, acknowledged_by: null,
-        }).onConflict((oc) => oc.column('alert_key').doNothing()).execute();
-      }
-      return { reportId, created: true, alerts: candidates.length };
+      const studyInstanceUid = h.studyInstanceUid!;
+      const supersededBy = await supersede(tx, reportId, studyInstanceUid, x.modality, x.events.map((e) => e.irradiationEventUid), options.now);
+      // A report whose events a stored cumulative one already holds raises nothing of its own.
+      const alerts = supersededBy === null
+        ? await compareAndAlert(tx, { id: reportId, studyInstanceUid, modality: x.modality, procedureCode: h.procedureCode?.code ?? null, ageBand,
+          totals: { dlpTotal: t.dlpTotal, dapTotal: t.dapTotal, doseRpTotal: t.doseRpTotal, fluoroTimeTotal: t.fluoroTimeTotal } }, events, options)
+        : { raised: 0, withdrawn: 0 };
+      return { reportId, created: true, alerts: alerts.raised };
     });
+  }
+
+  /**
+   * The re-check after a reference level changed: every current (not superseded) report of the modality,
+   * a page at a time, compared again. Returns the alerts raised (to be notified) and the count withdrawn.
+   */
+  async recheckModality(modality: string, options: { drlPercent: number; ctdivolAlertMgy: number; now: Date; reason: string }): Promise<{ reports: number; raised: DoseAlertRecord[]; withdrawn: number }> {
+    let reports = 0;
+    let withdrawn = 0;
+    const raisedIds: number[] = [];
+    for (let after = 0; ;) {
+      const page = await this.#db.selectFrom('dose_report').selectAll().where('modality', '=', modality.toUpperCase()).where('superseded_by', 'is', null)
+        .where('pk', '>', after).orderBy('pk').limit(200).execute();
+      if (!page.length) break;
+      for (const row of page) {
+        after = Number(row.pk);
+        reports++;
+        await this.#db.transaction().execute(async (tx) => {
+          const events = (await tx.selectFrom('dose_event').select(['pk', 'acquisition_protocol', 'target_region', 'target_region_code', 'compression_thickness', 'ctdivol', 'agd'])
+            .where('report_pk', '=', row.pk).orderBy('pk').execute()).map((e: any) => ({
+            id: Number(e.pk), acquisitionProtocol: e.acquisition_protocol, targetRegion: e.target_region, targetRegionCode: e.target_region_code,
+            compressionThickness: e.compression_thickness, ctdivol: e.ctdivol, agd: e.agd,
+          }));
+          const before = new Set((await tx.selectFrom('dose_alert').select('pk').where('report_pk', '=', row.pk).execute()).map((a: any) => Number(a.pk)));
+          const r = await compareAndAlert(tx, {
+            id: Number(row.pk), studyInstanceUid: row.study_instance_uid, modality: row.modality, procedureCode: row.procedure_code, ageBand: row.age_band,
+            totals: { dlpTotal: row.dlp_total, dapTotal: row.dap_total, doseRpTotal: row.dose_rp_total, fluoroTimeTotal: row.fluoro_time_total },
+          }, events, options);
+          withdrawn += r.withdrawn;
+          if (r.raised) {
+            for (const a of await tx.selectFrom('dose_alert').select('pk').where('report_pk', '=', row.pk).execute()) if (!before.has(Number(a.pk))) raisedIds.push(Number(a.pk));
+          }
+        });
+      }
+    }
+    const raised: DoseAlertRecord[] = [];
+    for (const id of raisedIds) { const a = await this.alert(id); if (a) raised.push(a); }
+    return { reports, raised, withdrawn };
   }
 
   async reportsOfStudy(studyInstanceUid: string): Promise<DoseReportRecord[]> {
@@ -221,6 +323,7 @@ export class SqlDoseStore {
 
   #reportFilter<Q extends { where: any }>(q: Q, f: EventFilter): Q {
     let out: any = q;
+    if (!f.includeSuperseded) out = out.where('r.superseded_by', 'is', null);
     if (f.modality) out = out.where('r.modality', '=', f.modality.toUpperCase());
     if (f.station) out = out.where('r.station_name', '=', f.station);
     if (f.ageBand) out = out.where('r.age_band', '=', f.ageBand);

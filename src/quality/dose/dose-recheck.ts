@@ -1,0 +1,37 @@
+/**
+ * The re-check after a dose reference level changed: a durable `quality.dose-recheck` job per change and
+ * modality compares every current report of the modality with the levels as they now are, raises the alerts
+ * a lowered or new level makes (notified like any other) and withdraws the open ones a raised or removed
+ * level no longer supports. Levels change rarely and the work is a page of reports at a time, so it runs as
+ * a job rather than inside the editing request; it is idempotent (alert keys), so a retried job adds nothing.
+ */
+import type { JobHandler } from '../../jobs/job-runner.ts';
+import type { JobQueue } from '../../ports/job-queue.ts';
+import type { DoseSettings } from '../config.ts';
+import { queueAlertNotifications } from './dose-alert-webhook.ts';
+import type { SqlDoseStore } from './sql-dose-store.ts';
+
+export const DOSE_RECHECK_JOB = 'quality.dose-recheck';
+
+export interface DoseRecheckPayload {
+  modality: string;
+  /** What changed, kept with the alerts it withdraws: `DRL #7 updated`. */
+  reason: string;
+}
+
+export function queueDoseRecheck(jobs: JobQueue): (modality: string, reason: string) => Promise<unknown> {
+  return (modality, reason) => jobs.enqueue<DoseRecheckPayload>(DOSE_RECHECK_JOB, { modality, reason });
+}
+
+export function doseRecheckJob(deps: { store: SqlDoseStore; jobs: JobQueue; settings: () => DoseSettings }): JobHandler<DoseRecheckPayload> {
+  return async (job) => {
+    const settings = deps.settings();
+    const now = new Date();
+    const result = await deps.store.recheckModality(job.payload.modality, {
+      drlPercent: settings.drlPercent, ctdivolAlertMgy: settings.ctdivolAlertMgy, now,
+      reason: `no longer over its reference level after ${job.payload.reason}`,
+    });
+    const notified = await queueAlertNotifications({ store: deps.store, jobs: deps.jobs, webhooks: settings.webhooks }, result.raised, now);
+    return { reports: result.reports, raised: result.raised.length, withdrawn: result.withdrawn, notified };
+  };
+}
