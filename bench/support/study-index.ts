@@ -1,7 +1,7 @@
 /**
  * Study-level data for the QIDO-RS part of the DICOMweb benchmark, from one deterministic description
  * (a seeded generator) used three ways:
- * - `seedAtriumIndex`: rows written straight into the SQLite index of a stopped Atrium data folder
+ * - `seedAtriumIndex`: rows written straight into the index (SQLite of a stopped data folder, or PostgreSQL)
  *   (patient, study, series, instance), 100k instances in seconds; no blobs (QIDO never opens them);
  * - `smallInstances`: the same kind of studies as real Part-10 objects with tiny images, to load a server
  *   (Orthanc, or Atrium for a same-scale comparison) through STOW-RS;
@@ -9,6 +9,7 @@
  */
 import { sql } from 'kysely';
 import { openDatabase } from '../../src/app.ts';
+import type { DatabaseConfig } from '../../src/database/database.ts';
 import type { AtriumDatabase } from '../../src/adapters/index/schema.ts';
 import { searchableName } from '../../src/adapters/index/matching.ts';
 import { syntheticInstance } from '../../src/synthetic/synthetic-instance.ts';
@@ -133,8 +134,10 @@ function metadataJson(study: StudySpec, series: SeriesSpec, sopInstanceUid: stri
  * metadata JSON (what study-level QIDO reads for attributes that are not index columns), the others `{}`.
  * Blob keys point at nothing. Returns the instance count.
  */
-export async function seedAtriumIndex(indexPath: string, studies: StudySpec[], onProgress?: (studiesDone: number) => void): Promise<number> {
-  const database = await openDatabase({ engine: 'sqlite', path: indexPath });
+export async function seedAtriumIndex(target: string | DatabaseConfig, studies: StudySpec[], onProgress?: (studiesDone: number) => void): Promise<number> {
+  // A path is the SQLite index of a data folder; a DatabaseConfig may name PostgreSQL (bench:qido seeds both).
+  const config: DatabaseConfig = typeof target === 'string' ? { engine: 'sqlite', path: target } : target;
+  const database = await openDatabase(config);
   const db = database.kysely<AtriumDatabase>();
   const now = new Date().toISOString();
   const SIZE = 525_000;
@@ -188,8 +191,10 @@ export async function seedAtriumIndex(indexPath: string, studies: StudySpec[], o
       });
       onProgress?.(Math.min(from + BATCH, studies.length));
     }
-    // What the server would see after a checkpoint; no ANALYZE (ingest never runs one either).
-    await sql`pragma wal_checkpoint(truncate)`.execute(db);
+    // What the server would see after a checkpoint; no ANALYZE on SQLite (ingest never runs one either). On
+    // PostgreSQL autovacuum analyzes a table this size soon after such an insert: done at once here.
+    if (config.engine === 'sqlite') await sql`pragma wal_checkpoint(truncate)`.execute(db);
+    else await sql`analyze`.execute(db);
   } finally {
     await database.close();
   }
