@@ -101,7 +101,7 @@ test('grantedActions: every action a role grants, own-studies grants included; a
     const expected = ACTIONS.filter((action) => MATRIX[role][action] !== '-');
     assert.deepEqual(grantedActions(principal([role])), expected, role);
   }
-  assert.deepEqual(grantedActions(principal(['referring-clinician', 'researcher'])), ['study:read', 'study:read-deidentified', 'query']);
+  assert.deepEqual(grantedActions(principal(['referring-clinician', 'researcher'])), ['study:read', 'study:read-deidentified', 'query', 'critical:ack']);
   assert.deepEqual(grantedActions(principal([])), []);
   assert.deepEqual(grantedActions(principal([], { authMethod: 'security-disabled' })), [...ACTIONS]);
 });
