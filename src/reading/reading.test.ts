@@ -25,6 +25,7 @@ import { readingModule, readingOf } from './module.ts';
 import { READING_WEBHOOK_JOB, readingWebhookJob } from './notifier.ts';
 import { SqlReadingStore } from './sql-reading-store.ts';
 import { DEFAULT_SLA } from './sla.ts';
+import { emit } from '../adapters/index/sql-event-outbox.ts';
 
 const T0 = Date.parse('2026-03-02T08:00:00Z');
 const MIN = 60_000;
@@ -141,6 +142,21 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`reading workli
     const opened = await reading.open(uid, null);
     assert.equal(opened.priors, 1);
     assert.equal(opened.viewerUrl, `/viewer?StudyInstanceUIDs=${uid}&StudyInstanceUIDs=1.2.826.0.1.3680043.99.77`);
+  });
+
+  await t.test('StudyStable (emitted by the workflow module) puts a study no order matched on the worklist', async () => {
+    at(44);
+    const uid = '1.2.826.0.1.3680043.99.88';
+    await archive.ingest.ingest(syntheticInstance({ studyInstanceUid: uid, seriesInstanceUid: `${uid}.1`, sopInstanceUid: `${uid}.1.1`, modality: 'CT', patientId: 'P-WALKIN' }), { source: 'test' });
+    await archive.database.kysely<any>().transaction().execute((tx) => emit(tx as any, { type: 'StudyStable', payload: { studyInstanceUid: uid, patientId: 'P-WALKIN', accessionNumber: null, instanceCount: 1, lastInstanceAt: new Date(T0 + 40 * MIN).toISOString() } }, clock().toISOString()));
+    await dispatch();
+    const entry = (await reading.worklist({}, null)).find((e) => e.studyInstanceUid === uid)!;
+    assert.deepEqual([entry.readyReason, entry.priority, entry.modality, entry.sla.minutes, Math.round(entry.waitingMinutes)], ['stable', 'routine', 'CT', 1440, 4]);
+    // Delivered again: still one entry, its first ready time kept.
+    await archive.database.kysely<any>().transaction().execute((tx) => emit(tx as any, { type: 'StudyStable', payload: { studyInstanceUid: uid, patientId: 'P-WALKIN', accessionNumber: null, instanceCount: 1, lastInstanceAt: new Date(T0 + 43 * MIN).toISOString() } }, clock().toISOString()));
+    await dispatch();
+    assert.equal((await reading.worklist({}, null)).filter((e) => e.studyInstanceUid === uid).length, 1);
+    assert.equal((await reading.store.item(uid))!.readyAt, new Date(T0 + 40 * MIN).toISOString());
   });
 
   await t.test('SLA alerts: the warning at 80 %, the breach past the SLA, each recorded once and notified once', async () => {

@@ -13,6 +13,9 @@ import { summarize, timeSeries, turnaroundCase, type Dimension, type Interval, t
 
 export const READING_MONITOR_JOB = 'reading.monitor';
 
+/** Order statuses with nothing left to read: a study that became stable after its final report is not listed. */
+const DONE = new Set(['final-report', 'amended', 'cancelled', 'discontinued']);
+
 export interface WorklistEntry {
   studyInstanceUid: string;
   accessionNumber: string | null;
@@ -160,7 +163,7 @@ export class Reading {
     const eq = (a: string | null, b: string | undefined) => b === undefined || (a ?? '').toUpperCase() === b.toUpperCase();
     const entries = (await this.#entries(await this.store.openItems(), now, user))
       .filter((e) => eq(e.modality, filter.modality) && eq(e.bodyRegion, filter.bodyRegion) && eq(e.site, filter.site) && (!filter.priority || e.priority === filter.priority))
-      .filter((e) => e.status !== 'cancelled' && e.status !== 'discontinued')
+      .filter((e) => !e.status || !DONE.has(e.status))
       .filter((e) => !filter.claim || (filter.claim === 'unclaimed' ? !e.claim : filter.claim === 'mine' ? e.claim?.mine : e.claim && !e.claim.mine));
     return entries.sort((a, b) => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority]
       || Number(b.triage !== null) - Number(a.triage !== null)
@@ -239,7 +242,8 @@ export class Reading {
     let breaches = 0;
     for (const e of entries) {
       if (e.sla.state !== 'warning' && e.sla.state !== 'breach') continue;
-      if (e.status === 'cancelled' || e.status === 'discontinued') continue;
+      // A study just reported (`only`, from its final report) is checked once more: a late report is a breach.
+      if (!only && e.status && DONE.has(e.status)) continue;
       const kinds: ('warning' | 'breach')[] = e.sla.state === 'breach' ? ['warning', 'breach'] : ['warning'];
       for (const kind of kinds) {
         const { alert, created } = await this.store.recordAlert({
