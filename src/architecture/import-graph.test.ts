@@ -17,7 +17,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dimse', 'dicomweb', 'hl7'],
   ['exchange', 'ris', 'quality'],
   // Transports over the RIS's services (FHIR writes orders and reports through them).
-  ['fhir'],
+  ['fhir', 'reading'],
   ['http'],
   ['app.ts'],
   ['cli'],

@@ -51,6 +51,24 @@ export interface EventMap {
     sourceRef: string | null;
   };
   /**
+   * A report version was recorded marked critical (src/ris/report-service.ts: HL7 ORU OBX-8 abnormal flag AA,
+   * HH or LL, or `critical: true` by REST/FHIR), of any status: the critical results workflow (src/reading/)
+   * notifies the ordering clinician from it.
+   */
+  CriticalResult: {
+    reportId: number;
+    version: number;
+    status: 'P' | 'F' | 'C';
+    accessionNumber: string;
+    studyInstanceUid: string;
+    patientId: string;
+    author: string | null;
+    orderingPhysician: string | null;
+    referringPhysician: string | null;
+    source: string;
+    sourceRef: string | null;
+  };
+  /**
    * A study has had no new instance for the configured quiet time (src/workflow/): the trigger for routing,
    * AI and the study-level integrity checks. Emitted once per quiet period; a later instance starts another.
    */
@@ -99,7 +117,7 @@ export type EventType = keyof EventMap;
 /** One event as written: its type, its payload, and the key its order is kept within (the study). */
 export type ArchiveEvent = { [K in EventType]: { type: K; payload: EventMap[K] } }[EventType];
 
-export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged', 'ReportFinal', 'StudyStable', 'PatientMerged', 'IdentityCorrected'];
+export const EVENT_TYPES: readonly EventType[] = ['InstanceStored', 'InstanceQuarantined', 'StudyDeleted', 'SeriesDeleted', 'InstanceDeleted', 'OrderStatusChanged', 'ReportFinal', 'CriticalResult', 'StudyStable', 'PatientMerged', 'IdentityCorrected'];
 
 /** Events of one study are delivered in the order they were written; others have no order between them. */
 export function orderingKeyOf(event: ArchiveEvent): string | null {

@@ -261,6 +261,8 @@ export interface ReportInput {
   author?: string | null;
   /** ISO-8601 or HL7 TS as received. */
   observedAt?: string | null;
+  /** A critical result (ORU OBX-8 AA/HH/LL, REST/FHIR `critical`): the ordering clinician is notified (src/reading/). */
+  critical?: boolean;
 }
 
 export interface Report {

@@ -27,6 +27,8 @@ export class ReportService {
     // Final and corrected versions go out to the EHR (ORU^R01, src/ris/hl7/report-outbound.ts): the event is
     // written here, in the report's transaction, whichever transport brought the report.
     if (report.status === 'F' || report.status === 'C') await unit.store.emitReportFinal(report, order, unit.now);
+    // A critical result, of any status (a preliminary read may be what finds it): docs/reading.md "Critical results".
+    if (input.critical) await unit.store.emitCriticalResult(report, order, unit.now);
     const status: OrderStatus = input.status === 'P' ? 'preliminary-report'
       : input.status === 'C' || previous?.status === 'F' || previous?.status === 'C' ? 'amended' : 'final-report';
     await this.#orders.reportStatus(unit, { pk: order.pk }, status, `report version ${report.version} (${input.status})${input.author ? ` by ${input.author}` : ''}`);

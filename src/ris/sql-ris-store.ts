@@ -594,6 +594,18 @@ export class SqlRisStore implements RisStore {
       },
     }, now);
   }
+
+  async emitCriticalResult(report: Report, order: Order, now: string): Promise<void> {
+    if (!this.#inTransaction) throw new Error('emitCriticalResult runs inside a transaction');
+    await emit(this.#db as Transaction<any>, {
+      type: 'CriticalResult',
+      payload: {
+        reportId: report.id, version: report.version, status: report.status, accessionNumber: order.accessionNumber, studyInstanceUid: order.studyInstanceUid,
+        patientId: order.patient.patientId, author: report.author, orderingPhysician: order.orderingPhysician, referringPhysician: order.referringPhysician,
+        source: report.source.kind, sourceRef: report.source.ref,
+      },
+    }, now);
+  }
 }
 
 /** `=`, or LIKE when the value has DICOM wildcards (`*`, `?`). */

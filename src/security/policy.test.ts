@@ -10,12 +10,12 @@ function principal(roles: Role[], extra: Partial<Principal> = {}): Principal {
 
 // Y: allowed; -: denied; O: own studies only (referring clinician: allowed on their study, denied on another).
 const MATRIX: Record<Role, Record<Action, 'Y' | '-' | 'O'>> = {
-  administrator:       { 'study:read': 'Y', 'study:read-deidentified': 'Y', 'study:write': 'Y', 'study:delete': 'Y', 'study:export': 'Y', query: 'Y', 'admin:config': 'Y', 'admin:users': 'Y', 'audit:read': 'Y', 'order:read': 'Y', 'order:write': 'Y', 'dose:read': 'Y', 'dose:write': 'Y' },
-  radiologist:         { 'study:read': 'Y', 'study:read-deidentified': '-', 'study:write': 'Y', 'study:delete': '-', 'study:export': 'Y', query: 'Y', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': 'Y', 'order:write': '-', 'dose:read': 'Y', 'dose:write': '-' },
-  technologist:        { 'study:read': 'Y', 'study:read-deidentified': '-', 'study:write': 'Y', 'study:delete': '-', 'study:export': 'Y', query: 'Y', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': 'Y', 'order:write': 'Y', 'dose:read': 'Y', 'dose:write': '-' },
-  'referring-clinician': { 'study:read': 'O', 'study:read-deidentified': '-', 'study:write': '-', 'study:delete': '-', 'study:export': '-', query: 'O', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': '-', 'order:write': '-', 'dose:read': '-', 'dose:write': '-' },
-  researcher:          { 'study:read': '-', 'study:read-deidentified': 'Y', 'study:write': '-', 'study:delete': '-', 'study:export': '-', query: '-', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': '-', 'order:write': '-', 'dose:read': '-', 'dose:write': '-' },
-  integration:         { 'study:read': 'Y', 'study:read-deidentified': '-', 'study:write': 'Y', 'study:delete': '-', 'study:export': '-', query: 'Y', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': 'Y', 'order:write': 'Y', 'dose:read': '-', 'dose:write': '-' },
+  administrator:       { 'study:read': 'Y', 'study:read-deidentified': 'Y', 'study:write': 'Y', 'study:delete': 'Y', 'study:export': 'Y', query: 'Y', 'admin:config': 'Y', 'admin:users': 'Y', 'audit:read': 'Y', 'order:read': 'Y', 'order:write': 'Y', 'dose:read': 'Y', 'dose:write': 'Y', 'reading:read': 'Y', 'reading:claim': 'Y', 'reading:release': 'Y', 'sla:write': 'Y', 'critical:ack': 'Y' },
+  radiologist:         { 'study:read': 'Y', 'study:read-deidentified': '-', 'study:write': 'Y', 'study:delete': '-', 'study:export': 'Y', query: 'Y', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': 'Y', 'order:write': '-', 'dose:read': 'Y', 'dose:write': '-', 'reading:read': 'Y', 'reading:claim': 'Y', 'reading:release': '-', 'sla:write': '-', 'critical:ack': 'Y' },
+  technologist:        { 'study:read': 'Y', 'study:read-deidentified': '-', 'study:write': 'Y', 'study:delete': '-', 'study:export': 'Y', query: 'Y', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': 'Y', 'order:write': 'Y', 'dose:read': 'Y', 'dose:write': '-', 'reading:read': '-', 'reading:claim': '-', 'reading:release': '-', 'sla:write': '-', 'critical:ack': '-' },
+  'referring-clinician': { 'study:read': 'O', 'study:read-deidentified': '-', 'study:write': '-', 'study:delete': '-', 'study:export': '-', query: 'O', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': '-', 'order:write': '-', 'dose:read': '-', 'dose:write': '-', 'reading:read': '-', 'reading:claim': '-', 'reading:release': '-', 'sla:write': '-', 'critical:ack': 'Y' },
+  researcher:          { 'study:read': '-', 'study:read-deidentified': 'Y', 'study:write': '-', 'study:delete': '-', 'study:export': '-', query: '-', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': '-', 'order:write': '-', 'dose:read': '-', 'dose:write': '-', 'reading:read': '-', 'reading:claim': '-', 'reading:release': '-', 'sla:write': '-', 'critical:ack': '-' },
+  integration:         { 'study:read': 'Y', 'study:read-deidentified': '-', 'study:write': 'Y', 'study:delete': '-', 'study:export': '-', query: 'Y', 'admin:config': '-', 'admin:users': '-', 'audit:read': '-', 'order:read': 'Y', 'order:write': 'Y', 'dose:read': '-', 'dose:write': '-', 'reading:read': '-', 'reading:claim': '-', 'reading:release': '-', 'sla:write': '-', 'critical:ack': '-' },
 };
 
 const own = { study: { studyInstanceUid: '1.2.3', referringPhysicianName: 'Doe^Jane^^' } };
@@ -101,7 +101,7 @@ test('grantedActions: every action a role grants, own-studies grants included; a
     const expected = ACTIONS.filter((action) => MATRIX[role][action] !== '-');
     assert.deepEqual(grantedActions(principal([role])), expected, role);
   }
-  assert.deepEqual(grantedActions(principal(['referring-clinician', 'researcher'])), ['study:read', 'study:read-deidentified', 'query']);
+  assert.deepEqual(grantedActions(principal(['referring-clinician', 'researcher'])), ['study:read', 'study:read-deidentified', 'query', 'critical:ack']);
   assert.deepEqual(grantedActions(principal([])), []);
   assert.deepEqual(grantedActions(principal([], { authMethod: 'security-disabled' })), [...ACTIONS]);
 });

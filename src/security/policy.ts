@@ -13,9 +13,15 @@ export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>>
   administrator: Object.fromEntries(ACTIONS.map((a) => [a, 'full'])) as Record<Action, Grant>,
   // Radiologists read the orders they report on; technologists also schedule and edit them by hand. Both
   // read dose reports and alerts; reference levels are set by administrators (the medical physicist's account).
-  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full' },
+  // Radiologists read from the reading worklist (claim, report, acknowledge a critical result for a colleague);
+  // releasing another's claim and the SLA table are administrators'.
+  radiologist: {
+    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full',
+    'reading:read': 'full', 'reading:claim': 'full', 'critical:ack': 'full',
+  },
   technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full' },
-  'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies' },
+  // Referring clinicians acknowledge the critical results they are notified of (the notification carries the link).
+  'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies', 'critical:ack': 'full' },
   // De-identified access only. Nothing serves de-identified data yet, so in effect: nothing.
   researcher: { 'study:read-deidentified': 'full' },
   // Machines (AI nodes, integrations): pull studies, send results back; API keys narrow it to routes.

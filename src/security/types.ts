@@ -18,7 +18,10 @@ export function isRole(value: unknown): value is Role {
  * (C-STORE, STOW, import), delete, export (C-MOVE/C-GET/send to another node, download); `query` is
  * C-FIND/QIDO; `study:read-deidentified` is reserved for the de-identified access researchers will get;
  * `order:read` / `order:write` are the RIS's orders, patients (as the RIS knows them) and reports (src/ris/);
- * `dose:read` / `dose:write` are radiation dose reports and alerts, and the dose reference levels (src/quality/).
+ * `dose:read` / `dose:write` are radiation dose reports and alerts, and the dose reference levels (src/quality/);
+ * `reading:read` the reading worklist, turnaround times, SLA breaches and critical results, `reading:claim` claiming a
+ * study to read (and reporting it), `reading:release` taking another's claim off, `sla:write` the SLA table,
+ * `critical:ack` acknowledging a critical result (src/reading/).
  */
 export type Action =
   | 'study:read'
@@ -33,10 +36,16 @@ export type Action =
   | 'order:read'
   | 'order:write'
   | 'dose:read'
-  | 'dose:write';
+  | 'dose:write'
+  | 'reading:read'
+  | 'reading:claim'
+  | 'reading:release'
+  | 'sla:write'
+  | 'critical:ack';
 
 export const ACTIONS: readonly Action[] = [
   'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write',
+  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';

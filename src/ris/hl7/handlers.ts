@@ -257,6 +257,7 @@ const orders: Handler = async (message, unit, services) => {
 // ------------------------------------------------------------------------------------------------ ORU
 
 const REPORT_STATUS: Record<string, ReportStatus> = { P: 'P', F: 'F', C: 'C' };
+const CRITICAL_FLAGS = new Set(['AA', 'HH', 'LL']);
 const TEXT_TYPES = new Set(['TX', 'FT', 'ST', 'CE', 'CWE', 'ED', '']);
 
 const report: Handler = async (message, unit, services) => {
@@ -285,7 +286,9 @@ const report: Handler = async (message, unit, services) => {
     const authorField = obr.field(32);
     const author = [authorField.component(1, 2), authorField.component(1, 3)].filter(Boolean).join('^') || authorField.component(1, 1) || null;
     try {
-      await services.reports.receive(unit, { accessionNumber: order.accessionNumber, status, text: lines.join('\n'), author, observedAt: obr.get(7) || null });
+      // OBX-8 abnormal flags (HL7 table 0078): AA critically abnormal, HH/LL above/below the panic limits.
+      const critical = obxs.some((o) => o.field(8).repetitions().some((r) => CRITICAL_FLAGS.has(r.text().trim().toUpperCase())));
+      await services.reports.receive(unit, { accessionNumber: order.accessionNumber, status, text: lines.join('\n'), author, observedAt: obr.get(7) || null, ...(critical ? { critical } : {}) });
     } catch (error) {
       throw asHl7Failure(error, { order: [obr, accession ? 18 : 3] }, [obr, 18]);
     }

@@ -17,6 +17,8 @@ import { OrdersPage } from './pages/orders.tsx';
 import { OrderPage } from './pages/order.tsx';
 import { Hl7MessagesPage } from './pages/hl7-messages.tsx';
 import { DosePage } from './pages/dose.tsx';
+import { ReadingPage } from './pages/reading.tsx';
+import { TurnaroundPage } from './pages/turnaround.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -34,6 +36,8 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/studies/:uid', title: 'Study', action: 'study:read', component: StudyPage, menu: false },
   { path: '/admin/orders', title: 'Orders', action: 'order:read', component: OrdersPage, menu: true },
   { path: '/admin/orders/:id', title: 'Order', action: 'order:read', component: OrderPage, menu: false },
+  { path: '/admin/reading', title: 'Reading worklist', action: 'reading:read', component: ReadingPage, menu: true },
+  { path: '/admin/turnaround', title: 'Turnaround times', action: 'reading:read', component: TurnaroundPage, menu: true },
   { path: '/admin/dose', title: 'Dose', action: 'dose:read', component: DosePage, menu: true },
   { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
   { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
