@@ -38,7 +38,7 @@ const pid = 'PID|1||E2E-P1^^^HOSP^MR||DOE^JANE^Q||19800202|F';
 const messages = {
   adt: hl7([pid, seg('PV1', { 1: '1', 2: 'O' })], { type: 'ADT^A04', controlId: 'E2E-A04' }),
   orm: hl7([pid, seg('PV1', { 1: '1', 2: 'O', 8: '1234^REFERRER^RITA' }),
-    'ORC|NW|PL-E2E1|FL-E2E1||||^^^20240305101500^^R||20240305||||5678^ORDERER^OSCAR',
+    'ORC|NW|PL-E2E1|FL-E2E1||||^^^20240305101500^^R||20240305|||5678^ORDERER^OSCAR',
     seg('OBR', { 1: '1', 2: 'PL-E2E1', 3: 'FL-E2E1', 4: 'CTHEAD^CT Head without contrast^LOCAL', 13: 'headache', 18: 'E2EACC1', 19: 'RP-E2E1',
       20: 'SPS-E2E1', 21: STATION, 24: 'CT', 27: `^^^${DAY}101500^^R` })], { type: 'ORM^O01', controlId: 'E2E-ORM' }),
   oru: hl7([pid, 'ORC|RE|PL-E2E1|FL-E2E1',
@@ -260,6 +260,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
       assert.equal(detail.identityMismatch, null, 'the images carry the order\'s patient');
       assert.deepEqual([detail.performedSeriesCheck.named, detail.performedSeriesCheck.missing, detail.performedSeriesCheck.unnamed, detail.performedSeriesCheck.complete], [3, 0, 0, true]);
       assert.equal(detail.referringPhysician, 'REFERRER^RITA');
+      assert.equal(detail.orderingPhysician, 'ORDERER^OSCAR');
       const reports = await rest('/api/ris/reports?accessionNumber=E2EACC1');
       assert.deepEqual(reports.items.map((r: any) => [r.status, r.supersededAt]), [['F', null]]);
     });
