@@ -106,6 +106,8 @@ export interface RisStore {
   emitOrderStatus(order: Order, status: OrderStatus, source: ChangeSource, now: string): Promise<void>;
   /** Writes ReportFinal to the outbox in this transaction (a report version with status F or C). */
   emitReportFinal(report: Report, order: Order, now: string): Promise<void>;
+  /** Writes PatientMerged to the outbox in this transaction: a merge (A40, REST) done, or undone. */
+  emitPatientMerged(change: PatientChange, undone: boolean, source: ChangeSource, now: string): Promise<void>;
 }
 
 export function isUniqueViolation(error: unknown): boolean {

@@ -13,8 +13,12 @@ export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>>
   administrator: Object.fromEntries(ACTIONS.map((a) => [a, 'full'])) as Record<Action, Grant>,
   // Radiologists read the orders they report on; technologists also schedule and edit them by hand. Both
   // read dose reports and alerts; reference levels are set by administrators (the medical physicist's account).
-  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full' },
-  technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full' },
+  // Both see integrity findings; technologists, who fix what the modality sent, also acknowledge and resolve them.
+  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full', 'integrity:read': 'full' },
+  technologist: {
+    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full',
+    'integrity:read': 'full', 'integrity:write': 'full',
+  },
   'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies' },
   // De-identified access only. Nothing serves de-identified data yet, so in effect: nothing.
   researcher: { 'study:read-deidentified': 'full' },
