@@ -120,5 +120,6 @@ export const OBJECT_CODES: Record<AuditObjectType, { typeCode: '1' | '2'; role: 
   'dose-alert': { typeCode: '2', role: { code: '3', scheme: 'RFC-3881', meaning: 'Report' }, idType: { code: 'dose-alert-id', scheme: ATRIUM_SCHEME, meaning: 'Dose Alert ID' } },
   'reading-sla': { typeCode: '2', role: { code: '4', scheme: 'RFC-3881', meaning: 'Resource' }, idType: { code: 'reading-sla', scheme: ATRIUM_SCHEME, meaning: 'Reading SLA Table' } },
   'critical-result': { typeCode: '2', role: { code: '3', scheme: 'RFC-3881', meaning: 'Report' }, idType: { code: 'critical-result-id', scheme: ATRIUM_SCHEME, meaning: 'Critical Result ID' } },
+  'integrity-finding': { typeCode: '2', role: { code: '3', scheme: 'RFC-3881', meaning: 'Report' }, idType: { code: 'integrity-finding-id', scheme: ATRIUM_SCHEME, meaning: 'Integrity Finding ID' } },
   'audit-trail': { typeCode: '2', role: { code: '13', scheme: 'RFC-3881', meaning: 'Security Resource' }, idType: { code: '12', scheme: 'RFC-3881', meaning: 'URI' } },
 };

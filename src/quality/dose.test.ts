@@ -19,6 +19,7 @@ import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { qualityConfig, type DoseSettings } from './config.ts';
 import { DOSE_ALERT_WEBHOOK_JOB } from './dose/dose-alert-webhook.ts';
 import { DOSE_RECHECK_JOB } from './dose/dose-recheck.ts';
+import { QUALITY_NOTIFY_JOB, QualityNotifier } from './notifier.ts';
 import { extractOnStore } from './dose/dose-service.ts';
 import { SqlDoseStore } from './dose/sql-dose-store.ts';
 import type { Job } from '../ports/job-queue.ts';
@@ -111,19 +112,20 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`dose monitorin
   await t.test('a redelivered InstanceStored extracts once and queues nothing more', async () => {
     const siemens = await store.reportBySopInstanceUid('1.3.6.1.4.1.5962.99.1.2662687737.2058515598.1471541535737.8.0');
     assert.ok(siemens);
-    const jobsBefore = (await archive.jobs.list({ type: DOSE_ALERT_WEBHOOK_JOB }, { limit: 100, offset: 0 })).total;
+    const jobsBefore = (await archive.jobs.list({ type: QUALITY_NOTIFY_JOB }, { limit: 100, offset: 0 })).total;
     const redelivered = {
       id: 999_999, type: 'InstanceStored' as const, createdAt: new Date().toISOString(), attempt: 2,
       payload: { sopInstanceUid: siemens.sopInstanceUid, sopClassUid: siemens.sopClassUid, studyInstanceUid: siemens.studyInstanceUid, seriesInstanceUid: siemens.seriesInstanceUid!, patientId: '123456', source: 'dimse:MODALITY' },
     };
     for (let i = 0; i < 2; i++) {
-      const r = await extractOnStore({ store, jobs: archive.jobs, log: archive.log, settings: () => sectionOf(archive.config, qualityConfig).dose,
+      const notifier = new QualityNotifier(archive.database, archive.jobs, () => sectionOf(archive.config, qualityConfig));
+      const r = await extractOnStore({ store, notify: (ids) => notifier.notify('dose-alert', ids), log: archive.log, settings: () => sectionOf(archive.config, qualityConfig).dose,
         openInstance: (uid) => archive.retrieve.openInstance(uid) }, redelivered);
       assert.equal(r.outcome, 'already-extracted');
     }
     assert.equal((await api('GET', '/api/quality/dose/reports')).json.total, 6);
     assert.equal((await api('GET', `/api/quality/dose/events?study=${SIEMENS_STUDY}`)).json.total, 4);
-    assert.equal((await archive.jobs.list({ type: DOSE_ALERT_WEBHOOK_JOB }, { limit: 100, offset: 0 })).total, jobsBefore);
+    assert.equal((await archive.jobs.list({ type: QUALITY_NOTIFY_JOB }, { limit: 100, offset: 0 })).total, jobsBefore);
   });
 
   await t.test('the DRL breach: exactly one alert for the study, one webhook notification (after a 503, retried), a metric', async () => {
@@ -140,7 +142,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) test(`dose monitorin
     const deadline = Date.now() + 60_000;
     let jobs: Job[] = [];
     while (Date.now() < deadline) {
-      jobs = (await archive.jobs.list({ type: DOSE_ALERT_WEBHOOK_JOB }, { limit: 100, offset: 0 })).items;
+      jobs = (await archive.jobs.list({ type: QUALITY_NOTIFY_JOB }, { limit: 100, offset: 0 })).items;
       if (jobs.length === 2 && jobs.every((j) => j.state === 'succeeded')) break;
       if (jobs.some((j) => j.state === 'queued' && j.attempts > 0)) await archive.jobs.retry(jobs.find((j) => j.state === 'queued' && j.attempts > 0)!.id);
       runner.wake();

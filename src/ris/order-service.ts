@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AtriumError } from '../errors.ts';
 import { generateUid, isValidUid } from '../dicom/uid.ts';
+import { compareIdentity } from '../dicom/patient-identity.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
 import {
   STATUS_RANK, type ChangeSource, type IdentityMismatch, type LinkedStudy, type Order, type OrderChange, type OrderDetail, type OrderFilter, type OrderInput,
@@ -221,12 +222,17 @@ export class OrderService {
   async detail(pk: number): Promise<OrderDetail | null> { return await this.#core.store.orderDetail(pk); }
 }
 
-/** The wrong-patient flag of a study linked to `order`, or null when its identity is the order patient's. */
+/**
+ * The wrong-patient flag of a study linked to `order`, or null when its identity is the order patient's: the
+ * Patient ID or the issuer differs, by the one identity comparison (src/dicom/patient-identity.ts) the
+ * integrity monitor's identity-mismatch check also uses (which reports the other demographics as well).
+ */
 export function identityMismatch(order: Order, studyInstanceUid: string, matchedBy: LinkedStudy['matchedBy'], study: PatientIdentity, now: string): IdentityMismatch | null {
-  const differs: IdentityMismatch['differs'] = [];
-  if ((study.patientId ?? '') !== order.patient.patientId) differs.push('patientId');
-  // Images often carry no issuer: only a different one counts.
-  if (study.issuerOfPatientId && study.issuerOfPatientId !== order.patient.issuerOfPatientId) differs.push('issuerOfPatientId');
+  const differences = compareIdentity(
+    { patientId: order.patient.patientId, issuerOfPatientId: order.patient.issuerOfPatientId, patientName: order.patient.patientName, patientBirthDate: null, patientSex: null },
+    { ...study, patientBirthDate: null, patientSex: null },
+  );
+  const differs = differences.map((d) => d.attribute).filter((a): a is IdentityMismatch['differs'][number] => a === 'patientId' || a === 'issuerOfPatientId');
   if (differs.length === 0) return null;
   return {
     studyInstanceUid, matchedBy, differs, linkedAt: now, study,

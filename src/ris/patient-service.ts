@@ -41,6 +41,7 @@ export class PatientService {
     }
     const survivor = await this.upsert(unit, survivorInput);
     const result = await unit.store.mergePatients(survivor, priorPatient, unit.context.source, unit.now);
+    await unit.store.emitPatientMerged(result.change, false, unit.context.source, unit.now);
     unit.audit('update', `patient ${prior.patientId} merged into ${survivor.patientId}: ${result.orders.length} orders, ${result.studies.length} studies moved (change ${result.change.id})`, {
       patientIds: [survivor.patientId, prior.patientId], studies: result.studies.map((uid) => ({ studyInstanceUid: uid, patientId: survivor.patientId })),
     });
@@ -67,6 +68,7 @@ export class PatientService {
       const result = await unit.store.undoPatientChange(changeId, context.principal.id ?? context.principal.kind, unit.now);
       const prior = await unit.store.findPatient(result.change.prior.patientId, result.change.prior.issuerOfPatientId);
       if (prior) await unit.store.updateIndexPatient(prior);
+      if (result.change.kind === 'merge') await unit.store.emitPatientMerged(result.change, true, context.source, unit.now);
       unit.audit('update', `patient change ${changeId} (${result.change.kind} of ${result.change.prior.patientId} into ${result.change.survivor.patientId}) undone: ${result.orders.length} orders, ${result.studies.length} studies moved back`, {
         patientIds: [result.change.survivor.patientId, result.change.prior.patientId],
         studies: result.studies.map((uid) => ({ studyInstanceUid: uid, patientId: result.change.prior.patientId })),

@@ -108,6 +108,8 @@ export interface RisStore {
   emitReportFinal(report: Report, order: Order, now: string): Promise<void>;
   /** The CriticalResult event of a report version marked critical, in the report's transaction. */
   emitCriticalResult(report: Report, order: Order, now: string): Promise<void>;
+  /** Writes PatientMerged to the outbox in this transaction: a merge (A40, REST) done, or undone. */
+  emitPatientMerged(change: PatientChange, undone: boolean, source: ChangeSource, now: string): Promise<void>;
 }
 
 export function isUniqueViolation(error: unknown): boolean {

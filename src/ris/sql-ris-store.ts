@@ -583,6 +583,17 @@ export class SqlRisStore implements RisStore {
     }, now);
   }
 
+  async emitPatientMerged(change: PatientChange, undone: boolean, source: ChangeSource, now: string): Promise<void> {
+    if (!this.#inTransaction) throw new Error('emitPatientMerged runs inside a transaction');
+    await emit(this.#db as Transaction<any>, {
+      type: 'PatientMerged',
+      payload: {
+        survivorPatientId: change.survivor.patientId, survivorIssuer: change.survivor.issuerOfPatientId,
+        mergedPatientId: change.prior.patientId, mergedIssuer: change.prior.issuerOfPatientId, undone, source: source.kind, sourceRef: source.ref,
+      },
+    }, now);
+  }
+
   async emitReportFinal(report: Report, order: Order, now: string): Promise<void> {
     if (!this.#inTransaction) throw new Error('emitReportFinal runs inside a transaction');
     if (report.status !== 'F' && report.status !== 'C') throw new Error(`report ${report.id} is ${report.status}, not final or corrected`);

@@ -14,12 +14,16 @@ export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>>
   // Radiologists read the orders they report on; technologists also schedule and edit them by hand. Both
   // read dose reports and alerts; reference levels are set by administrators (the medical physicist's account).
   // Radiologists read from the reading worklist (claim, report, acknowledge a critical result for a colleague);
-  // releasing another's claim and the SLA table are administrators'.
+  // releasing another's claim and the SLA table are administrators'. Both radiologists and technologists see
+  // integrity findings; technologists, who fix what the modality sent, also acknowledge and resolve them.
   radiologist: {
-    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full',
+    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full', 'integrity:read': 'full',
     'reading:read': 'full', 'reading:claim': 'full', 'critical:ack': 'full',
   },
-  technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full' },
+  technologist: {
+    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full',
+    'integrity:read': 'full', 'integrity:write': 'full',
+  },
   // Referring clinicians acknowledge the critical results they are notified of (the notification carries the link).
   'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies', 'critical:ack': 'full' },
   // De-identified access only. Nothing serves de-identified data yet, so in effect: nothing.

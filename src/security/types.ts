@@ -22,6 +22,8 @@ export function isRole(value: unknown): value is Role {
  * `reading:read` the reading worklist, turnaround times, SLA breaches and critical results, `reading:claim` claiming a
  * study to read (and reporting it), `reading:release` taking another's claim off, `sla:write` the SLA table,
  * `critical:ack` acknowledging a critical result (src/reading/).
+ * `integrity:read` / `integrity:write` are the study integrity monitor's findings, sweeps and samples (acknowledge,
+ * false positive, resolve; src/quality/integrity/).
  */
 export type Action =
   | 'study:read'
@@ -41,10 +43,12 @@ export type Action =
   | 'reading:claim'
   | 'reading:release'
   | 'sla:write'
-  | 'critical:ack';
+  | 'critical:ack'
+  | 'integrity:read'
+  | 'integrity:write';
 
 export const ACTIONS: readonly Action[] = [
-  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write',
+  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write', 'integrity:read', 'integrity:write',
   'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack',
 ];
 

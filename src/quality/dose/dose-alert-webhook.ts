@@ -1,39 +1,19 @@
 /**
- * Dose alert notifications: each new alert is POSTed as JSON to every configured webhook
- * (`quality.dose.webhooks`) by a durable `quality.dose-alert-webhook` job, retried with the queue's backoff
- * while the destination does not answer, times out, or answers 408, 429 or 5xx; another 4xx fails the job
- * at once (the request will not become right by sending it again).
+ * Dose alerts on the quality notifier (src/quality/notifier.ts): what a notification of an alert says. Each new
+ * alert is told to every destination taking `dose-alert` (`quality.notifications.webhooks`, the e-mail, and the
+ * older `quality.dose.webhooks`) by a durable `quality.notify` job. Jobs of the type used before
+ * (`quality.dose-alert-webhook`) that a data folder still holds are run by the same handler.
  */
 import type { JobHandler } from '../../jobs/job-runner.ts';
-import type { JobQueue } from '../../ports/job-queue.ts';
-import type { DoseWebhook } from '../config.ts';
+import type { NotificationContent, NotifyPayload } from '../notifier.ts';
 import type { DoseAlertRecord, SqlDoseStore } from './sql-dose-store.ts';
 
+/** The job type of dose alert webhooks before the shared notifier; only run, no longer queued. */
 export const DOSE_ALERT_WEBHOOK_JOB = 'quality.dose-alert-webhook';
 
 export interface DoseAlertWebhookPayload {
   alertId: number;
   destination: string;
-}
-
-/** One job per (alert, destination); a notification row keyed on both keeps a redelivered event from queueing twice. */
-export async function queueAlertNotifications(deps: { store: SqlDoseStore; jobs: JobQueue; webhooks: readonly DoseWebhook[] }, alerts: readonly DoseAlertRecord[], now: Date): Promise<number> {
-  let queued = 0;
-  for (const alert of alerts) {
-    for (const webhook of deps.webhooks) {
-      const row = await deps.store.notificationOf(alert.id, webhook.name, now);
-      if (row.jobId !== null) continue;
-      const payload: DoseAlertWebhookPayload = { alertId: alert.id, destination: webhook.name };
-      const job = await deps.jobs.enqueue(DOSE_ALERT_WEBHOOK_JOB, payload, { dedupeKey: `${DOSE_ALERT_WEBHOOK_JOB}:${alert.id}:${webhook.name}`, maxAttempts: webhook.maxAttempts });
-      await deps.store.setNotificationJob(row.id, job.id);
-      queued++;
-    }
-  }
-  return queued;
-}
-
-function permanent(message: string): Error {
-  return Object.assign(new Error(message), { retryable: false });
 }
 
 /** The body a webhook receives. */
@@ -45,28 +25,21 @@ export function alertNotificationBody(alert: DoseAlertRecord): Record<string, un
   };
 }
 
-export function doseAlertWebhookJob(deps: { store: SqlDoseStore; webhooks: () => readonly DoseWebhook[] }): JobHandler<DoseAlertWebhookPayload> {
-  return async (job, context) => {
-    const webhook = deps.webhooks().find((w) => w.name === job.payload.destination);
-    if (!webhook) throw permanent(`no dose webhook "${job.payload.destination}" is configured (quality.dose.webhooks)`);
-    const alert = await deps.store.alert(job.payload.alertId);
-    if (!alert) throw permanent(`dose alert ${job.payload.alertId} no longer exists`);
-    const signal = AbortSignal.any([context.signal, AbortSignal.timeout(webhook.timeoutSeconds * 1000)]);
-    let response: Response;
-    try {
-      response = await fetch(webhook.url, {
-        method: 'POST', signal, redirect: 'error',
-        // The same key on every attempt: a receiver that saw an attempt whose answer was lost can drop the repeat.
-        headers: { 'content-type': 'application/json', 'idempotency-key': `atrium-dose-alert-${alert.id}-${webhook.name}` },
-        body: JSON.stringify(alertNotificationBody(alert)),
-      });
-    } catch (error) {
-      throw new Error(`${webhook.name} (${webhook.url}): ${(error as Error).message}`);
-    }
-    await response.body?.cancel().catch(() => {});
-    if (response.ok) return { destination: webhook.name, status: response.status };
-    const retry = response.status === 408 || response.status === 429 || response.status >= 500;
-    const message = `${webhook.name} answered HTTP ${response.status}`;
-    throw retry ? new Error(message) : permanent(message);
+/** The notifier's reader of dose alerts. */
+export function doseAlertContent(store: SqlDoseStore): (id: number) => Promise<NotificationContent | null> {
+  return async (id) => {
+    const alert = await store.alert(id);
+    if (!alert) return null;
+    return {
+      body: alertNotificationBody(alert),
+      title: `[Atrium] dose alert: ${alert.modality} ${alert.quantity} ${alert.value} ${alert.unit} (threshold ${alert.threshold})`,
+      text: `${alert.message}\n\nStudy Instance UID: ${alert.studyInstanceUid}\nModality: ${alert.modality}\nStation: ${alert.stationName ?? '-'}\nStudy date: ${alert.studyDate ?? '-'}\n`
+        + `Alert ${alert.id}, raised ${alert.createdAt}. Acknowledge it on the Dose page.\n`,
+    };
   };
+}
+
+/** Runs a job of the old type as the notifier's job of that alert and destination. */
+export function legacyDoseAlertWebhookJob(notify: JobHandler<NotifyPayload>): JobHandler<DoseAlertWebhookPayload> {
+  return async (job, context) => await notify({ ...job, payload: { subjectType: 'dose-alert', subjectId: job.payload.alertId, destination: job.payload.destination } }, context);
 }

@@ -8,7 +8,6 @@
 import type { JobHandler } from '../../jobs/job-runner.ts';
 import type { JobQueue } from '../../ports/job-queue.ts';
 import type { DoseSettings } from '../config.ts';
-import { queueAlertNotifications } from './dose-alert-webhook.ts';
 import type { SqlDoseStore } from './sql-dose-store.ts';
 
 export const DOSE_RECHECK_JOB = 'quality.dose-recheck';
@@ -23,7 +22,8 @@ export function queueDoseRecheck(jobs: JobQueue): (modality: string, reason: str
   return (modality, reason) => jobs.enqueue<DoseRecheckPayload>(DOSE_RECHECK_JOB, { modality, reason });
 }
 
-export function doseRecheckJob(deps: { store: SqlDoseStore; jobs: JobQueue; settings: () => DoseSettings }): JobHandler<DoseRecheckPayload> {
+/** `notify` hands the raised alerts to the quality notifier (src/quality/notifier.ts), as extraction does. */
+export function doseRecheckJob(deps: { store: SqlDoseStore; settings: () => DoseSettings; notify: (alertIds: number[]) => Promise<number> }): JobHandler<DoseRecheckPayload> {
   return async (job) => {
     const settings = deps.settings();
     const now = new Date();
@@ -31,7 +31,7 @@ export function doseRecheckJob(deps: { store: SqlDoseStore; jobs: JobQueue; sett
       drlPercent: settings.drlPercent, ctdivolAlertMgy: settings.ctdivolAlertMgy, now,
       reason: `no longer over its reference level after ${job.payload.reason}`,
     });
-    const notified = await queueAlertNotifications({ store: deps.store, jobs: deps.jobs, webhooks: settings.webhooks }, result.raised, now);
+    const notified = await deps.notify(result.raised.map((a) => a.id));
     return { reports: result.reports, raised: result.raised.length, withdrawn: result.withdrawn, notified };
   };
 }

@@ -2,7 +2,7 @@
  * Dose extraction on ingest: the `quality.dose-extract` handler of InstanceStored. A stored object of a
  * SOP class that can carry a dose report is read through the archive's one read path (RetrieveService),
  * parsed by the codec and extracted (dose-extraction.ts); the report, its events and the alerts it raises
- * are stored in one transaction, then each alert's webhook notifications are queued as jobs.
+ * are stored in one transaction, then each alert is handed to the quality notifier (src/quality/notifier.ts).
  *
  * At least once: the report is keyed on its SOP Instance UID, so a redelivered event (or a second node)
  * extracts nothing more, and the queueing step, which runs again, finds its notification rows. Reports do
@@ -13,17 +13,16 @@ import type { Logger } from 'pino';
 import { AtriumError } from '../../errors.ts';
 import { DicomParseError } from '../../dicom/errors.ts';
 import type { DeliveredEvent } from '../../events/event-map.ts';
-import type { JobQueue } from '../../ports/job-queue.ts';
 import type { DoseSettings } from '../config.ts';
 import { DOSE_CARRYING_SOP_CLASSES } from './dose-codes.ts';
 import type { DoseExtraction } from './dose-extraction.ts';
-import { queueAlertNotifications } from './dose-alert-webhook.ts';
 import { readDoseReport } from './read-dose-report.ts';
 import type { SqlDoseStore } from './sql-dose-store.ts';
 
 export interface DoseExtractionDeps {
   store: SqlDoseStore;
-  jobs: JobQueue;
+  /** Queues the notifications of these alerts not queued yet (QualityNotifier.notify). */
+  notify: (alertIds: number[]) => Promise<number>;
   openInstance: (sopInstanceUid: string) => Promise<{ bytes: AsyncIterable<Uint8Array> }>;
   settings: () => DoseSettings;
   log: Logger;
@@ -75,6 +74,6 @@ export async function extractOnStore(deps: DoseExtractionDeps, event: DeliveredE
     if (created) deps.onExtracted?.(extraction.modality, saved.alerts);
   }
   const alerts = await deps.store.alertsOfReport(reportId);
-  await queueAlertNotifications({ store: deps.store, jobs: deps.jobs, webhooks: settings.webhooks }, alerts, now);
+  await deps.notify(alerts.map((a) => a.id));
   return { outcome: created ? 'extracted' : 'already-extracted', reportId, alerts: alerts.length };
 }

@@ -389,23 +389,6 @@ export class SqlDoseStore {
     return rows.map((r: any) => ({ kind: r.kind, modality: r.modality, n: Number(r.n) }));
   }
 
-  /** The notification row of (alert, destination), inserted when missing; its job id once queued. */
-  async notificationOf(alertId: number, destination: string, now: Date): Promise<{ id: number; jobId: number | null }> {
-    await this.#db.insertInto('dose_alert_notification').values({ alert_pk: alertId, destination, job_id: null, created_at: now.toISOString() })
-      .onConflict((oc) => oc.columns(['alert_pk', 'destination']).doNothing()).execute();
-    const row = await this.#db.selectFrom('dose_alert_notification').select(['pk', 'job_id']).where('alert_pk', '=', alertId).where('destination', '=', destination).executeTakeFirstOrThrow();
-    return { id: Number(row.pk), jobId: row.job_id === null ? null : Number(row.job_id) };
-  }
-
-  async setNotificationJob(id: number, jobId: number): Promise<void> {
-    await this.#db.updateTable('dose_alert_notification').set({ job_id: jobId }).where('pk', '=', id).execute();
-  }
-
-  async notificationsOf(alertId: number): Promise<{ destination: string; jobId: number | null }[]> {
-    const rows = await this.#db.selectFrom('dose_alert_notification').select(['destination', 'job_id']).where('alert_pk', '=', alertId).orderBy('pk').execute();
-    return rows.map((r: any) => ({ destination: r.destination, jobId: r.job_id === null ? null : Number(r.job_id) }));
-  }
-
   // ---- reference levels ----
 
   async listLevels(): Promise<ReferenceLevel[]> {
