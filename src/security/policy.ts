@@ -13,8 +13,9 @@ export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>>
   administrator: Object.fromEntries(ACTIONS.map((a) => [a, 'full'])) as Record<Action, Grant>,
   // Radiologists read the orders they report on; technologists also schedule and edit them by hand. Both
   // read dose reports and alerts; reference levels are set by administrators (the medical physicist's account).
-  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full' },
-  technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full' },
+  // Both see which priors were fetched for an order; prefetch rules are set by administrators.
+  radiologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full', 'prefetch:read': 'full' },
+  technologist: { 'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full', 'prefetch:read': 'full' },
   'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies' },
   // De-identified access only. Nothing serves de-identified data yet, so in effect: nothing.
   researcher: { 'study:read-deidentified': 'full' },
