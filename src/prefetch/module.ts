@@ -5,7 +5,8 @@ import { DicomClient } from '../dimse/services/scu.ts';
 import { outboundTls } from '../dimse/services/tls.ts';
 import { risOf } from '../ris/module.ts';
 import { migration as prefetchTables } from './migrations/0036_prefetch_tables.ts';
-import { PREFETCH_SEARCH_JOB, onOrderScheduled, onStudyArrived, prefetchSearchJob, type PrefetchDeps } from './prefetch-service.ts';
+import { PREFETCH_FETCH_JOB, PREFETCH_SEARCH_JOB, onOrderScheduled, onStudyArrived, prefetchFetchJob, prefetchSearchJob, type PrefetchDeps } from './prefetch-service.ts';
+import { RETRIEVE_JOB, dicomJobHandlers } from '../exchange/dicom-jobs.ts';
 import { PREFETCH_ROUTE_RULES, prefetchRoutes } from './routes.ts';
 import { SqlPrefetchStore } from './sql-prefetch-store.ts';
 
@@ -47,7 +48,10 @@ export const prefetchModule: AtriumModule = {
       await onStudyArrived(depsOf(archive), event.payload.studyInstanceUid, event.payload.accessionNumber, 'study-stable');
     }),
   ],
-  jobHandlers: (archive) => ({ [PREFETCH_SEARCH_JOB]: prefetchSearchJob(depsOf(archive)) }),
+  jobHandlers: (archive) => {
+    const retrieve = dicomJobHandlers(archive, new DicomClient(archive, { tls: outboundTls(archive.config) }))[RETRIEVE_JOB]!;
+    return { [PREFETCH_SEARCH_JOB]: prefetchSearchJob(depsOf(archive)), [PREFETCH_FETCH_JOB]: prefetchFetchJob(depsOf(archive), retrieve) };
+  },
   routeRules: PREFETCH_ROUTE_RULES,
   httpRoutes: async (app, archive) => { await prefetchRoutes(app, depsOf(archive), archive.audit); },
 };

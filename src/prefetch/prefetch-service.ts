@@ -14,11 +14,20 @@ import type { DicomJsonDataSet } from '../dicom/dicom-json.ts';
 import type { Order } from '../ris/model.ts';
 import type { Ris } from '../ris/ris.ts';
 import { AtriumError } from '../errors.ts';
-import { RETRIEVE_JOB, type RetrievePayload } from '../exchange/dicom-jobs.ts';
+import type { RetrievePayload } from '../exchange/dicom-jobs.ts';
 import { daysBefore, ruleAppliesTo, selectPriors, type CandidateStudy, type OrderFacts, type PrefetchRule } from './rules.ts';
 import type { PrefetchOrderRecord, PrefetchPriorRecord, PrefetchTrigger, SearchSummary, SqlPrefetchStore } from './sql-prefetch-store.ts';
 
 export const PREFETCH_SEARCH_JOB = 'prefetch.search';
+/** One remote prior: the exchange's retrieve (dicom-jobs.ts) run for the order, its outcome on the order's timeline. */
+export const PREFETCH_FETCH_JOB = 'prefetch.fetch';
+
+export interface PrefetchFetchPayload extends RetrievePayload {
+  accessionNumber: string;
+  /** For the timeline entry: the prior's date and description. */
+  studyDate: string | null;
+  studyDescription: string | null;
+}
 
 export interface PrefetchSearchPayload {
   accessionNumber: string;
@@ -31,7 +40,7 @@ export interface PrefetchDeps {
   store: SqlPrefetchStore;
   jobs: JobQueue;
   index: IndexStore;
-  ris: Pick<Ris, 'orders' | 'patients'>;
+  ris: Pick<Ris, 'orders' | 'patients' | 'core'>;
   find(aeTitle: string, level: 'STUDY' | 'SERIES', keys: Record<string, string>): Promise<DicomJsonDataSet[]>;
   log: Logger;
   clock?: () => Date;
@@ -192,24 +201,58 @@ export function prefetchSearchJob(deps: PrefetchDeps): JobHandler {
         studyInstanceUid: study.studyInstanceUid, source: study.source, rule, studyDate: study.studyDate, studyDescription: study.studyDescription, modalities: study.modalities,
       }, now);
       if (prior.source === 'local' || await deps.index.getStudy(prior.studyInstanceUid)) continue;
-      queued += await queueFetch(deps, prior, methodOf.get(prior.rule) ?? 'move', job.payload);
+      queued += await queueFetch(deps, prior, methodOf.get(prior.rule) ?? 'move', job.payload, order.accessionNumber);
     }
     await deps.store.recordSearch(row.id, summary, now);
+    const present = selected.length - queued;
+    const remotes = [...new Set(selected.filter((p) => p.study.source !== 'local').map((p) => p.study.source))];
+    await timeline(deps, order, selected.length === 0 ? `prior prefetch: no relevant prior found (rules ${summary.rules.join(', ')})`
+      : `prior prefetch: ${selected.length} relevant prior${selected.length === 1 ? '' : 's'} found by rule${rules.length === 1 ? '' : 's'} ${summary.rules.join(', ')}: ${present} in Atrium, ${queued} to fetch${remotes.length ? ` from ${remotes.join(', ')}` : ''}`);
     deps.log.info({ accessionNumber: order.accessionNumber, rules: summary.rules, priors: selected.length, queued }, 'prior prefetch search done');
     return { rules: rules.length, priors: selected.length, queued };
   };
 }
 
+/** A `prior-prefetch` entry on the order's timeline (source system): recorded, the order's status unchanged. */
+async function timeline(deps: PrefetchDeps, order: Order, detail: string): Promise<void> {
+  await deps.ris.core.change({ source: { kind: 'system', ref: 'prefetch' }, principal: SYSTEM, interface: 'rest' }, async (unit) => {
+    const current = (await unit.store.getOrder(order.pk)) ?? order;
+    await unit.store.addTimeline(order.pk, { status: current.status, stepId: null, source: { kind: 'system', ref: 'prefetch' }, detail, at: unit.now, flag: 'prior-prefetch' });
+  }).catch((error) => deps.log.warn({ err: error, accessionNumber: order.accessionNumber }, 'prior prefetch: timeline entry not recorded'));
+}
+
+/**
+ * The fetch job: the exchange's retrieve handler (its C-MOVE/C-GET, failure classification and audit), then
+ * the outcome on the order's timeline; a failure is recorded there once the job has no attempt left.
+ */
+export function prefetchFetchJob(deps: PrefetchDeps, retrieve: JobHandler): JobHandler {
+  return async (job: Job<PrefetchFetchPayload>, context) => {
+    const p = job.payload;
+    const what = `study ${p.keys.StudyInstanceUID}${p.studyDescription ? ` (${p.studyDescription}${p.studyDate ? `, ${p.studyDate}` : ''})` : ''}`;
+    const order = await deps.ris.orders.find({ accessionNumber: p.accessionNumber });
+    try {
+      const result = await retrieve(job, context) as { completed?: number } | undefined;
+      if (order) await timeline(deps, order, `prior prefetch: ${what} fetched from ${p.source} (${result?.completed ?? 0} instances)`);
+      return result;
+    } catch (error) {
+      const last = job.attempts >= job.maxAttempts || (error as { retryable?: boolean }).retryable === false;
+      if (order && last && !context.signal.aborted) await timeline(deps, order, `prior prefetch: fetching ${what} from ${p.source} failed: ${(error as Error).message}`);
+      throw error;
+    }
+  };
+}
+
 /** One retrieve job per remote prior, once; a failed one is retried by a later search (run on demand). */
-async function queueFetch(deps: PrefetchDeps, prior: PrefetchPriorRecord, method: 'move' | 'get', requester: PrefetchSearchPayload): Promise<number> {
+async function queueFetch(deps: PrefetchDeps, prior: PrefetchPriorRecord, method: 'move' | 'get', requester: PrefetchSearchPayload, accessionNumber: string): Promise<number> {
   if (prior.jobId !== null) {
     const job = await deps.jobs.get(prior.jobId);
     if (job && (job.state === 'failed' || job.state === 'cancelled')) await deps.jobs.retry(job.id).catch(() => null);
     return 0;
   }
-  const job = await deps.jobs.enqueue<RetrievePayload>(RETRIEVE_JOB, {
+  const job = await deps.jobs.enqueue<PrefetchFetchPayload>(PREFETCH_FETCH_JOB, {
     source: prior.source, level: 'STUDY', keys: { StudyInstanceUID: prior.studyInstanceUid }, method,
     requestedBy: requester.requestedBy ?? SYSTEM, requestedThrough: requester.requestedThrough ?? 'rest',
+    accessionNumber, studyDate: prior.studyDate, studyDescription: prior.studyDescription,
   }, { dedupeKey: `prefetch:${prior.source}:${prior.studyInstanceUid}`, maxAttempts: 8 });
   await deps.store.setPriorJob(prior.id, job.id);
   return 1;

@@ -20,10 +20,9 @@ import { startDicomService } from '../dimse/services/dicom-service.ts';
 import { generateUid } from '../dicom/uid.ts';
 import { syntheticInstance } from '../synthetic/synthetic-instance.ts';
 import { risOf } from '../ris/module.ts';
-import { RETRIEVE_JOB } from '../exchange/dicom-jobs.ts';
 import type { ChangeContext } from '../ris/ris-context.ts';
 import { parseRuleInput, selectPriors, type PrefetchRule } from './rules.ts';
-import { PREFETCH_SEARCH_JOB } from './prefetch-service.ts';
+import { PREFETCH_FETCH_JOB, PREFETCH_SEARCH_JOB } from './prefetch-service.ts';
 
 const DAY = 86_400_000;
 const da = (daysAgo: number) => new Date(Date.now() - daysAgo * DAY).toISOString().slice(0, 10).replace(/-/g, '');
@@ -224,7 +223,7 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     const handler = archive.eventHandlers.find((h) => h.name === 'prefetch.order-scheduled')!;
     const payload = { accessionNumber: 'PF-ACC1', studyInstanceUid: order.body.studyInstanceUid, patientId: 'PF-1', status: 'scheduled', source: 'user', sourceRef: null };
     await handler.handle({ id: 1, type: 'OrderStatusChanged', payload, createdAt: new Date().toISOString(), attempt: 2 } as any);
-    const retrieves = async () => (await archive.jobs.list({ type: RETRIEVE_JOB }, { limit: 100, offset: 0 })).items;
+    const retrieves = async () => (await archive.jobs.list({ type: PREFETCH_FETCH_JOB }, { limit: 100, offset: 0 })).items;
     const searches = async () => (await archive.jobs.list({ type: PREFETCH_SEARCH_JOB }, { limit: 100, offset: 0 })).items;
     assert.equal((await searches()).length, 1);
     assert.equal((await api('POST', '/api/prefetch/orders/PF-ACC1/run')).status, 202);
@@ -235,5 +234,14 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     const again = (await api('GET', '/api/prefetch/orders/PF-ACC1')).body;
     assert.deepEqual(again.counts, { found: 4, present: 1, fetching: 0, fetched: 3, failed: 0 });
     assert.equal((await api('GET', '/api/prefetch/orders/NO-SUCH')).status, 404);
+
+    // The order's timeline has the prefetch as system entries (flag prior-prefetch), its status unchanged.
+    const detail = (await api('GET', `/api/ris/orders/${order.body.pk}`, undefined, radiologist)).body;
+    assert.equal(detail.status, 'scheduled');
+    const entries = detail.timeline.filter((e: any) => e.flag === 'prior-prefetch');
+    assert.ok(entries.every((e: any) => e.source.kind === 'system' && e.status === 'scheduled'));
+    assert.match(entries[0].detail, /4 relevant priors found by rule CT chest: 1 in Atrium, 3 to fetch from DCMQRSCP/);
+    assert.equal(entries.filter((e: any) => /fetched from DCMQRSCP \(2 instances\)/.test(e.detail)).length, 3);
+    assert.deepEqual(detail.timeline.filter((e: any) => e.flag === null).map((e: any) => e.status), ['ordered', 'scheduled']);
   });
 }
