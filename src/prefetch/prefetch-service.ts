@@ -161,6 +161,20 @@ async function remoteCandidates(deps: PrefetchDeps, source: string, identity: { 
 
 /** The search job: find, select, record, and queue the fetches. */
 export function prefetchSearchJob(deps: PrefetchDeps): JobHandler {
+  const search = searchOnce(deps);
+  return async (job: Job<PrefetchSearchPayload>, context) => {
+    try {
+      return await search(job);
+    } catch (error) {
+      const last = job.attempts >= job.maxAttempts || (error as { retryable?: boolean }).retryable === false;
+      const order = last && !context.signal.aborted ? await deps.ris.orders.find({ accessionNumber: job.payload.accessionNumber }) : null;
+      if (order) await timeline(deps, order, `prior prefetch: the search for priors failed: ${(error as Error).message}`);
+      throw error;
+    }
+  };
+}
+
+function searchOnce(deps: PrefetchDeps) {
   return async (job: Job<PrefetchSearchPayload>) => {
     const now = deps.clock?.() ?? new Date();
     const order = await deps.ris.orders.find({ accessionNumber: job.payload.accessionNumber });

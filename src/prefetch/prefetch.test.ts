@@ -243,5 +243,22 @@ for (const engine of ['sqlite+fs', 'postgres+fs'] as const) {
     assert.match(entries[0].detail, /4 relevant priors found by rule CT chest: 1 in Atrium, 3 to fetch from DCMQRSCP/);
     assert.equal(entries.filter((e: any) => /fetched from DCMQRSCP \(2 instances\)/.test(e.detail)).length, 3);
     assert.deepEqual(detail.timeline.filter((e: any) => e.flag === null).map((e: any) => e.status), ['ordered', 'scheduled']);
+
+    // An order never scheduled (no start date): its study's first image arriving starts the search.
+    const walkIn = await api('POST', '/api/ris/orders', {
+      patient: { patientId: 'PF-1', issuerOfPatientId: 'HOSP' }, accessionNumber: 'PF-ACC2',
+      requestedProcedureCode: { code: 'CTCHEST', scheme: 'LOCAL', meaning: 'CT Chest' }, steps: [{ stepId: 'SPS-PF2', modality: 'CT' }],
+    });
+    assert.equal(walkIn.body.status, 'ordered');
+    const arrived = await archive.ingest.ingest([instance({ key: 'walk-in', patientId: 'PF-1', daysAgo: 0, modality: 'CT', description: 'CT CHEST', studyInstanceUid: walkIn.body.studyInstanceUid }, 1)], { source: 'test' });
+    assert.equal(arrived.status, 'stored');
+    const walkInStatus = await until(async () => {
+      const r = await api('GET', '/api/prefetch/orders/PF-ACC2');
+      return r.body?.status === 'fetched' ? r.body : null;
+    }, 'the search of the walk-in order');
+    assert.equal(walkInStatus.trigger, 'study-arrived');
+    // Its priors are all in Atrium now (the order's own study is not its prior).
+    assert.deepEqual(walkInStatus.counts, { found: 4, present: 4, fetching: 0, fetched: 0, failed: 0 });
+    assert.equal((await retrieves()).length, 3);
   });
 }
