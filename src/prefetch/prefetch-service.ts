@@ -81,11 +81,17 @@ export async function onOrderScheduled(deps: PrefetchDeps, accessionNumber: stri
   if (order) await queueSearch(deps, order, 'order-scheduled');
 }
 
+/**
+ * Orders whose study may still be read. A prior fetched for another order may well have an order of its own
+ * in the RIS, reported long ago: its arrival must not start a prefetch for it (nor a cascade back in time).
+ */
+const AWAITING_READING = new Set<Order['status']>(['ordered', 'scheduled', 'arrived', 'in-progress', 'completed']);
+
 /** A study arrived (its first instance, or stable): the search of its order, when it has one not yet searched. */
 export async function onStudyArrived(deps: PrefetchDeps, studyInstanceUid: string, accessionNumber: string | null, trigger: 'study-arrived' | 'study-stable'): Promise<void> {
   const order = await deps.ris.orders.find({ studyInstanceUid })
     ?? (accessionNumber ? await deps.ris.orders.find({ accessionNumber }) : null);
-  if (!order || await deps.store.getOrder(order.accessionNumber)) return;
+  if (!order || !AWAITING_READING.has(order.status) || await deps.store.getOrder(order.accessionNumber)) return;
   await queueSearch(deps, order, trigger);
 }
 
