@@ -79,7 +79,12 @@ export async function prefetchRoutes(app: FastifyInstance, deps: PrefetchDeps, a
   app.get('/api/prefetch/orders', async (req) => {
     const result = await store.listOrders(page(req.query as Record<string, string | undefined>));
     await queried(req, result.items.map((o) => o.patientId));
-    return result;
+    const items = [];
+    for (const o of result.items) {
+      const s = await prefetchStatus(deps, o.accessionNumber);
+      items.push({ ...o, status: s?.status ?? 'searching', counts: s?.counts ?? null, searchReason: s?.search.reason ?? null });
+    }
+    return { items, total: result.total };
   });
   app.get('/api/prefetch/orders/:accession', async (req) => {
     const accession = (req.params as { accession: string }).accession;
