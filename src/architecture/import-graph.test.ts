@@ -16,8 +16,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
   ['exchange', 'ris', 'quality'],
-  // Transports over the RIS's services (FHIR writes orders and reports through them).
-  ['fhir', 'reading'],
+  // Transports over the RIS's services (FHIR writes orders and reports through them); the reading worklist
+  // over the RIS's orders; the prior prefetch over the RIS's orders and the exchange's retrieve jobs.
+  ['fhir', 'reading', 'prefetch'],
   ['http'],
   ['app.ts'],
   ['cli'],

@@ -138,10 +138,11 @@ export type OrderChange = Partial<Omit<OrderInput, 'patient' | 'accessionNumber'
 
 /**
  * A finding recorded on the timeline, not a status transition (its `status` is the order's at the time):
- * `identity-mismatch`, a study linked to the order carries another patient's Patient ID or issuer.
+ * `identity-mismatch`, a study linked to the order carries another patient's Patient ID or issuer;
+ * `prior-prefetch`, what the prior prefetch found and fetched for the order (src/prefetch/, source `system`).
  * Turnaround times read the entries whose flag is null.
  */
-export type TimelineFlag = 'identity-mismatch';
+export type TimelineFlag = 'identity-mismatch' | 'prior-prefetch';
 
 export interface TimelineEntry {
   status: OrderStatus;

@@ -16,13 +16,14 @@ export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>>
   // Radiologists read from the reading worklist (claim, report, acknowledge a critical result for a colleague);
   // releasing another's claim and the SLA table are administrators'. Both radiologists and technologists see
   // integrity findings; technologists, who fix what the modality sent, also acknowledge and resolve them.
+  // Both see which priors were fetched for an order; prefetch rules are set by administrators.
   radiologist: {
-    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full', 'integrity:read': 'full',
+    'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full', 'integrity:read': 'full', 'prefetch:read': 'full',
     'reading:read': 'full', 'reading:claim': 'full', 'critical:ack': 'full',
   },
   technologist: {
     'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full',
-    'integrity:read': 'full', 'integrity:write': 'full',
+    'integrity:read': 'full', 'integrity:write': 'full', 'prefetch:read': 'full',
   },
   // Referring clinicians acknowledge the critical results they are notified of (the notification carries the link).
   'referring-clinician': { 'study:read': 'own-studies', query: 'own-studies', 'critical:ack': 'full' },

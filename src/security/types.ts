@@ -24,6 +24,7 @@ export function isRole(value: unknown): value is Role {
  * `critical:ack` acknowledging a critical result (src/reading/).
  * `integrity:read` / `integrity:write` are the study integrity monitor's findings, sweeps and samples (acknowledge,
  * false positive, resolve; src/quality/integrity/).
+ * `prefetch:read` / `prefetch:write` are the prior prefetch rules and the prefetch status of orders (src/prefetch/).
  */
 export type Action =
   | 'study:read'
@@ -45,11 +46,13 @@ export type Action =
   | 'sla:write'
   | 'critical:ack'
   | 'integrity:read'
-  | 'integrity:write';
+  | 'integrity:write'
+  | 'prefetch:read'
+  | 'prefetch:write';
 
 export const ACTIONS: readonly Action[] = [
   'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write', 'integrity:read', 'integrity:write',
-  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack',
+  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack', 'prefetch:read', 'prefetch:write',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';

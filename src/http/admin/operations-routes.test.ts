@@ -70,7 +70,7 @@ test('GET /api/me says which actions the caller\'s roles grant', async () => {
     const key = (await t.archive.security.createApiKey({ name: roles.join('+'), roles })).key;
     return (await json(fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${key}` } }))).actions;
   };
-  assert.deepEqual(await as(['technologist']), ['study:read', 'study:write', 'study:export', 'query', 'order:read', 'order:write', 'dose:read', 'integrity:read', 'integrity:write']);
+  assert.deepEqual(await as(['technologist']), ['study:read', 'study:write', 'study:export', 'query', 'order:read', 'order:write', 'dose:read', 'integrity:read', 'integrity:write', 'prefetch:read']);
   assert.deepEqual(await as(['referring-clinician']), ['study:read', 'query', 'critical:ack'], 'own-studies grants count');
   assert.deepEqual(await as(['researcher', 'integration']), ['study:read', 'study:read-deidentified', 'study:write', 'query', 'order:read', 'order:write']);
 });

@@ -20,6 +20,7 @@ import { DosePage } from './pages/dose.tsx';
 import { ReadingPage } from './pages/reading.tsx';
 import { TurnaroundPage } from './pages/turnaround.tsx';
 import { IntegrityPage } from './pages/integrity.tsx';
+import { PrefetchPage } from './pages/prefetch.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -41,6 +42,7 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/turnaround', title: 'Turnaround times', action: 'reading:read', component: TurnaroundPage, menu: true },
   { path: '/admin/dose', title: 'Dose', action: 'dose:read', component: DosePage, menu: true },
   { path: '/admin/integrity', title: 'Integrity', action: 'integrity:read', component: IntegrityPage, menu: true },
+  { path: '/admin/prefetch', title: 'Prefetch', action: 'prefetch:read', component: PrefetchPage, menu: true },
   { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
   { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
   { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },

@@ -94,7 +94,7 @@ export function OrderPage({ id }: { id: string }) {
         <h2 id="order-timeline">Timeline</h2>
         <ol class="timeline">{o.timeline.map((t: TimelineEntry, i) => (
           <li key={i}>
-            <strong>{t.flag === 'identity-mismatch' ? 'Wrong-patient flag' : statusLabel(t.status)}</strong> <span class="muted">{formatTime(t.at)}</span>
+            <strong>{t.flag === 'identity-mismatch' ? 'Wrong-patient flag' : t.flag === 'prior-prefetch' ? 'Prior prefetch' : statusLabel(t.status)}</strong> <span class="muted">{formatTime(t.at)}</span>
             <div>{SOURCE_LABELS[t.source.kind] ?? t.source.kind}{t.source.ref && <span class="mono"> {t.source.ref}</span>}{t.stepId && <span class="muted"> step {t.stepId}</span>}</div>
             {t.detail && <div class="muted">{t.detail}</div>}
           </li>
