@@ -157,7 +157,7 @@ export class SecurityService {
   /** What to log at start when `start()` returned a token. */
   setupMessage(setupToken: string): string {
     return `No user exists yet. Create the first administrator with the one-time setup token ${setupToken} `
-      + '(it works once, and only until the next start). Atrium ships no default password.';
+      + '(it works once, until the first administrator exists; every start, on every node, prints another that works too). Atrium ships no default password.';
   }
 
   // ---------------------------------------------------------------- users

@@ -100,7 +100,8 @@ describe('two Atrium nodes on one PostgreSQL and one S3 store behind HAProxy', {
       ATRIUM_INDEX_ENGINE: 'postgres', ATRIUM_POSTGRES_URL: schema.connectionString,
       ATRIUM_BLOB_ENGINE: 's3', ATRIUM_S3_ENDPOINT: s3.endpoint, ATRIUM_S3_BUCKET: s3.bucket, ATRIUM_S3_REGION: s3.region,
       ATRIUM_S3_ACCESS_KEY_ID: s3.accessKeyId, ATRIUM_S3_SECRET_ACCESS_KEY: s3.secretAccessKey, ATRIUM_S3_PART_SIZE_MIB: '5',
-      ATRIUM_DICOM_AE_TITLE: AET,
+      // Every node has the cluster's one AE title (peers address the cluster, not a node) and trusts the proxy.
+      ATRIUM_DICOM_AE_TITLE: AET, ATRIUM_HTTP_TRUSTED_PROXIES: '127.0.0.1',
     };
     // Both nodes start at once on the empty schema, as a cluster does after a fresh install or an upgrade:
     // the migrations must run once, whichever node gets there first.
@@ -123,6 +124,8 @@ describe('two Atrium nodes on one PostgreSQL and one S3 store behind HAProxy', {
   });
 
   after(async () => {
+    // ATRIUM_TEST_KEEP_LOGS=<folder>: each node's log kept there, to read what the nodes said.
+    if (process.env.ATRIUM_TEST_KEEP_LOGS) for (const n of nodes) await writeFile(path.join(process.env.ATRIUM_TEST_KEEP_LOGS, `${n.name}.log`), n.log());
     await proxy?.stop();
     for (const node of nodes) await node.kill('SIGTERM');
     await storescp?.stop();
@@ -209,7 +212,7 @@ describe('two Atrium nodes on one PostgreSQL and one S3 store behind HAProxy', {
     }
   });
 
-  test('a node SIGKILLed mid-ingest loses no acknowledged instance; the other keeps serving through HAProxy', async () => {
+  test('a node SIGKILLed mid-ingest loses no acknowledged instance; the other keeps serving through HAProxy', async (t) => {
     const [victim, survivor] = nodes;
     const toVictim = path.join(work, 'kill-victim');
     const toProxy = path.join(work, 'kill-proxy');
@@ -223,6 +226,7 @@ describe('two Atrium nodes on one PostgreSQL and one S3 store behind HAProxy', {
     assert.notEqual(killed.code, 0, 'storescu to the killed node failed');
     const ack = [...acknowledged(killed.output), ...acknowledged(other.output)];
     assert.ok(ack.length >= 20, `acknowledged: ${ack.length}`);
+    t.diagnostic(`acknowledged before and around the kill: ${acknowledged(killed.output).length} of 400 by ${victim.name}, ${acknowledged(other.output).length} of 100 through HAProxy`);
     await waitFor(async () => (await proxy.status())[`atrium_web/${victim.name}`] === 'DOWN', 'HAProxy takes the killed node out', 30_000);
 
     // Every acknowledged instance: found through HAProxy, and its bytes (the data set: the file meta is the
