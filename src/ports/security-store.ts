@@ -120,3 +120,12 @@ export interface SecurityStore {
   putSetting(key: string, value: string, now: string): Promise<void>;
   deleteSetting(key: string): Promise<void>;
 }
+
+/**
+ * Where a first-run setup token's digest is kept: one key per token, so that several nodes starting on one
+ * empty database (docs/scale-out.md) each print a token that works, rather than the last to start
+ * overwriting the others'. All are removed when the first administrator is created.
+ */
+export function setupTokenKey(digest: string): string {
+  return `setup_token.${digest.slice(0, 16)}`;
+}

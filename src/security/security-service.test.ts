@@ -80,6 +80,20 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal((await security.listUsers()).length, 1);
     });
 
+    test('first run on several nodes: each node\'s printed token works, and all are gone once the admin exists', async () => {
+      const { security: node1 } = await fresh();
+      const node2 = new SecurityService({ store: new SqlSecurityStore(await opened.reopen()), config: DEFAULT_SECURITY_CONFIG, scrypt: FAST });
+      const { setupToken: first } = await node1.start();
+      const { setupToken: second } = await node2.start();
+      assert.ok(first && second && first !== second);
+      // The node that started first printed its token before the other started: it still works.
+      const admin = await node2.createFirstAdmin({ username: 'admin', password: PASSWORD, setupToken: first });
+      assert.equal(admin.username, 'admin');
+      const left = await db.selectFrom('security_setting').select('setting_key').where('setting_key', 'like', 'setup_token%').execute();
+      assert.deepEqual(left, [], 'no setup token outlives the first administrator');
+      await assert.rejects(node1.createFirstAdmin({ username: 'second', password: PASSWORD, setupToken: second }), (e: unknown) => e instanceof AtriumError && e.code === 'conflict');
+    });
+
     test('first run: concurrent first-admin creations, one wins', async () => {
       const { security } = await fresh();
       const results = await Promise.allSettled(['a1', 'a2', 'a3', 'a4'].map((username) => security.createFirstAdmin({ username, password: PASSWORD, trustedLocal: true })));

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AtriumError } from '../errors.ts';
-import type { ApiKeyRecord, SecurityStore, UserRecord } from '../ports/security-store.ts';
+import { setupTokenKey, type ApiKeyRecord, type SecurityStore, type UserRecord } from '../ports/security-store.ts';
 import { OidcVerifier } from './oidc.ts';
 import { DEFAULT_SCRYPT, dummyPasswordHash, hashPassword, randomSecret, sha256Hex, verifyPassword, type ScryptParams } from './secrets.ts';
 import { AuthError, isRole, type AuthMethod, type Principal, type Role, type SecurityConfig } from './types.ts';
@@ -129,7 +129,8 @@ export class SecurityService {
       return { setupToken: null };
     }
     const token = randomSecret(24);
-    await this.#store.putSetting('setup_token', sha256Hex(token), this.#iso());
+    const digest = sha256Hex(token);
+    await this.#store.putSetting(setupTokenKey(digest), digest, this.#iso());
     return { setupToken: token };
   }
 
@@ -156,7 +157,7 @@ export class SecurityService {
   /** What to log at start when `start()` returned a token. */
   setupMessage(setupToken: string): string {
     return `No user exists yet. Create the first administrator with the one-time setup token ${setupToken} `
-      + '(it works once, and only until the next start). Atrium ships no default password.';
+      + '(it works once, until the first administrator exists; every start, on every node, prints another that works too). Atrium ships no default password.';
   }
 
   // ---------------------------------------------------------------- users

@@ -3,6 +3,7 @@ import { AtriumError } from '../../errors.ts';
 import type {
   ApiKeyRecord, FirstUserOutcome, NewApiKeyRecord, NewUserRecord, SecurityStore, SessionRecord, ThrottleState, UserPatch, UserRecord,
 } from '../../ports/security-store.ts';
+import { setupTokenKey } from '../../ports/security-store.ts';
 import type { AtriumDatabase, SecurityApiKeyTable, SecuritySessionTable, SecurityUserTable } from './schema.ts';
 import type { Database } from '../../database/database.ts';
 import type { SqlEngine } from '../../database/migration.ts';
@@ -12,6 +13,7 @@ type Tx = Transaction<AtriumDatabase>;
 
 const SETUP_TOKEN = 'setup_token';
 const FIRST_USER_LOCK = 'first_user_lock';
+
 
 /**
  * SecurityStore over the index database (tables `security_*`, migration 0003). Row locks on PostgreSQL
@@ -52,11 +54,14 @@ export class SqlSecurityStore implements SecurityStore {
         const count = await tx.selectFrom('security_user').select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirstOrThrow();
         if (Number(count.n) > 0) throw new Rollback({ kind: 'users-exist' });
         if (setupTokenHash !== null) {
-          const token = await tx.selectFrom('security_setting').select('value').where('setting_key', '=', SETUP_TOKEN).executeTakeFirst();
-          if (!token || token.value !== setupTokenHash) throw new Rollback({ kind: 'bad-setup-token' });
+          // Each node that started without a user stored its own token (setupTokenKey): any printed one is good.
+          const token = await tx.selectFrom('security_setting').select('value')
+            .where('setting_key', 'in', [SETUP_TOKEN, setupTokenKey(setupTokenHash)]).where('value', '=', setupTokenHash).executeTakeFirst();
+          if (!token) throw new Rollback({ kind: 'bad-setup-token' });
         }
         const row = await insertUser(tx, user, now);
-        await tx.deleteFrom('security_setting').where('setting_key', 'in', [FIRST_USER_LOCK, SETUP_TOKEN]).execute();
+        await tx.deleteFrom('security_setting')
+          .where((eb) => eb.or([eb('setting_key', 'in', [FIRST_USER_LOCK, SETUP_TOKEN]), eb('setting_key', 'like', `${SETUP_TOKEN}.%`)])).execute();
         return { kind: 'created', user: toUser(row) } as FirstUserOutcome;
       });
     } catch (error) {

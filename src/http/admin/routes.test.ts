@@ -114,6 +114,7 @@ test('errors are problem+json with a clear detail', async () => {
 
 test('health, statistics, metrics and the UI page', async () => {
   assert.deepEqual(await json(fetch(`${base}/api/health`)), { status: 'ok', index: 'sqlite', blobs: 'fs' });
+  assert.deepEqual(await json(fetch(`${base}/api/health/ready`, { headers: { 'x-atrium-test-anonymous': '1' } })), { status: 'ready', index: 'sqlite', blobs: 'fs' });
   const stats = await json(fetch(`${base}/api/statistics`));
   assert.ok(stats.instances >= 1 && stats.quarantined >= 1);
   const metrics = await (await fetch(`${base}/metrics`)).text();

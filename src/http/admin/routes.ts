@@ -16,6 +16,7 @@ import type { RouteRules } from '../../security/index.ts';
  */
 export const ADMIN_ROUTE_RULES: RouteRules = {
   'GET /api/health': 'public',
+  'GET /api/health/ready': 'public',
   'GET /api/statistics': 'query',
   'GET /api/patients': 'query',
   'GET /api/studies': 'query',
@@ -47,6 +48,21 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
   const { index } = archive;
 
   app.get('/api/health', async () => ({ status: 'ok', index: index.kind, blobs: archive.blobs.kind }));
+  // For a load balancer's health check (deploy/haproxy.cfg, docs/scale-out.md): 200 only while this node
+  // can reach the shared index, so a node cut off from PostgreSQL leaves the rotation (DIMSE and web) at once
+  // instead of failing every association it is given. Bounded: a hung database answers 503, not never.
+  app.get('/api/health/ready', async (_req, reply) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the index did not answer within 2 s')), 2000); });
+    try {
+      await Promise.race([index.ping(), timeout]);
+      return { status: 'ready', index: index.kind, blobs: archive.blobs.kind };
+    } catch (error) {
+      return reply.status(503).send({ status: 'unavailable', reason: (error as Error).message });
+    } finally {
+      clearTimeout(timer);
+    }
+  });
   app.get('/api/statistics', async () => await index.statistics());
 
   app.get<{ Querystring: Query }>('/api/patients', async (req) =>
