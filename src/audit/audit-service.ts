@@ -111,14 +111,32 @@ export class AuditService {
       this.#pending.push({ record, resolve, reject });
       if (!this.#writing) this.#writing = this.#drain();
     });
-    for (const sink of this.#sinks) {
-      try {
-        sink.sendAudit(stored);
-      } catch {
-        // A sink is a copy: its failure never fails the audited request.
+    this.publish([stored]);
+    return stored;
+  }
+
+  /**
+   * The record of `event`, validated, for a caller that writes it in its own transaction with the change
+   * it reports (insertAuditRecords in adapters/index/sql-audit-store.ts), then calls `publish` once that
+   * committed: the record exists exactly when the change does, and costs no transaction of its own. The
+   * caller names the patients (no study lookup happens here: the caller's transaction holds SQLite's one
+   * connection).
+   */
+  prepare(event: AuditEventInput): NewAuditRecord {
+    return this.#normalize(event);
+  }
+
+  /** Hands committed records to the sinks (syslog); what `record` does after its own write. */
+  publish(records: readonly AuditRecord[]): void {
+    for (const stored of records) {
+      for (const sink of this.#sinks) {
+        try {
+          sink.sendAudit(stored);
+        } catch {
+          // A sink is a copy: its failure never fails the audited request.
+        }
       }
     }
-    return stored;
   }
 
   async #namePatients(event: AuditEventInput): Promise<AuditEventInput> {

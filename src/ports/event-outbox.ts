@@ -18,8 +18,11 @@ export interface EventOutbox {
   claim(owner: string, handlers: readonly string[], limit: number, now: Date, leaseUntil: Date): Promise<EventDelivery[]>;
   /** Extends the leases `owner` still holds; returns the ids it no longer holds. */
   renew(ids: readonly number[], owner: string, leaseUntil: Date): Promise<number[]>;
-  /** Records success; false when the lease had been lost meanwhile (the delivery may run again). */
-  complete(id: number, owner: string, now: Date): Promise<boolean>;
+  /**
+   * Records the success of deliveries `owner` ran, in one statement (one commit for a whole batch); returns
+   * the ids whose lease had been lost meanwhile (those may run again).
+   */
+  complete(ids: readonly number[], owner: string, now: Date): Promise<number[]>;
   /** Records a failure: the delivery is retried at `retryAt`, with the error kept for the stuck list. */
   fail(id: number, owner: string, error: string, retryAt: Date, now: Date): Promise<boolean>;
   /** Makes a failing delivery due now (an administrator fixed the cause). */

@@ -5,7 +5,7 @@ import { compareIdentity } from '../dicom/patient-identity.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
 import {
   STATUS_RANK, type ChangeSource, type IdentityMismatch, type LinkedStudy, type Order, type OrderChange, type OrderDetail, type OrderFilter, type OrderInput,
-  type OrderStatus, type PatientIdentity, type ScheduledStepFilter, type ScheduledStepView, type StepStatus,
+  type OrderStatus, type Patient, type PatientIdentity, type ScheduledStepFilter, type ScheduledStepView, type StepStatus,
 } from './model.ts';
 import type { ChangeContext, RisCore, RisUnit } from './ris-context.ts';
 
@@ -40,8 +40,10 @@ export class OrderService {
   }
 
   /** A new order (ORM/OMI NW, or by hand) for a patient the store knows. */
-  async place(unit: RisUnit, input: OrderInput): Promise<Order> {
-    const patient = await unit.store.findPatient(input.patient.patientId, input.patient.issuerOfPatientId);
+  async place(unit: RisUnit, input: OrderInput, known?: Patient): Promise<Order> {
+    // `known`: the patient the caller has just read or written in this unit (an ORM NW's PID), not read again.
+    const patient = known && known.patientId === input.patient.patientId && known.issuerOfPatientId === input.patient.issuerOfPatientId
+      ? known : await unit.store.findPatient(input.patient.patientId, input.patient.issuerOfPatientId);
     if (!patient) throw new AtriumError('not-found', `no patient ${input.patient.patientId} (issuer "${input.patient.issuerOfPatientId}")`, { key: 'patient' });
     if (patient.status === 'merged') throw new AtriumError('conflict', `patient ${patient.patientId} was merged into ${patient.mergedInto?.patientId}`, { key: 'patient' });
     if (!input.accessionNumber) throw new AtriumError('invalid-input', 'an order needs an accession number', { key: 'accessionNumber' });
@@ -57,10 +59,17 @@ export class OrderService {
       if (stepIds.has(step.stepId)) throw new AtriumError('invalid-input', `scheduled procedure step ${step.stepId} is given twice`, { key: 'steps' });
       stepIds.add(step.stepId);
     }
-    const pk = await unit.store.insertOrder(patient.pk, { ...input, studyInstanceUid: input.studyInstanceUid || generateUid(), priority: input.priority ?? 'ROUTINE' }, 'ordered', unit.now);
+    // Written with the status it reaches at once (scheduled when a step has a start), both timeline entries
+    // kept: the same rows and event as an insert as 'ordered' then a move to 'scheduled', one UPDATE fewer.
+    const scheduled = input.steps.some((s) => s.startDate);
+    const pk = await unit.store.insertOrder(patient.pk, { ...input, studyInstanceUid: input.studyInstanceUid || generateUid(), priority: input.priority ?? 'ROUTINE' }, scheduled ? 'scheduled' : 'ordered', unit.now);
     let order = (await unit.store.getOrder(pk))!;
-    await this.#transition(unit, order, 'ordered', null, null);
-    if (order.steps.some((s) => s.startDate)) order = await this.#transition(unit, order, 'scheduled', null, null);
+    const source = unit.context.source;
+    await unit.store.addTimeline(pk, { status: 'ordered', stepId: null, source, detail: null, at: unit.now });
+    if (scheduled) {
+      await unit.store.addTimeline(pk, { status: 'scheduled', stepId: null, source, detail: null, at: unit.now });
+      await unit.store.emitOrderStatus(order, 'scheduled', source, unit.now);
+    }
     unit.audit('order-record', `order ${order.accessionNumber} placed`, { patientIds: [patient.patientId], studies: [studyRef(order)] });
     // Post-verification in the other order: images that came before their order are linked now.
     for (const study of await unit.store.unmatchedByAccession(order.accessionNumber)) {

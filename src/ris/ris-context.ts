@@ -1,5 +1,5 @@
 import type { AuditService } from '../audit/audit-service.ts';
-import type { AuditAction, AuditEventInput, AuditInterface, AuditNetworkEnd, AuditPrincipal, AuditStudyRef } from '../ports/audit-store.ts';
+import type { AuditAction, AuditEventInput, AuditRecord, AuditInterface, AuditNetworkEnd, AuditPrincipal, AuditStudyRef } from '../ports/audit-store.ts';
 import type { ChangeSource } from './model.ts';
 import type { RisStore } from './ris-store.ts';
 
@@ -61,18 +61,28 @@ export class RisCore {
   }
 
   /**
-   * Runs `fn` in one transaction and writes its audit records once it committed (awaited: a change is
-   * reported done with its audit durable). Inside an HL7 message's transaction, pass `within` to join it.
+   * Runs `fn` in one transaction with its audit records (written in that transaction, handed to the audit
+   * sinks once it committed: a record exists exactly when its change does). Inside an HL7 message's
+   * transaction, pass `within` to join it.
    */
   async change<T>(context: ChangeContext, fn: (unit: RisUnit) => Promise<T>, within?: { store: RisStore; audits: AuditEventInput[] }): Promise<T> {
     if (within) return await fn(new RisUnit(within.store, context, this.now(), within.audits));
     const audits: AuditEventInput[] = [];
-    const result = await this.store.transaction((tx) => fn(new RisUnit(tx, context, this.now(), audits)));
-    await this.recordAudits(audits);
+    const { result, stored } = await this.store.transaction(async (tx) => {
+      const result = await fn(new RisUnit(tx, context, this.now(), audits));
+      return { result, stored: await this.writeAudits(tx, audits) };
+    });
+    this.publishAudits(stored);
     return result;
   }
 
-  async recordAudits(audits: AuditEventInput[]): Promise<void> {
-    await Promise.all(audits.map((a) => this.#audit.record(a)));
+  /** Inside a change's transaction (`tx`): writes its audit records (AuditService.prepare). */
+  async writeAudits(tx: RisStore, audits: readonly AuditEventInput[]): Promise<AuditRecord[]> {
+    return audits.length === 0 ? [] : await tx.appendAudit(audits.map((a) => this.#audit.prepare(a)));
+  }
+
+  /** After the commit: the records to the audit sinks (syslog). */
+  publishAudits(stored: readonly AuditRecord[]): void {
+    if (stored.length > 0) this.#audit.publish(stored);
   }
 }

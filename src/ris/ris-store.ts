@@ -1,3 +1,4 @@
+import type { AuditRecord, NewAuditRecord } from '../ports/audit-store.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
 import type {
   ChangeSource, Hl7MessageFilter, Hl7MessageRecord, IdentityMismatch, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
@@ -50,6 +51,11 @@ export interface PatientChangeResult {
  */
 export interface RisStore {
   transaction<T>(fn: (tx: RisStore) => Promise<T>): Promise<T>;
+  /**
+   * Inside a transaction: runs `fn` under a savepoint; when it throws, what it wrote is rolled back (the
+   * transaction goes on, on PostgreSQL too) and the error rethrown. One HL7 message of a group commit each.
+   */
+  savepoint<T>(fn: () => Promise<T>): Promise<T>;
 
   findPatient(patientId: string, issuer: string): Promise<Patient | null>;
   getPatient(pk: number): Promise<Patient | null>;
@@ -101,6 +107,9 @@ export interface RisStore {
   findMessage(sender: string, controlId: string): Promise<Hl7MessageRecord | null>;
   getMessage(id: number): Promise<(Hl7MessageRecord & { raw: Buffer }) | null>;
   listMessages(filter: Hl7MessageFilter, page: Page): Promise<Paged<Hl7MessageRecord>>;
+
+  /** Writes audit records in this transaction (the change they report commits with them). */
+  appendAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]>;
 
   /** Writes an event to the outbox in this transaction. */
   emitOrderStatus(order: Order, status: OrderStatus, source: ChangeSource, now: string): Promise<void>;

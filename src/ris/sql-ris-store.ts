@@ -3,6 +3,8 @@ import type { Database } from '../database/database.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
 import { likePattern, searchableName } from '../adapters/index/matching.ts';
 import { emit } from '../adapters/index/sql-event-outbox.ts';
+import { insertAuditRecords } from '../adapters/index/sql-audit-store.ts';
+import type { AuditRecord, NewAuditRecord } from '../ports/audit-store.ts';
 import { AtriumError } from '../errors.ts';
 import type {
   ChangeSource, Code, Hl7MessageFilter, Hl7MessageRecord, IdentityMismatch, LinkedStudy, Order, OrderChange, OrderDetail, OrderFilter, OrderInput, OrderStatus,
@@ -32,6 +34,16 @@ interface MovedIndex {
   removedPatients: Record<string, unknown>[];
 }
 
+/** The columns of a scheduled procedure step as given (order, step ID and status aside). */
+function stepValues(step: StepInput, now: string) {
+  const start = step.startDate ? `${step.startDate}${(step.startTime ?? '').padEnd(6, '0').slice(0, 6)}` : null;
+  return {
+    modality: step.modality ?? null, station_ae_title: step.stationAeTitle ?? null, station_name: step.stationName ?? null, location: step.location ?? null,
+    start_date: step.startDate ?? null, start_time: step.startTime ?? null, start_at: start, description: step.description ?? null,
+    performing_physician: step.performingPhysician ?? null, protocol_codes: JSON.stringify(step.protocolCodes ?? []), updated_at: now,
+  };
+}
+
 /** RisStore over the one database (SQLite or PostgreSQL through Kysely), tables of migration 0010. */
 export class SqlRisStore implements RisStore {
   readonly #db: Db;
@@ -52,6 +64,23 @@ export class SqlRisStore implements RisStore {
     return await this.#db.transaction().execute((tx) => fn(new SqlRisStore({ db: tx, inTransaction: true })));
   }
 
+  async savepoint<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.#inTransaction) throw new Error('savepoint runs inside a transaction');
+    // One name: savepoints of this store are not nested (one per HL7 message of a group commit), and a
+    // fixed text keeps SQLite's statement cache from growing.
+    await sql`savepoint ris_change`.execute(this.#db);
+    let result: T;
+    try {
+      result = await fn();
+    } catch (error) {
+      await sql`rollback to savepoint ris_change`.execute(this.#db);
+      await sql`release savepoint ris_change`.execute(this.#db);
+      throw error;
+    }
+    await sql`release savepoint ris_change`.execute(this.#db);
+    return result;
+  }
+
   // ------------------------------------------------------------------------------------------ patients
 
   async findPatient(patientId: string, issuer: string): Promise<Patient | null> {
@@ -67,13 +96,13 @@ export class SqlRisStore implements RisStore {
   async upsertPatient(input: PatientInput, now: string): Promise<{ patient: Patient; created: boolean; changed: string[] }> {
     const existing = await this.findPatient(input.patientId, input.issuerOfPatientId);
     if (!existing) {
-      await this.#db.insertInto('ris_patient').values({
+      const row = await this.#db.insertInto('ris_patient').values({
         patient_id: input.patientId, issuer_of_patient_id: input.issuerOfPatientId, patient_name: input.patientName ?? null,
         patient_name_search: searchableName(input.patientName ?? null), patient_birth_date: input.patientBirthDate ?? null,
         patient_sex: input.patientSex ?? null, other_identifiers: JSON.stringify(input.otherIdentifiers ?? []), status: 'active',
         created_at: now, updated_at: now,
-      }).execute();
-      return { patient: (await this.findPatient(input.patientId, input.issuerOfPatientId))!, created: true, changed: [] };
+      }).returningAll().executeTakeFirstOrThrow();
+      return { patient: await this.#toPatient(row), created: true, changed: [] };
     }
     const set: Record<string, unknown> = {};
     const changed: string[] = [];
@@ -266,7 +295,8 @@ export class SqlRisStore implements RisStore {
       study_instance_uid: input.studyInstanceUid, status, created_at: now, updated_at: now,
     }).returning('pk').executeTakeFirstOrThrow();
     const pk = Number(row.pk);
-    await this.replaceSteps(pk, input.steps, 'SCHEDULED', now);
+    // A new order has no steps to replace: one insert for all of them.
+    if (input.steps.length > 0) await this.#db.insertInto('ris_procedure_step').values(input.steps.map((step) => ({ ...stepValues(step, now), order_pk: pk, step_id: step.stepId, status: 'SCHEDULED' }))).execute();
     return pk;
   }
 
@@ -289,12 +319,7 @@ export class SqlRisStore implements RisStore {
     const existing = await this.#db.selectFrom('ris_procedure_step').select(['pk', 'step_id', 'status']).where('order_pk', '=', orderPk).execute();
     const byId = new Map(existing.map((s) => [String(s.step_id), s]));
     for (const step of steps) {
-      const start = step.startDate ? `${step.startDate}${(step.startTime ?? '').padEnd(6, '0').slice(0, 6)}` : null;
-      const values = {
-        modality: step.modality ?? null, station_ae_title: step.stationAeTitle ?? null, station_name: step.stationName ?? null, location: step.location ?? null,
-        start_date: step.startDate ?? null, start_time: step.startTime ?? null, start_at: start, description: step.description ?? null,
-        performing_physician: step.performingPhysician ?? null, protocol_codes: JSON.stringify(step.protocolCodes ?? []), updated_at: now,
-      };
+      const values = stepValues(step, now);
       const known = byId.get(step.stepId);
       if (known) {
         await this.#db.updateTable('ris_procedure_step').set(values).where('pk', '=', known.pk).execute();
@@ -573,6 +598,10 @@ export class SqlRisStore implements RisStore {
       q.select((eb) => eb.fn.countAll().as('n')).executeTakeFirst(),
     ]);
     return { items: rows.map(toMessage), total: Number(total?.n ?? 0), ...page };
+  }
+
+  async appendAudit(records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
+    return await insertAuditRecords(this.#db, records);
   }
 
   async emitOrderStatus(order: Order, status: OrderStatus, source: ChangeSource, now: string): Promise<void> {

@@ -54,8 +54,15 @@ export class SqlWorklistStore {
 
   /** The open steps (not completed, discontinued or cancelled, of an order not ended) matching the query. */
   async *find(q: WorklistQuery): AsyncGenerator<WorklistRow> {
+    // On SQLite, `+s.status` keeps the status index out of the plan: without statistics the planner took
+    // "status in (open ones)" for a selective key and walked every open step (a Patient ID query at 100k
+    // steps: 2.2 s, bench:ris); the unary plus lets it start from the key that is selective (the patient's
+    // unique index, the accession number, the station or modality with the start date) and a universal
+    // query walk the steps in primary-key order, which the keyset batches below follow. PostgreSQL keeps
+    // statistics (and has no unary plus on text).
+    const status = this.#engine === 'sqlite' ? sql`+s.status` : sql`s.status`;
     const where: Pred[] = [
-      sql<SqlBool>`s.status in (${sql.join([...OPEN_STEP_STATUSES])})`,
+      sql<SqlBool>`${status} in (${sql.join([...OPEN_STEP_STATUSES])})`,
       sql<SqlBool>`o.status not in ('cancelled', 'discontinued')`,
     ];
     for (const c of q.columns) {

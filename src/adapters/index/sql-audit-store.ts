@@ -8,6 +8,41 @@ type Db = Kysely<AtriumDatabase>;
 type EventQuery = SelectQueryBuilder<AtriumDatabase, 'audit_event', {}>;
 
 /**
+ * Writes audit records with the caller's query builder: inside the transaction of the change they report
+ * (the RIS writes its records with its change, see AuditService.prepare), or in one of their own (append).
+ */
+export async function insertAuditRecords(db: Kysely<any>, records: readonly NewAuditRecord[]): Promise<AuditRecord[]> {
+  if (records.length === 0) return [];
+  const tx = db as Db;
+  const inserted = await tx.insertInto('audit_event')
+    .values(records.map((r) => ({
+      event_id: r.id,
+      recorded_at: r.time,
+      action: r.action,
+      interface: r.interface,
+      outcome: r.outcome,
+      principal_kind: r.principal.kind,
+      principal_id: r.principal.id,
+      origin_address: r.origin?.address ?? null,
+      origin_ae_title: r.origin?.aeTitle ?? null,
+      record: JSON.stringify(r),
+    })))
+    .returning(['pk', 'event_id'])
+    .execute();
+  const pkOf = new Map(inserted.map((row) => [row.event_id, Number(row.pk)]));
+  const objects = records.flatMap((r) => {
+    const eventPk = pkOf.get(r.id)!;
+    return [
+      ...r.patientIds.map((value) => ({ event_pk: eventPk, kind: 'patient', value })),
+      ...unique(r.studies.map((s) => s.studyInstanceUid)).map((value) => ({ event_pk: eventPk, kind: 'study', value })),
+    ];
+  });
+  // Bounded statements: PostgreSQL allows 65535 parameters, SQLite 32766.
+  for (let i = 0; i < objects.length; i += 1000) await tx.insertInto('audit_object').values(objects.slice(i, i + 1000)).execute();
+  return records.map((r) => ({ seq: pkOf.get(r.id)!, ...r }));
+}
+
+/**
  * AuditStore over the index database (tables `audit_event` and `audit_object`, migration 0004), on
  * SQLite and PostgreSQL. Append-only: this class has no way to change or remove a record, and the
  * database refuses UPDATE and DELETE on both tables (triggers), so neither can a raw SQL client.
@@ -25,34 +60,7 @@ export class SqlAuditStore implements AuditStore {
 
   async append(records: NewAuditRecord[]): Promise<AuditRecord[]> {
     if (records.length === 0) return [];
-    return await this.#db.transaction().execute(async (tx) => {
-      const inserted = await tx.insertInto('audit_event')
-        .values(records.map((r) => ({
-          event_id: r.id,
-          recorded_at: r.time,
-          action: r.action,
-          interface: r.interface,
-          outcome: r.outcome,
-          principal_kind: r.principal.kind,
-          principal_id: r.principal.id,
-          origin_address: r.origin?.address ?? null,
-          origin_ae_title: r.origin?.aeTitle ?? null,
-          record: JSON.stringify(r),
-        })))
-        .returning(['pk', 'event_id'])
-        .execute();
-      const pkOf = new Map(inserted.map((row) => [row.event_id, Number(row.pk)]));
-      const objects = records.flatMap((r) => {
-        const eventPk = pkOf.get(r.id)!;
-        return [
-          ...r.patientIds.map((value) => ({ event_pk: eventPk, kind: 'patient', value })),
-          ...unique(r.studies.map((s) => s.studyInstanceUid)).map((value) => ({ event_pk: eventPk, kind: 'study', value })),
-        ];
-      });
-      // Bounded statements: PostgreSQL allows 65535 parameters, SQLite 32766.
-      for (let i = 0; i < objects.length; i += 1000) await tx.insertInto('audit_object').values(objects.slice(i, i + 1000)).execute();
-      return records.map((r) => ({ seq: pkOf.get(r.id)!, ...r }));
-    });
+    return await this.#db.transaction().execute((tx) => insertAuditRecords(tx, records));
   }
 
   async search(filter: AuditFilter, page: Page, order: 'asc' | 'desc' = 'desc'): Promise<Paged<AuditRecord>> {

@@ -100,13 +100,18 @@ export class SqlEventOutbox implements EventOutbox {
     return ids.filter((id) => !held.has(id));
   }
 
-  async complete(id: number, owner: string, now: Date): Promise<boolean> {
+  async complete(ids: readonly number[], owner: string, now: Date): Promise<number[]> {
+    if (ids.length === 0) return [];
     const at = now.toISOString();
-    const result = await this.#db.updateTable('event_delivery')
-      .set({ state: 'done', delivered_at: at, updated_at: at, locked_by: null, locked_until: null, last_error: null })
-      .where('pk', '=', id).where('locked_by', '=', owner).where('state', '=', 'pending')
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    const done = new Set<number>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.#db.updateTable('event_delivery')
+        .set({ state: 'done', delivered_at: at, updated_at: at, locked_by: null, locked_until: null, last_error: null })
+        .where('pk', 'in', ids.slice(i, i + 500)).where('locked_by', '=', owner).where('state', '=', 'pending')
+        .returning('pk').execute();
+      for (const r of rows) done.add(Number(r.pk));
+    }
+    return ids.filter((id) => !done.has(id));
   }
 
   async fail(id: number, owner: string, error: string, retryAt: Date, now: Date): Promise<boolean> {

@@ -193,7 +193,7 @@ const orders: Handler = async (message, unit, services) => {
           patientId = patient.patientId;
           if (!g.obr) throw new Hl7Failure('AE', '101', { segment: 'OBR', sequence: 1, field: 4 }, 'an OBR segment is required for a new order');
           if (!accession.value) throw new Hl7Failure('AE', '101', at(g.obr, 18), 'OBR-18 (accession number), IPC-1 or ORC-3 (filler order number) is required');
-          await services.patients.upsert(unit, patient);
+          const known = await services.patients.upsert(unit, patient);
           const requestedProcedureId = nonEmpty(g.ipcs[0]?.get(2) ?? '', g.obr.get(19)) ?? accession.value;
           const input: OrderInput = {
             patient: { patientId: patient.patientId, issuerOfPatientId: patient.issuerOfPatientId },
@@ -206,7 +206,7 @@ const orders: Handler = async (message, unit, services) => {
             studyInstanceUid: nonEmpty(g.ipcs[0]?.get(3) ?? '', g.zds?.get(1) ?? ''),
             steps: stepsOf(g, accession.value, requestedProcedureId),
           };
-          await services.orders.place(unit, input);
+          await services.orders.place(unit, input, known);
           break;
         }
         case 'XO': {

@@ -3,10 +3,10 @@ import { buildAck, FALLBACK_HEADER, headerOf, locationText, type AckCode, type A
 import { encodeCharacterSet, Hl7ParseError, parseHl7, type Hl7Message } from '../../hl7/message.ts';
 import type { MllpPeer } from '../../hl7/mllp.ts';
 import { AtriumError } from '../../errors.ts';
-import type { AuditEventInput, AuditPrincipal } from '../../ports/audit-store.ts';
+import type { AuditEventInput, AuditPrincipal, AuditRecord } from '../../ports/audit-store.ts';
 import type { RisCore } from '../ris-context.ts';
 import { RisUnit } from '../ris-context.ts';
-import { isUniqueViolation, type Hl7MessageOutcome, type NewHl7Message } from '../ris-store.ts';
+import { isUniqueViolation, type Hl7MessageOutcome, type NewHl7Message, type RisStore } from '../ris-store.ts';
 
 type MessageBase = Omit<NewHl7Message, keyof Hl7MessageOutcome>;
 import { Hl7Failure } from './fields.ts';
@@ -32,6 +32,18 @@ export interface Hl7Result {
 
 let ackSequence = 0;
 
+/** Messages applied by one transaction at most (group commit). */
+const MAX_GROUP = 64;
+
+interface Queued {
+  message: Hl7Message;
+  base: MessageBase;
+  header: AckedHeader;
+  peer: Pick<MllpPeer, 'address'>;
+  resolve: (result: Hl7Result) => void;
+  reject: (error: unknown) => void;
+}
+
 /**
  * What an HL7 message does, transport aside: parse, check the header, apply it (one transaction with its
  * message-log row and its ACK), answer. Original-mode acknowledgement: AA only once the effect is
@@ -45,6 +57,8 @@ export class Hl7Receiver {
   readonly #services: Hl7Services;
   readonly #options: Hl7ReceiverOptions;
   readonly #log: Logger;
+  readonly #queue: Queued[] = [];
+  #committing = false;
 
   constructor(core: RisCore, services: Hl7Services, options: Hl7ReceiverOptions, log: Logger) {
     this.#core = core;
@@ -78,29 +92,82 @@ export class Hl7Receiver {
       remoteAddress: peer.address, raw, text: message.text, receivedAt,
     };
     const check = this.#checkHeader(message);
-    if (check) return await this.#refuse(base, header, check, null);
+    if (check) return await this.#refuse(this.#core.store, base, header, check, null);
+    return await new Promise<Hl7Result>((resolve, reject) => {
+      this.#queue.push({ message, base, header, peer, resolve, reject });
+      if (!this.#committing) void this.#commitQueued();
+    });
+  }
 
-    const known = await this.#core.store.findMessage(sender, controlId!);
-    if (known) return this.#duplicate(known.ack, known.ackCode, header);
-
-    const audits: AuditEventInput[] = [];
+  /**
+   * Group commit: the messages that arrived while a transaction was running (over several connections;
+   * one connection has one message under way at a time) are applied together by the next one, each under
+   * its own savepoint, so that N messages cost one commit (one WAL flush on SQLite) instead of N. A
+   * message that fails rolls back its savepoint alone and is logged with its AE/AR in the same
+   * transaction; every ACK, AA or not, is answered only once that transaction committed.
+   */
+  async #commitQueued(): Promise<void> {
+    this.#committing = true;
     try {
-      const ack = await this.#core.store.transaction(async (tx) => {
+      while (this.#queue.length > 0) await this.#commitBatch(this.#queue.splice(0, MAX_GROUP));
+    } finally {
+      this.#committing = false;
+    }
+  }
+
+  async #commitBatch(batch: Queued[]): Promise<void> {
+    let outcome: { results: Hl7Result[]; stored: AuditRecord[] };
+    try {
+      outcome = await this.#core.store.transaction(async (tx) => {
+        const audits: AuditEventInput[] = [];
+        const results: Hl7Result[] = [];
+        for (const item of batch) results.push(await this.#applyOne(tx, item, audits));
+        return { results, stored: await this.#core.writeAudits(tx, audits) };
+      });
+    } catch (error) {
+      // The transaction itself failed (the database, not a message): each message again on its own, so
+      // that one cause does not take the others' ACKs with it; alone, it is refused as before.
+      if (batch.length > 1) {
+        for (const item of batch) await this.#commitBatch([item]);
+        return;
+      }
+      const item = batch[0]!;
+      try {
+        const { sender, controlId } = item.base;
+        item.resolve(await this.#refuse(this.#core.store, item.base, item.header, this.#failureOf(error, sender, controlId), item.message));
+      } catch (refusal) {
+        item.reject(refusal);
+      }
+      return;
+    }
+    this.#core.publishAudits(outcome.stored);
+    batch.forEach((item, i) => item.resolve(outcome.results[i]!));
+  }
+
+  /** One message inside the group's transaction `tx`: its effect, log row and ACK under a savepoint. */
+  async #applyOne(tx: RisStore, item: Queued, audits: AuditEventInput[]): Promise<Hl7Result> {
+    const { message, base, header, peer } = item;
+    const { sender, controlId } = base;
+    const known = await tx.findMessage(sender, controlId!);
+    if (known) return this.#duplicate(known.ack, known.ackCode, header);
+    const mine: AuditEventInput[] = [];
+    try {
+      const ack = await tx.savepoint(async () => {
         const id = await tx.insertMessage({ ...base, ack: '', ackCode: 'AA', errorCode: null, errorLocation: null, errorText: null, patientId: null, accessionNumber: null });
-        const handled = await this.#apply(message, new RisUnit(tx, this.#context(message, peer.address), receivedAt, audits));
+        const handled = await this.#apply(message, new RisUnit(tx, this.#context(message, peer.address), base.receivedAt, mine));
         const ackText = this.#ack(header, null);
         await tx.setMessageOutcome(id, this.#outcome(ackText, null, handled));
         return ackText;
       });
-      await this.#core.recordAudits(audits);
+      audits.push(...mine);
       this.#log.info({ sender, controlId, type: base.messageType }, 'HL7: message applied');
       return { ack: encodeCharacterSet(ack, header.characterSet), ackCode: 'AA', duplicate: false };
     } catch (error) {
       if (isUniqueViolation(error)) {
-        const copy = await this.#core.store.findMessage(sender, controlId!);
+        const copy = await tx.findMessage(sender, controlId!);
         if (copy) return this.#duplicate(copy.ack, copy.ackCode, header);
       }
-      return await this.#refuse(base, header, this.#failureOf(error, sender, controlId), message);
+      return await this.#refuse(tx, base, header, this.#failureOf(error, sender, controlId), message);
     }
   }
 
@@ -120,13 +187,13 @@ export class Hl7Receiver {
     try {
       if (check) throw check;
       const context = { ...this.#context(message, logged.remoteAddress ?? ''), principal: by, interface: 'rest' as const };
-      const ack = await this.#core.store.transaction(async (tx) => {
+      const { ack, stored } = await this.#core.store.transaction(async (tx) => {
         const handled = await this.#apply(message, new RisUnit(tx, context, replay.at, audits));
         const ackText = this.#ack(header, null);
         await tx.setMessageOutcome(id, this.#outcome(ackText, null, handled), replay);
-        return ackText;
+        return { ack: ackText, stored: await this.#core.writeAudits(tx, audits) };
       });
-      await this.#core.recordAudits(audits);
+      this.#core.publishAudits(stored);
       return { ackCode: 'AA', ack, error: null };
     } catch (error) {
       const failure = this.#failureOf(error, logged.sender, logged.controlId);
@@ -176,15 +243,18 @@ export class Hl7Receiver {
     return new Hl7Failure('AE', '207', null, `application internal error: ${(error as Error).message ?? error}`.slice(0, 200));
   }
 
-  async #refuse(base: MessageBase, header: AckedHeader, failure: Hl7Failure, message: Hl7Message | null): Promise<Hl7Result> {
+  async #refuse(store: RisStore, base: MessageBase, header: AckedHeader, failure: Hl7Failure, message: Hl7Message | null): Promise<Hl7Result> {
     const ack = this.#ack(header, failure);
     const pid = message?.segment('PID');
     const outcome = this.#outcome(ack, failure, { patientId: pid?.get(3) || null, accessionNumber: message?.segment('OBR')?.get(18) || null });
+    const insert = () => store.insertMessage({ ...base, ...outcome });
     try {
-      await this.#core.store.insertMessage({ ...base, ...outcome });
+      // In a group's transaction, under a savepoint: a copy logged meanwhile (its unique key) must not abort the others.
+      if (store === this.#core.store) await insert();
+      else await store.savepoint(insert);
     } catch (error) {
       if (!isUniqueViolation(error) || !base.controlId) throw error;
-      const copy = await this.#core.store.findMessage(base.sender, base.controlId);
+      const copy = await store.findMessage(base.sender, base.controlId);
       if (copy) return this.#duplicate(copy.ack, copy.ackCode, header);
     }
     this.#log.warn({ sender: base.sender, controlId: base.controlId, hl7Error: failure.hl7Code, location: locationText(failure.location) }, `HL7: message not applied (${failure.ackCode}): ${failure.message}`);
