@@ -27,6 +27,7 @@ import { Metrics } from './observability/metrics.ts';
 import { IngestService } from './archive/ingest.ts';
 import { comparePixels } from './imaging/index.ts';
 import { RetrieveService } from './archive/retrieve.ts';
+import { SqlServedCorrections } from './adapters/index/sql-served-corrections.ts';
 import { DeletionService } from './archive/deletion.ts';
 import { DashboardService } from './archive/dashboard.ts';
 import { QuarantineService } from './archive/quarantine.ts';
@@ -135,7 +136,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
 
   const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy, invalidUidPolicy: config.ingest.invalidUidPolicy },
     samePixels: (a, b) => comparePixels(blobs, a, b) });
-  const retrieve = new RetrieveService({ index, blobs });
+  const retrieve = new RetrieveService({ index, blobs, corrections: new SqlServedCorrections(database), modifyingSystem: `ATRIUM ${config.dicom.aeTitle}` });
   const deletion = new DeletionService({ index, blobs, log });
   const quarantine = new QuarantineService({ index, blobs, retrieve, ingest, log, modifyingSystem: `ATRIUM ${config.dicom.aeTitle}` });
   // Every store lives in the one database: one engine to run and back up.

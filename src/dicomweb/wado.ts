@@ -25,7 +25,7 @@ import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './context.ts';
 import { decodeFrame } from '../imaging/index.ts';
-import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
+import { chooseTransferSyntax, instanceBytes, instanceEtag, instanceLength, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
 import { serviceWarningValue } from '../io/header-value.ts';
 
 export interface ResourceParams {
@@ -138,7 +138,8 @@ export function retrieveHandler(ctx: DicomwebContext) {
       if (ifNoneMatch(request, etag.replace(/^W\//, ''))) return reply.status(304).send();
       reply.type(`application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`);
       const bytes = bodyStream(await instanceBytes(ctx, rec, delivery));
-      if (!delivery.transcode) return reply.header('content-length', rec.sizeBytes).send(bytes);
+      const length = instanceLength(rec, delivery);
+      if (length !== undefined) return reply.header('content-length', length).send(bytes);
       return reply.send(bytes);
     }
     const boundary = newBoundary();
@@ -147,7 +148,7 @@ export function retrieveHandler(ctx: DicomwebContext) {
       for (const { rec, delivery } of selected) {
         yield {
           contentType: `application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`,
-          length: delivery.transcode ? undefined : rec.sizeBytes,
+          length: instanceLength(rec, delivery),
           location: instanceUrl(base, rec),
           body: async () => await instanceBytes(ctx, rec, delivery),
         };
