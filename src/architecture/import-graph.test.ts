@@ -15,9 +15,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dicom', 'security', 'events'],
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
-  ['exchange', 'ris', 'quality'],
-  // Transports over the RIS's services (FHIR writes orders and reports through them).
-  ['fhir'],
+  ['exchange', 'ris'],
+  // Over the RIS's services: FHIR writes orders and reports through them; quality's corrections merge through the RIS's merge.
+  ['fhir', 'quality'],
   ['http'],
   ['app.ts'],
   ['cli'],
