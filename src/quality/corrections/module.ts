@@ -1,7 +1,7 @@
 import type { Archive } from '../../app.ts';
 import type { AtriumModule } from '../../modules/module.ts';
 import { risOf } from '../../ris/module.ts';
-import { migration as identityCorrections } from '../migrations/0026_quality_identity_corrections.ts';
+import { migration as identityCorrections } from './migrations/0026_corrections_records.ts';
 import { CorrectionService } from './correction-service.ts';
 import { CorrectionStore } from './correction-store.ts';
 import { CORRECTION_ROUTE_RULES, correctionRoutes } from './correction-routes.ts';

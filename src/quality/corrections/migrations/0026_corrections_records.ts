@@ -1,5 +1,5 @@
 import { type Kysely } from 'kysely';
-import { withPk, type SchemaMigration, type SqlEngine } from '../../database/migration.ts';
+import { withPk, type SchemaMigration, type SqlEngine } from '../../../database/migration.ts';
 
 /**
  * Identity corrections (docs/corrections.md): one row per correction applied by hand (move a study or series,
@@ -8,8 +8,8 @@ import { withPk, type SchemaMigration, type SqlEngine } from '../../database/mig
  * undo is recorded on the row (and audited).
  */
 export const migration: SchemaMigration = {
-  name: '0026_quality_identity_corrections',
-  module: 'quality',
+  name: '0026_corrections_records',
+  module: 'corrections',
   async up(db: Kysely<any>, engine: SqlEngine) {
     await withPk(engine, db.schema.createTable('identity_correction'))
       .addColumn('kind', 'text', (c) => c.notNull())
