@@ -237,5 +237,63 @@ for (const combination of ['sqlite+fs', 'postgres+fs'] as EngineCombination[]) {
       assert.equal((await findStudy(studyB)).PatientName, 'RIGHT^PATIENT');
       assert.equal((await dump((await wado(sopA[0])).file)).items, 0);
     });
+
+    test('split a wrongly merged patient, link an orphan study to its order, move a series: through REST, each undone', async () => {
+      const db = t.archive.database.kysely<any>();
+      for (const [patientId, accessionNumber] of [['SPLIT1', 'ORD-1'], ['SPLIT2', 'ORD-2'], ['SPLIT1', 'ORD-9']]) {
+        const res = await fetch(`${base}/api/ris/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ patient: { patientId, issuerOfPatientId: '' }, accessionNumber, steps: [] }) });
+        assert.equal(res.status, 201, await res.text());
+      }
+      const [s1, s2, orphan] = [generateUid(), generateUid(), generateUid()];
+      for (const [uid, patientId, accessionNumber] of [[s1, 'SPLIT1', 'ORD-1'], [s2, 'SPLIT2', 'ORD-2'], [orphan, 'SPLIT1', undefined]] as const) {
+        assert.equal((await t.archive.ingest.ingest(syntheticInstance({ studyInstanceUid: uid, patientId, patientName: `${patientId}^X`, accessionNumber, rows: 8, columns: 8 }), { source: 'test' })).status, 'stored');
+      }
+      const merged = await api('POST', '/api/quality/corrections/merge', { survivor: { patientId: 'SPLIT1' }, prior: { patientId: 'SPLIT2' }, reason: 'ADT merge by mistake' });
+      assert.equal(merged.status, 201, JSON.stringify(merged.json));
+      const orderPatient = async (accession: string) => (await db.selectFrom('ris_order').innerJoin('ris_patient', 'ris_patient.pk', 'ris_order.patient_pk').select('ris_patient.patient_id')
+        .where('ris_order.accession_number', '=', accession).executeTakeFirstOrThrow()).patient_id;
+      assert.equal(await orderPatient('ORD-2'), 'SPLIT1', 'the RIS merge moved the order');
+      assert.equal((await findStudy(s2)).PatientID, 'SPLIT1');
+
+      const split = await api('POST', '/api/quality/corrections/split', { from: { patientId: 'SPLIT1' }, to: { patientId: 'SPLIT2' }, studies: [s2], orders: ['ORD-2'], reason: 'two people' });
+      assert.equal(split.status, 201, JSON.stringify(split.json));
+      assert.equal((await findStudy(s2)).PatientID, 'SPLIT2');
+      assert.equal(await orderPatient('ORD-2'), 'SPLIT2');
+      assert.equal((await db.selectFrom('ris_patient').select('status').where('patient_id', '=', 'SPLIT2').executeTakeFirstOrThrow()).status, 'active');
+      assert.equal((await findStudy(s1)).PatientID, 'SPLIT1', 'the study not named stays');
+      assert.equal((await api('POST', `/api/quality/corrections/${merged.json.id}/undo`, { reason: 'x' })).status, 409, 'the split came after');
+      assert.equal((await api('POST', `/api/quality/corrections/${split.json.id}/undo`, { reason: 'undo split' })).status, 200);
+      assert.equal((await findStudy(s2)).PatientID, 'SPLIT1');
+      assert.equal(await orderPatient('ORD-2'), 'SPLIT1');
+      assert.equal((await api('POST', `/api/quality/corrections/${merged.json.id}/undo`, { reason: 'undo merge' })).status, 200);
+      assert.equal((await findStudy(s2)).PatientID, 'SPLIT2');
+      assert.equal(await orderPatient('ORD-2'), 'SPLIT2');
+
+      const linked = await api('POST', '/api/quality/corrections/link-order', { studyInstanceUid: orphan, accessionNumber: 'ORD-9', reason: 'accession missing on the modality' });
+      assert.equal(linked.status, 201, JSON.stringify(linked.json));
+      const links = async () => (await db.selectFrom('ris_order_study').innerJoin('ris_order', 'ris_order.pk', 'ris_order_study.order_pk').select('ris_order.accession_number')
+        .where('ris_order_study.study_instance_uid', '=', orphan).execute()).map((r) => r.accession_number);
+      assert.deepEqual(await links(), ['ORD-9']);
+      const qido = await (await fetch(`${base}/dicom-web/studies?StudyInstanceUID=${orphan}`)).json() as any[];
+      assert.equal(qido[0]['00080050'].Value[0], 'ORD-9');
+      assert.equal((await api('POST', `/api/quality/corrections/${linked.json.id}/undo`, { reason: 'wrong order' })).status, 200);
+      assert.deepEqual(await links(), []);
+
+      const movedSeries = await api('POST', '/api/quality/corrections/move-series', { seriesInstanceUid: seriesA, toStudyInstanceUid: studyB, reason: 'series sent in the wrong study' });
+      assert.equal(movedSeries.status, 201, JSON.stringify(movedSeries.json));
+      const res = await fetch(`${base}/dicom-web/studies/${studyB}/series/${seriesA}/instances/${sopA[0]}`, { headers: { accept: 'application/dicom; transfer-syntax=*' } });
+      assert.equal(res.status, 200);
+      const file = path.join(work, 'moved-series.dcm');
+      await writeFile(file, Buffer.from(await res.arrayBuffer()));
+      const d = await dump(file);
+      assert.equal(d.top.StudyInstanceUID, studyB);
+      assert.equal(d.top.PatientID, 'RIGHT01');
+      assert.equal(d.original[0].StudyInstanceUID, studyA);
+      assert.equal(d.original[0].PatientID, 'WRONG01');
+      assert.equal((await t.archive.index.getStudy(studyB))?.numberOfStudyRelatedSeries, 2);
+      assert.equal((await api('POST', `/api/quality/corrections/${movedSeries.json.id}/undo`, { reason: 'back' })).status, 200);
+      assert.equal((await t.archive.index.getStudy(studyB))?.numberOfStudyRelatedSeries, 1);
+      assert.equal((await dump((await wado(sopA[0])).file)).items, 0);
+    });
   });
 }
