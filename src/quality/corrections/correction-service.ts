@@ -46,7 +46,7 @@ export interface CorrectionDeps {
   audit: { record(event: AuditEventInput): Promise<unknown> };
   clock?: () => Date;
   /** Called after a correction or its undo committed (peers are told: queued sends). */
-  onCommitted?: (record: CorrectionRecord, undone: boolean) => Promise<void>;
+  onCommitted?: (record: CorrectionRecord, actor: Actor) => Promise<void>;
 }
 
 const MAX_REASON = 1024;
@@ -140,7 +140,7 @@ export class CorrectionService {
       patientIds: record.patientIds, studies: record.studyInstanceUids.map((uid) => ({ studyInstanceUid: uid })),
       detail: `identity correction ${record.id} (${record.kind}): ${reason}`,
     });
-    await this.#deps.onCommitted?.(record, false);
+    await this.#deps.onCommitted?.(record, actor);
     return record;
   }
 
@@ -181,7 +181,7 @@ export class CorrectionService {
       patientIds: record.patientIds, studies: record.studyInstanceUids.map((uid) => ({ studyInstanceUid: uid })),
       detail: `identity correction ${id} (${record.kind}) undone: ${reason}`,
     });
-    await this.#deps.onCommitted?.(record, true);
+    await this.#deps.onCommitted?.(record, actor);
     return record;
   }
 

@@ -15,6 +15,9 @@ import { startDicomService, type DicomService } from '../../dimse/services/dicom
 import { createHttpServer } from '../../http/server.ts';
 import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
 import { generateUid } from '../../dicom/uid.ts';
+import { jobRunner } from '../../app.ts';
+import { sectionOf } from '../../config/config.ts';
+import { correctionsConfig } from './config.ts';
 
 /** The top-level values and those inside Original Attributes Sequence items, as dcmdump prints them. */
 async function dump(file: string): Promise<{ top: Record<string, string>; original: Record<string, string>[]; items: number; text: string }> {
@@ -294,6 +297,45 @@ for (const combination of ['sqlite+fs', 'postgres+fs'] as EngineCombination[]) {
       assert.equal((await api('POST', `/api/quality/corrections/${movedSeries.json.id}/undo`, { reason: 'back' })).status, 200);
       assert.equal((await t.archive.index.getStudy(studyB))?.numberOfStudyRelatedSeries, 1);
       assert.equal((await dump((await wado(sopA[0])).file)).items, 0);
+    });
+
+    test('peers are told: a configured peer receives the corrected study by a durable send job, and the stored one after the undo', async () => {
+      const settings = sectionOf(t.archive.config, correctionsConfig);
+      settings.peers = ['DEST'];
+      const runner = jobRunner(t.archive, { pollIntervalMs: 20 });
+      await runner.start();
+      try {
+        const drain = async () => {
+          for (let i = 0; i < 500; i++) {
+            const pending = await t.archive.database.kysely<any>().selectFrom('job').select('state').where('state', 'not in', ['succeeded', 'failed']).execute();
+            if (pending.length === 0) return;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          assert.fail('send jobs did not finish');
+        };
+        const moved = await api('POST', '/api/quality/corrections/move-study', { studyInstanceUid: studyA, to: { patientId: 'RIGHT01' }, reason: 'peers test' });
+        assert.equal(moved.status, 201);
+        await drain();
+        const received = await filesIn(destDir);
+        assert.equal(received.length, 2);
+        for (const file of received) {
+          const d = await dump(file);
+          assert.equal(d.top.PatientID, 'RIGHT01');
+          assert.equal(d.original[0].PatientID, 'WRONG01');
+          await rm(file);
+        }
+        assert.equal((await api('POST', `/api/quality/corrections/${moved.json.id}/undo`, { reason: 'peers test undo' })).status, 200);
+        await drain();
+        const again = await filesIn(destDir);
+        assert.equal(again.length, 2);
+        for (const file of again) {
+          assert.equal((await dump(file)).top.PatientID, 'WRONG01');
+          await rm(file);
+        }
+      } finally {
+        await runner.stop();
+        settings.peers = [];
+      }
     });
   });
 }
