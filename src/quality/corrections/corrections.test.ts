@@ -169,6 +169,16 @@ for (const combination of ['sqlite+fs', 'postgres+fs'] as EngineCombination[]) {
         assert.ok(d.top.PixelData !== undefined, 'pixel data passed through');
       }
       for (const file of received) await rm(file);
+      // WADO-RS metadata describes the instances as served.
+      const metadata = await (await fetch(`${base}/dicom-web/studies/${studyA}/metadata`, { headers: { accept: 'application/dicom+json' } })).json() as any[];
+      assert.equal(metadata.length, 2);
+      for (const ds of metadata) {
+        assert.equal(ds['00100020'].Value[0], 'RIGHT01');
+        assert.equal(ds['00100010'].Value[0].Alphabetic, 'RIGHT^PATIENT');
+        const item = ds['04000561'].Value.at(-1);
+        assert.equal(item['04000550'].Value[0]['00100020'].Value[0], 'WRONG01');
+        assert.equal(item['04000565'].Value[0], 'CORRECT');
+      }
       const { etag } = await wado(sopA[0]);
       assert.notEqual(etag, storedEtag, 'a corrected object has another entity tag');
       // Frames are the stored pixel data, unchanged.
