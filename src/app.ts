@@ -23,12 +23,14 @@ import { fhirModule } from './fhir/module.ts';
 import { prefetchModule } from './prefetch/module.ts';
 import { qualityModule } from './quality/module.ts';
 import { readingModule } from './reading/module.ts';
+import { correctionsModule } from './quality/corrections/module.ts';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
 import { Metrics } from './observability/metrics.ts';
 import { IngestService } from './archive/ingest.ts';
 import { comparePixels } from './imaging/index.ts';
 import { RetrieveService } from './archive/retrieve.ts';
+import { SqlServedCorrections } from './adapters/index/sql-served-corrections.ts';
 import { DeletionService } from './archive/deletion.ts';
 import { DashboardService } from './archive/dashboard.ts';
 import { QuarantineService } from './archive/quarantine.ts';
@@ -48,7 +50,7 @@ import { SyslogSender } from './audit/syslog.ts';
  * The modules this build installs, in the order their parts are installed. A new area (ris, fhir,
  * quality ...) is one folder exporting an AtriumModule, added here.
  */
-export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule, risModule, qualityModule, fhirModule, readingModule, prefetchModule];
+export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule, risModule, qualityModule, correctionsModule, fhirModule, readingModule, prefetchModule];
 
 /** The one database of a node, migrated to what the modules need (several nodes may do this at once). */
 export async function openDatabase(config: DatabaseConfig, modules: readonly AtriumModule[] = MODULES): Promise<Database> {
@@ -137,7 +139,7 @@ export async function openArchive(config: AtriumConfig, options: { log?: Logger;
 
   const ingest = new IngestService({ index, blobs, log, metrics, options: { duplicatePolicy: config.ingest.duplicatePolicy, invalidUidPolicy: config.ingest.invalidUidPolicy },
     samePixels: (a, b) => comparePixels(blobs, a, b) });
-  const retrieve = new RetrieveService({ index, blobs });
+  const retrieve = new RetrieveService({ index, blobs, corrections: new SqlServedCorrections(database), modifyingSystem: `ATRIUM ${config.dicom.aeTitle}` });
   const deletion = new DeletionService({ index, blobs, log });
   const quarantine = new QuarantineService({ index, blobs, retrieve, ingest, log, modifyingSystem: `ATRIUM ${config.dicom.aeTitle}` });
   // Every store lives in the one database: one engine to run and back up.

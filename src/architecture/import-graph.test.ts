@@ -15,10 +15,11 @@ const LAYERS: readonly (readonly string[])[] = [
   ['dicom', 'security', 'events'],
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
-  ['exchange', 'ris', 'quality'],
-  // Transports over the RIS's services (FHIR writes orders and reports through them); the reading worklist
-  // over the RIS's orders; the prior prefetch over the RIS's orders and the exchange's retrieve jobs.
-  ['fhir', 'reading', 'prefetch'],
+  ['exchange', 'ris'],
+  // Over the RIS's services: FHIR writes orders and reports through them; quality's corrections merge through
+  // the RIS's merge; the reading worklist over the RIS's orders; the prior prefetch over the RIS's orders and
+  // the exchange's retrieve jobs.
+  ['fhir', 'quality', 'reading', 'prefetch'],
   ['http'],
   ['app.ts'],
   ['cli'],

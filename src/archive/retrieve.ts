@@ -1,9 +1,11 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { attributeChanges, correctedStream } from '../dicom/corrected-stream.ts';
 import { fileMetaLength } from '../dicom/part10-writer.ts';
 import type { BlobStore, ByteRange, PositionalSource } from '../ports/blob-store.ts';
 import { readFully } from '../io/reusable-buffers.ts';
 import type { IndexStore, InstanceRecord } from '../ports/index-store.ts';
 import type { InstanceRef, StoredBytes, StoredInstanceReader } from '../ports/stored-instance-reader.ts';
+import type { ServedCorrection, ServedCorrections } from '../ports/served-corrections.ts';
 import { AtriumError } from '../errors.ts';
 
 /** Enough for any File Meta Information we store (ours are a few hundred bytes). */
@@ -18,19 +20,52 @@ const META_HEAD_BYTES = 64 * 1024;
 export class RetrieveService implements StoredInstanceReader {
   readonly #index: IndexStore;
   readonly #blobs: BlobStore;
+  readonly #corrections: ServedCorrections | undefined;
+  readonly #modifyingSystem: string;
 
-  constructor(deps: { index: IndexStore; blobs: BlobStore }) {
+  /**
+   * `corrections`: the identity corrections to serve (docs/corrections.md). Whole objects (openInstance,
+   * readInstance without a range, openInstanceBytes without pieces, openDataset) of a corrected study or series
+   * carry the corrected values and an Original Attributes Sequence item with the stored ones, spliced in while
+   * streaming; ranges and pieces (frames, bulk data) are the stored bytes, which a correction never touches.
+   */
+  constructor(deps: { index: IndexStore; blobs: BlobStore; corrections?: ServedCorrections; modifyingSystem?: string }) {
     this.#index = deps.index;
     this.#blobs = deps.blobs;
+    this.#corrections = deps.corrections;
+    this.#modifyingSystem = deps.modifyingSystem ?? 'ATRIUM';
+  }
+
+  /** The correction served for this instance, null when it is served as stored. */
+  async correctionOf(ref: InstanceRef): Promise<ServedCorrection | null> {
+    if (!this.#corrections) return null;
+    return await this.#corrections.correctionOf(typeof ref === 'string' ? await this.#find(ref) : ref);
+  }
+
+  /**
+   * `bytes` (the whole object as stored, or a transcoding of it) as served: with the instance's correction applied,
+   * if it has one. Nothing but the head is held in memory.
+   */
+  async applyCorrection(ref: InstanceRef, bytes: AsyncIterable<Uint8Array>, correction?: ServedCorrection | null): Promise<AsyncIterable<Uint8Array>> {
+    const served = correction === undefined ? await this.correctionOf(ref) : correction;
+    if (!served) return bytes;
+    const changes = attributeChanges(Object.fromEntries(served.attributes.map((a) => [a.tag, a.value])));
+    return correctedStream(bytes, changes, { modifyingSystem: this.#modifyingSystem, at: new Date(served.correctedAt), reason: 'CORRECT' });
   }
 
   async openInstance(sopInstanceUid: string): Promise<{ instance: InstanceRecord; bytes: Readable }> {
     const instance = await this.#find(sopInstanceUid);
-    return { instance, bytes: await this.#blobs.read(instance.blobKey) };
+    const correction = await this.correctionOf(instance);
+    const stored = await this.#blobs.read(instance.blobKey);
+    return { instance, bytes: correction ? Readable.from(await this.applyCorrection(instance, stored, correction), { objectMode: false }) : stored };
   }
 
   async readInstance(ref: InstanceRef, range?: ByteRange): Promise<Readable> {
-    return await this.#blobs.read(await this.#keyOf(ref), range);
+    if (range || !this.#corrections) return await this.#blobs.read(await this.#keyOf(ref), range);
+    const instance = typeof ref === 'string' ? await this.#find(ref) : ref;
+    const correction = await this.correctionOf(instance);
+    const stored = await this.#blobs.read(instance.blobKey);
+    return correction ? Readable.from(await this.applyCorrection(instance, stored, correction), { objectMode: false }) : stored;
   }
 
   async *readInstancePieces(ref: InstanceRef, pieces: [number, number][]): AsyncIterable<Uint8Array> {
@@ -42,6 +77,11 @@ export class RetrieveService implements StoredInstanceReader {
   }
 
   async openInstanceBytes(ref: InstanceRef, pieces?: [number, number][]): Promise<StoredBytes> {
+    if (!pieces && this.#corrections) {
+      const instance = typeof ref === 'string' ? await this.#find(ref) : ref;
+      const correction = await this.correctionOf(instance);
+      if (correction) return await this.applyCorrection(instance, await this.#blobs.read(instance.blobKey), correction);
+    }
     if (this.#blobs.openReader) return { reader: await this.#blobs.openReader(await this.#keyOf(ref)), pieces };
     if (pieces) return this.readInstancePieces(typeof ref === 'string' ? await this.#find(ref) : ref, pieces);
     return await this.readInstance(ref);
@@ -64,6 +104,8 @@ export class RetrieveService implements StoredInstanceReader {
    */
   async openDataset(sopInstanceUid: string): Promise<{ instance: InstanceRecord; dataset: AsyncIterable<Uint8Array> | PositionalSource }> {
     const instance = await this.#find(sopInstanceUid);
+    const correction = await this.correctionOf(instance);
+    if (correction) return { instance, dataset: skipFileMeta(await this.applyCorrection(instance, await this.#blobs.read(instance.blobKey), correction)) };
     if (!this.#blobs.openReader) return { instance, dataset: skipFileMeta(await this.#blobs.read(instance.blobKey)) };
     // Read by position where the store can (no buffer allocated per chunk): the meta's length from its head.
     const reader = await this.#blobs.openReader(instance.blobKey);

@@ -6,6 +6,7 @@
  */
 import type { BodySource } from './multipart-writer.ts';
 import type { InstanceRecord } from '../ports/index-store.ts';
+import type { ServedCorrection } from '../ports/served-corrections.ts';
 import { instanceTranscodeRefusal, transcodeInstance } from '../imaging/index.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, isLossy } from './accept.ts';
 import type { DicomwebContext } from './context.ts';
@@ -15,6 +16,11 @@ export interface Delivery {
   transferSyntaxUid: string;
   transcode: boolean;
   asked: number;
+  /**
+   * The identity correction served with it (docs/corrections.md): the bytes then differ from the stored ones,
+   * so the length is not the stored size and the entity tag names the correction.
+   */
+  correction?: ServedCorrection | null;
 }
 
 export const storedSyntaxOf = (rec: InstanceRecord) => rec.transferSyntaxUid.replace(/[\0 ]+$/, '');
@@ -30,13 +36,14 @@ export const storedSyntaxOf = (rec: InstanceRecord) => rec.transferSyntaxUid.rep
 export async function chooseTransferSyntax(ctx: DicomwebContext, rec: InstanceRecord, asked: (string | undefined)[]): Promise<Delivery | { refusal: string }> {
   const stored = storedSyntaxOf(rec);
   const storedAt = asked.findIndex((ts) => ts === '*' || ts === stored || (ts === undefined && (stored === EXPLICIT_VR_LITTLE_ENDIAN || isLossy(stored))));
-  if (storedAt >= 0) return { transferSyntaxUid: stored, transcode: false, asked: storedAt };
+  const correction = await ctx.archive.retrieve.correctionOf(rec);
+  if (storedAt >= 0) return { transferSyntaxUid: stored, transcode: false, asked: storedAt, correction };
   const reasons: string[] = [];
   for (let i = 0; i < asked.length; i++) {
     const to = asked[i] ?? EXPLICIT_VR_LITTLE_ENDIAN;
     const refusal = await instanceTranscodeRefusal(ctx.archive, rec, to);
-    if (refusal === undefined) return { transferSyntaxUid: to, transcode: true, asked: i };
-    if (asked[i] === undefined) return { transferSyntaxUid: stored, transcode: false, asked: i };
+    if (refusal === undefined) return { transferSyntaxUid: to, transcode: true, asked: i, correction };
+    if (asked[i] === undefined) return { transferSyntaxUid: stored, transcode: false, asked: i, correction };
     reasons.push(`${to}: ${refusal}`);
   }
   return { refusal: [...new Set(reasons)].join('; ') };
@@ -44,11 +51,20 @@ export async function chooseTransferSyntax(ctx: DicomwebContext, rec: InstanceRe
 
 /** The bytes of the instance as chosen; transcoding failures that show before the first byte reject here. */
 export async function instanceBytes(ctx: DicomwebContext, rec: InstanceRecord, delivery: Delivery): Promise<BodySource> {
-  if (delivery.transcode) return await transcodeInstance(ctx.archive, rec, delivery.transferSyntaxUid);
+  if (delivery.transcode) {
+    const transcoded = await transcodeInstance(ctx.archive, rec, delivery.transferSyntaxUid);
+    return delivery.correction ? await ctx.archive.retrieve.applyCorrection(rec, transcoded, delivery.correction) : transcoded;
+  }
   return await ctx.archive.retrieve.openInstanceBytes(rec);
+}
+
+/** The length of the instance's bytes as chosen, when known before sending: the stored size, unless transcoded or corrected. */
+export function instanceLength(rec: InstanceRecord, delivery: Delivery): number | undefined {
+  return delivery.transcode || delivery.correction ? undefined : rec.sizeBytes;
 }
 
 /** The entity tag of the instance's bytes as chosen: the stored hash, or a weak tag for a transcoding of them. */
 export function instanceEtag(rec: InstanceRecord, delivery: Delivery): string {
-  return delivery.transcode ? `W/"${rec.sha256}.${delivery.transferSyntaxUid}"` : `"${rec.sha256}"`;
+  const corrected = delivery.correction ? `.c${delivery.correction.correctionId}` : '';
+  return delivery.transcode ? `W/"${rec.sha256}.${delivery.transferSyntaxUid}${corrected}"` : `"${rec.sha256}${corrected}"`;
 }

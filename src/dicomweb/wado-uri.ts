@@ -10,7 +10,7 @@ import { badRequest, notAcceptable } from './problem.ts';
 import type { DicomwebContext } from './context.ts';
 import { instanceOf } from './wado.ts';
 import { bodyStream } from './multipart-writer.ts';
-import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf } from './retrieve-transfer-syntax.ts';
+import { chooseTransferSyntax, instanceBytes, instanceEtag, instanceLength, storedSyntaxOf } from './retrieve-transfer-syntax.ts';
 import { attachmentDisposition } from '../io/header-value.ts';
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -48,8 +48,9 @@ export function wadoUriHandler(ctx: DicomwebContext) {
         reply.type('application/dicom').header('etag', instanceEtag(rec, delivery))
           .header('content-disposition', attachmentDisposition(`${rec.sopInstanceUid}.dcm`));
         const bytes = bodyStream(await instanceBytes(ctx, rec, delivery));
-        if (delivery.transcode) return reply.send(bytes);
-        return reply.header('content-length', rec.sizeBytes).send(bytes);
+        const length = instanceLength(rec, delivery);
+        if (length === undefined) return reply.send(bytes);
+        return reply.header('content-length', length).send(bytes);
       }
     }
     const renderable = types.find((m) => rangeCovers(m.type, 'image/jpeg') || m.type.startsWith('image/') || m.type.startsWith('video/') || m.type === 'text/html' || m.type === 'text/plain' || m.type === 'application/pdf');

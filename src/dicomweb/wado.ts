@@ -25,7 +25,8 @@ import { HttpError, badRequest, notAcceptable, notFound } from './problem.ts';
 import { nativeDicomModel } from './qido.ts';
 import type { DicomwebContext } from './context.ts';
 import { decodeFrame } from '../imaging/index.ts';
-import { chooseTransferSyntax, instanceBytes, instanceEtag, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
+import type { ServedCorrection } from '../ports/served-corrections.ts';
+import { chooseTransferSyntax, instanceBytes, instanceEtag, instanceLength, storedSyntaxOf, type Delivery } from './retrieve-transfer-syntax.ts';
 import { serviceWarningValue } from '../io/header-value.ts';
 
 export interface ResourceParams {
@@ -138,7 +139,8 @@ export function retrieveHandler(ctx: DicomwebContext) {
       if (ifNoneMatch(request, etag.replace(/^W\//, ''))) return reply.status(304).send();
       reply.type(`application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`);
       const bytes = bodyStream(await instanceBytes(ctx, rec, delivery));
-      if (!delivery.transcode) return reply.header('content-length', rec.sizeBytes).send(bytes);
+      const length = instanceLength(rec, delivery);
+      if (length !== undefined) return reply.header('content-length', length).send(bytes);
       return reply.send(bytes);
     }
     const boundary = newBoundary();
@@ -147,7 +149,7 @@ export function retrieveHandler(ctx: DicomwebContext) {
       for (const { rec, delivery } of selected) {
         yield {
           contentType: `application/dicom; transfer-syntax=${delivery.transferSyntaxUid}`,
-          length: delivery.transcode ? undefined : rec.sizeBytes,
+          length: instanceLength(rec, delivery),
           location: instanceUrl(base, rec),
           body: async () => await instanceBytes(ctx, rec, delivery),
         };
@@ -185,15 +187,19 @@ export function metadataHandler(ctx: DicomwebContext) {
     const base = ctx.baseUrl(request);
     // The ETag is known from the index before any metadata is read: the stored objects and the base URL.
     const hash = createHash('sha256').update(`${format}|${base}`);
-    for (const rec of instances) hash.update(`|${rec.sopInstanceUid}:${rec.sha256}`);
+    // Corrected instances are described as they are served (docs/corrections.md): the correction is part of the tag.
+    const corrections = await Promise.all(instances.map((rec) => ctx.archive.retrieve.correctionOf(rec)));
+    for (const [i, rec] of instances.entries()) hash.update(`|${rec.sopInstanceUid}:${rec.sha256}:${corrections[i]?.correctionId ?? ''}`);
     const etag = `"${hash.digest('base64url').slice(0, 32)}"`;
     reply.header('etag', etag);
     if (ifNoneMatch(request, etag)) return reply.status(304).send();
 
     const datasets: DicomJsonDataSet[] = [];
-    for (const rec of instances) {
+    for (const [i, rec] of instances.entries()) {
       const ds = await ctx.archive.index.instanceMetadata(rec.sopInstanceUid) as DicomJsonDataSet | null;
       if (!ds) continue; // deleted meanwhile
+      const correction = corrections[i];
+      if (correction) correctMetadata(ds, correction);
       absoluteBulkDataUris(ds, instanceUrl(base, rec));
       // Available Transfer Syntax UID (0008,3002): what the frames and the instance are stored in.
       if (!ds['00083002']) ds['00083002'] = { vr: 'UI', Value: [storedSyntaxOf(rec)] };
@@ -206,6 +212,32 @@ export function metadataHandler(ctx: DicomwebContext) {
     return reply.type(multipartContentType('application/dicom+xml', boundary))
       .send(multipartStream(datasets.map((ds) => ({ contentType: 'application/dicom+xml; charset=utf-8', body: Buffer.from(nativeDicomModel(sortedKeys(ds)), 'utf8') })), boundary));
   };
+}
+
+/**
+ * The metadata of a corrected instance as the instance is served (src/archive/retrieve.ts): the corrected values,
+ * and the replaced ones in a new Original Attributes Sequence (0400,0561) item.
+ */
+function correctMetadata(ds: DicomJsonDataSet, correction: ServedCorrection): void {
+  const modified: DicomJsonDataSet = {};
+  const json = (vr: string, value: string) => (value === '' ? { vr } : { vr, Value: vr === 'PN' ? [{ Alphabetic: value }] : [value] });
+  for (const a of correction.attributes) {
+    const before = ds[a.tag];
+    const same = JSON.stringify(before ?? { vr: a.vr }) === JSON.stringify(json(a.vr, a.value));
+    if (same) continue;
+    modified[a.tag] = before ?? { vr: a.vr };
+    ds[a.tag] = json(a.vr, a.value) as DicomJsonDataSet[string];
+  }
+  if (Object.keys(modified).length === 0) return;
+  const at = correction.correctedAt.replace(/[-:T]/g, '').replace(/Z$/, '').replace(/\.(\d{3})$/, '.$1000') + '+0000';
+  const item = {
+    '04000550': { vr: 'SQ', Value: [sortedKeys(modified)] },
+    '04000562': { vr: 'DT', Value: [at] },
+    '04000563': { vr: 'LO', Value: ['ATRIUM'] },
+    '04000565': { vr: 'CS', Value: ['CORRECT'] },
+  };
+  const original = ds['04000561'] as { vr: string; Value?: unknown[] } | undefined;
+  ds['04000561'] = { vr: 'SQ', Value: [...(original?.Value ?? []), item] } as DicomJsonDataSet[string];
 }
 
 function sortedKeys(ds: DicomJsonDataSet): DicomJsonDataSet {

@@ -2,7 +2,8 @@ import { AtriumError } from '../errors.ts';
 import type { Page, Paged } from '../ports/index-store.ts';
 import type { Patient, PatientChange, PatientInput } from './model.ts';
 import type { RisCore, ChangeContext, RisUnit } from './ris-context.ts';
-import type { PatientChangeResult } from './ris-store.ts';
+import type { PatientChangeResult, RisStore } from './ris-store.ts';
+import type { AuditEventInput } from '../ports/audit-store.ts';
 
 export interface PatientKey {
   patientId: string;
@@ -62,8 +63,11 @@ export class PatientService {
     return result;
   }
 
-  /** An administrator's undo of a merge or identifier change: orders and studies go back where they were. */
-  async undoChange(context: ChangeContext, changeId: number): Promise<PatientChangeResult> {
+  /**
+   * An administrator's undo of a merge or identifier change: orders and studies go back where they were.
+   * `within`: the transaction of a caller's change to join (an identity correction's undo, src/quality/corrections/).
+   */
+  async undoChange(context: ChangeContext, changeId: number, within?: { store: RisStore; audits: AuditEventInput[] }): Promise<PatientChangeResult> {
     return await this.#core.change(context, async (unit) => {
       const result = await unit.store.undoPatientChange(changeId, context.principal.id ?? context.principal.kind, unit.now);
       const prior = await unit.store.findPatient(result.change.prior.patientId, result.change.prior.issuerOfPatientId);
@@ -74,7 +78,7 @@ export class PatientService {
         studies: result.studies.map((uid) => ({ studyInstanceUid: uid, patientId: result.change.prior.patientId })),
       });
       return result;
-    });
+    }, within);
   }
 
   async upsertPatient(context: ChangeContext, input: PatientInput): Promise<Patient> {

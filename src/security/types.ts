@@ -25,6 +25,7 @@ export function isRole(value: unknown): value is Role {
  * `integrity:read` / `integrity:write` are the study integrity monitor's findings, sweeps and samples (acknowledge,
  * false positive, resolve; src/quality/integrity/).
  * `prefetch:read` / `prefetch:write` are the prior prefetch rules and the prefetch status of orders (src/prefetch/).
+ * `corrections:write` applies and undoes identity corrections (src/quality/corrections/; reading them is `query`).
  */
 export type Action =
   | 'study:read'
@@ -48,11 +49,12 @@ export type Action =
   | 'integrity:read'
   | 'integrity:write'
   | 'prefetch:read'
-  | 'prefetch:write';
+  | 'prefetch:write'
+  | 'corrections:write';
 
 export const ACTIONS: readonly Action[] = [
   'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write', 'integrity:read', 'integrity:write',
-  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack', 'prefetch:read', 'prefetch:write',
+  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack', 'prefetch:read', 'prefetch:write', 'corrections:write',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';

@@ -93,11 +93,13 @@ export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps
   });
   app.get<{ Params: Params }>('/api/instances/:sop/file', async (req, reply) => {
     const { instance, bytes } = await archive.retrieve.openInstance(req.params.sop);
+    // A corrected instance is served with its corrections (docs/corrections.md): another length, another tag.
+    const correction = await archive.retrieve.correctionOf(instance);
+    if (!correction) reply.header('content-length', instance.sizeBytes);
     return reply
       .type('application/dicom')
-      .header('content-length', instance.sizeBytes)
       .header('content-disposition', attachmentDisposition(`${instance.sopInstanceUid}.dcm`))
-      .header('etag', `"${instance.sha256}"`)
+      .header('etag', correction ? `"${instance.sha256}.c${correction.correctionId}"` : `"${instance.sha256}"`)
       .send(bytes);
   });
 

@@ -37,6 +37,7 @@ export function StudyPage({ uid }: { uid: string }) {
     <>
       <PageHeader title={personName(s.patient.patientName)} subtitle={<>{s.studyDescription || 'No description'} · {formatDicomDate(s.studyDate)}</>}>
         <a class="button-link" href={`/viewer?StudyInstanceUIDs=${encodeURIComponent(s.studyInstanceUid)}`}>Open in the viewer</a>
+        {can('corrections:write') && <a class="button-link" href={`/admin/corrections?study=${encodeURIComponent(s.studyInstanceUid)}`}>Correct…</a>}
         {can('study:delete') && <button type="button" class="danger" onClick={() => setConfirm(true)}>Delete…</button>}
       </PageHeader>
       <div class="card">
