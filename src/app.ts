@@ -21,6 +21,7 @@ import { dimseModule } from './dimse/module.ts';
 import { risModule } from './ris/module.ts';
 import { fhirModule } from './fhir/module.ts';
 import { qualityModule } from './quality/module.ts';
+import { workflowModule } from './workflow/module.ts';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -46,7 +47,7 @@ import { SyslogSender } from './audit/syslog.ts';
  * The modules this build installs, in the order their parts are installed. A new area (ris, fhir,
  * quality ...) is one folder exporting an AtriumModule, added here.
  */
-export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule, risModule, qualityModule, fhirModule];
+export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule, risModule, qualityModule, fhirModule, workflowModule];
 
 /** The one database of a node, migrated to what the modules need (several nodes may do this at once). */
 export async function openDatabase(config: DatabaseConfig, modules: readonly AtriumModule[] = MODULES): Promise<Database> {

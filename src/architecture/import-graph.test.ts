@@ -16,8 +16,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['imaging', 'audit', 'adapters', 'archive', 'config', 'synthetic'],
   ['dimse', 'dicomweb', 'hl7'],
   ['exchange', 'ris', 'quality'],
-  // Transports over the RIS's services (FHIR writes orders and reports through them).
-  ['fhir'],
+  // Transports over the RIS's services (FHIR writes orders and reports through them); workflow routes over the
+  // exchange's send jobs and reads the RIS's orders.
+  ['fhir', 'workflow'],
   ['http'],
   ['app.ts'],
   ['cli'],

@@ -118,5 +118,6 @@ export const OBJECT_CODES: Record<AuditObjectType, { typeCode: '1' | '2'; role: 
   'quarantined-object': { typeCode: '2', role: { code: '3', scheme: 'RFC-3881', meaning: 'Report' }, idType: { code: 'quarantine-id', scheme: ATRIUM_SCHEME, meaning: 'Quarantine Entry ID' } },
   'dose-reference-level': { typeCode: '2', role: { code: '4', scheme: 'RFC-3881', meaning: 'Resource' }, idType: { code: 'dose-reference-level-id', scheme: ATRIUM_SCHEME, meaning: 'Dose Reference Level ID' } },
   'dose-alert': { typeCode: '2', role: { code: '3', scheme: 'RFC-3881', meaning: 'Report' }, idType: { code: 'dose-alert-id', scheme: ATRIUM_SCHEME, meaning: 'Dose Alert ID' } },
+  'routing-rule': { typeCode: '2', role: { code: '4', scheme: 'RFC-3881', meaning: 'Resource' }, idType: { code: 'routing-rule-id', scheme: ATRIUM_SCHEME, meaning: 'Routing Rule ID' } },
   'audit-trail': { typeCode: '2', role: { code: '13', scheme: 'RFC-3881', meaning: 'Security Resource' }, idType: { code: '12', scheme: 'RFC-3881', meaning: 'URI' } },
 };

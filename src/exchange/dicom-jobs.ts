@@ -25,6 +25,12 @@ export interface SendPayload extends JobRequester {
   studyInstanceUid?: string;
   seriesInstanceUid?: string;
   sopInstanceUids?: string[];
+  /**
+   * Transfer syntaxes the destination may be sent in when it does not accept an object's stored one
+   * (routing rules, src/workflow/): the object is transcoded into the first of these the peer accepts.
+   * Absent: objects are sent only as stored.
+   */
+  transferSyntaxes?: string[];
 }
 
 export interface RetrievePayload extends JobRequester {

@@ -18,7 +18,8 @@ export function isRole(value: unknown): value is Role {
  * (C-STORE, STOW, import), delete, export (C-MOVE/C-GET/send to another node, download); `query` is
  * C-FIND/QIDO; `study:read-deidentified` is reserved for the de-identified access researchers will get;
  * `order:read` / `order:write` are the RIS's orders, patients (as the RIS knows them) and reports (src/ris/);
- * `dose:read` / `dose:write` are radiation dose reports and alerts, and the dose reference levels (src/quality/).
+ * `dose:read` / `dose:write` are radiation dose reports and alerts, and the dose reference levels (src/quality/);
+ * `rules:read` / `rules:write` are the routing rules and their dry-run (src/workflow/).
  */
 export type Action =
   | 'study:read'
@@ -33,10 +34,12 @@ export type Action =
   | 'order:read'
   | 'order:write'
   | 'dose:read'
-  | 'dose:write';
+  | 'dose:write'
+  | 'rules:read'
+  | 'rules:write';
 
 export const ACTIONS: readonly Action[] = [
-  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write',
+  'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write', 'rules:read', 'rules:write',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';
