@@ -75,7 +75,7 @@ export type ConditionName = (typeof CONDITION_KEYS)[number];
 const TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
 const AE_TITLE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/;
 const UID = /^[0-9]+(\.[0-9]+)*$/;
-const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$/;
+const NAME = /^[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]{0,99}$/;
 
 /**
  * Checks a rule as it came (from REST or the console) and returns the definition, normalized (modality and
@@ -88,7 +88,7 @@ export function validateRule(input: unknown): { rule: RuleDefinition; problems: 
   const b = input as Record<string, unknown>;
   for (const key of Object.keys(b)) if (!['name', 'description', 'trigger', 'conditions', 'actions'].includes(key)) add(key, `unknown field "${key}"`);
   const name = typeof b.name === 'string' ? b.name.trim() : '';
-  if (!NAME.test(name)) add('name', 'name is required: 1 to 100 letters, digits, spaces, dots, underscores or hyphens, starting with a letter or digit');
+  if (!NAME.test(name)) add('name', 'name is required: 1 to 100 characters, no control characters');
   if (b.description !== undefined && typeof b.description !== 'string') add('description', 'description must be text');
   if (!RULE_TRIGGERS.includes(b.trigger as RuleTrigger)) add('trigger', `trigger must be one of ${RULE_TRIGGERS.join(', ')}`);
   const conditions: RuleConditions = {};
