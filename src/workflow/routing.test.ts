@@ -46,8 +46,8 @@ async function api(method: string, url: string, body?: unknown) {
   return { status: res.statusCode, body: res.json() as any };
 }
 
-async function storescu(aet: string, files: string[]) {
-  const r = await runTool('storescu', ['-aet', aet, '-aec', a.archive.config.dicom.aeTitle, '127.0.0.1', String(dicom.port), ...files], { timeoutMs: 60_000 });
+async function storescu(aet: string, files: string[], extra: string[] = []) {
+  const r = await runTool('storescu', [...extra, '-aet', aet, '-aec', a.archive.config.dicom.aeTitle, '127.0.0.1', String(dicom.port), ...files], { timeoutMs: 60_000 });
   assert.equal(r.code, 0, r.output);
 }
 
@@ -229,4 +229,27 @@ test('with the destination down, the forward job retries, and delivers once it i
   const exports = (await a.archive.audit.search({ action: 'export' }, { limit: 100, offset: 0 })).items.filter((r) => r.destination?.aeTitle === 'LATER');
   assert.ok(exports.some((r) => r.outcome === 'serious-failure') && exports.some((r) => r.outcome === 'success'));
   assert.ok(exports.every((r) => r.principal.displayName === 'routing rule "MR to LATER" v1'));
+});
+
+test('a destination that takes only uncompressed syntaxes gets the stored JPEG transcoded, when the rule says so', async () => {
+  await mkdir(path.join(dir, 'plain'));
+  const plain = await startStorescp(path.join(dir, 'plain'), { aeTitle: 'PLAINSCP', uncompressedOnly: true });
+  try {
+    await a.archive.peers.upsert({ aeTitle: 'PLAINSCP', host: '127.0.0.1', port: plain.port, operations: [] });
+    const rule = await api('POST', '/api/workflow/rules', { name: 'JPEG to a plain viewer', trigger: 'instance', conditions: { sourceAe: ['JPEGSENDER'] },
+      actions: [{ type: 'dicom', destination: 'PLAINSCP', transferSyntaxes: ['1.2.840.10008.1.2.1'] }] });
+    assert.equal(rule.status, 201);
+    // -xy: storescu proposes JPEG Baseline, so Atrium stores it compressed.
+    await storescu('JPEGSENDER', [path.join(CORPUS, 'SC_rgb_jpeg_dcmtk.dcm')], ['-xy']);
+    await node.dispatch();
+    const mine = async () => (await a.archive.jobs.list({ type: SEND_JOB }, { limit: 1000, offset: 0 })).items.filter((j) => (j.payload as { destination: string }).destination === 'PLAINSCP');
+    await eventually(async () => { const [j] = await mine(); return !!j && (j.state === 'succeeded' || j.state === 'failed' || j.attempts > 1); }, 'the transcoding send');
+    const [job] = await mine();
+    assert.equal(job.state, 'succeeded', job.lastError ?? '');
+    const [file] = await filesIn(path.join(dir, 'plain'));
+    const ts = await runTool('dcmdump', ['-q', '+P', 'TransferSyntaxUID', file]);
+    assert.match(ts.stdout, /LittleEndianExplicit|1\.2\.840\.10008\.1\.2\.1\b/);
+  } finally {
+    await plain.stop();
+  }
 });
