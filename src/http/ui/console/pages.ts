@@ -17,6 +17,7 @@ import { OrdersPage } from './pages/orders.tsx';
 import { OrderPage } from './pages/order.tsx';
 import { Hl7MessagesPage } from './pages/hl7-messages.tsx';
 import { DosePage } from './pages/dose.tsx';
+import { RulesPage } from './pages/rules.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -35,6 +36,7 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/orders', title: 'Orders', action: 'order:read', component: OrdersPage, menu: true },
   { path: '/admin/orders/:id', title: 'Order', action: 'order:read', component: OrderPage, menu: false },
   { path: '/admin/dose', title: 'Dose', action: 'dose:read', component: DosePage, menu: true },
+  { path: '/admin/rules', title: 'Routing rules', action: 'rules:read', component: RulesPage, menu: true },
   { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
   { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
   { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },
