@@ -118,18 +118,29 @@ try {
   const started = performance.now();
   await runner.start();
   await workflow.stability.sweep();
+  // Routing: every StudyStable delivered, its send jobs queued (the handler queues them before it returns).
+  for (;;) { const r = await dispatcher.runOnce(); if (r.routed + r.delivered + r.failed === 0) break; }
+  // Polled at 50 ms, not faster: SQLite has one connection, and the job runner needs it.
   for (;;) {
-    const r = await dispatcher.runOnce();
-    if (r.routed + r.delivered + r.failed === 0) {
-      const { items, total } = await archive.jobs.list({ type: SEND_JOB }, { limit: 10_000, offset: 0 });
-      if (total >= studies.length && items.every((j) => j.state === 'succeeded' || j.state === 'failed')) break;
-      await new Promise((r2) => setTimeout(r2, 5));
-    }
+    const { items, total } = await archive.jobs.list({ type: SEND_JOB }, { limit: 10_000, offset: 0 });
+    if (total >= studies.length && items.every((j) => j.state === 'succeeded' || j.state === 'failed')) break;
+    await new Promise((r2) => setTimeout(r2, 50));
   }
   const routedSeconds = (performance.now() - started) / 1000;
+  // The same sends queued by hand, no event or rule on the way: what the send path itself costs.
+  const direct = performance.now();
+  const directJobs = [];
+  for (const studyInstanceUid of studies) directJobs.push(await archive.jobs.enqueue(SEND_JOB, { destination: 'ROUTED', studyInstanceUid }));
+  runner.wake();
+  for (;;) {
+    const states = await Promise.all(directJobs.map((j) => archive.jobs.get(j.id)));
+    if (states.every((j) => j && (j.state === 'succeeded' || j.state === 'failed'))) break;
+    await new Promise((r2) => setTimeout(r2, 50));
+  }
+  const directSeconds = (performance.now() - direct) / 1000;
   await runner.stop();
   await dispatcher.stop();
-  const jobs = (await archive.jobs.list({ type: SEND_JOB }, { limit: 10_000, offset: 0 })).items;
+  const jobs = (await archive.jobs.list({ type: SEND_JOB }, { limit: 10_000, offset: 0 })).items.filter((j) => (j.payload as { rule?: unknown }).rule);
   const routedFiles = (await readdir(scpDir)).length;
   await stopServer(scp);
 
@@ -155,6 +166,7 @@ try {
     evaluationMicroseconds: { median: round(percentile(inMemory, 50)), p95: round(percentile(inMemory, 95)), p99: round(percentile(inMemory, 99)) },
     handlerMicroseconds: { median: round(percentile(withReads, 50), 1), p95: round(percentile(withReads, 95), 1), note: 'rules freshness check + study facts from the SQLite index + evaluation' },
     routing: { seconds: round(routedSeconds, 2), instancesPerSecond: round(count / routedSeconds, 1), jobs: jobs.length, failedJobs: jobs.filter((j) => j.state !== 'succeeded').length, filesReceived: routedFiles },
+    sendJobsAlone: { seconds: round(directSeconds, 2), instancesPerSecond: round(count / directSeconds, 1) },
     plainStorescu: { seconds: round(plainSeconds, 2), instancesPerSecond: round(count / plainSeconds, 1), exitCodes: results.map((r) => r.code), filesReceived: plainFiles },
   };
   if (args.json) console.log(JSON.stringify(summary, null, 2));
@@ -162,6 +174,7 @@ try {
     console.log(`rule evaluation, ${ruleCount} rules, per StudyStable event: median ${summary.evaluationMicroseconds.median} µs, p95 ${summary.evaluationMicroseconds.p95} µs, p99 ${summary.evaluationMicroseconds.p99} µs (${events} events)`);
     console.log(`  with the index reads of the handler: median ${summary.handlerMicroseconds.median} µs, p95 ${summary.handlerMicroseconds.p95} µs`);
     console.log(`routing to storescp: ${count} instances in ${studies.length} studies, ${summary.routing.seconds} s, ${summary.routing.instancesPerSecond} instances/s (${jobs.length} send jobs, ${summary.routing.failedJobs} not succeeded, ${routedFiles} files received)`);
+    console.log(`the same send jobs queued by hand (no event, no rule): ${summary.sendJobsAlone.seconds} s, ${summary.sendJobsAlone.instancesPerSecond} instances/s`);
     console.log(`plain storescu, ${concurrency} associations: ${summary.plainStorescu.seconds} s, ${summary.plainStorescu.instancesPerSecond} instances/s (${plainFiles} files received)`);
   }
 } finally {

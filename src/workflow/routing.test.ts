@@ -253,3 +253,29 @@ test('a destination that takes only uncompressed syntaxes gets the stored JPEG t
     await plain.stop();
   }
 });
+
+test('STOW-RS to a destination that is down is retried, and delivered once it answers', async () => {
+  const port = await freePort();
+  sectionOf(a.archive.config, workflowConfig).dicomwebDestinations.push({ name: 'late-b', url: `http://127.0.0.1:${port}/dicom-web`, tokenEnv: null, transferSyntaxes: [], timeoutSeconds: 30 });
+  const rule = await api('POST', '/api/workflow/rules', { name: 'SR to late B', trigger: 'instance', conditions: { modality: ['SR'], sourceAe: ['LATESR'] }, actions: [{ type: 'dicomweb', destination: 'late-b' }] });
+  assert.equal(rule.status, 201);
+  await storescu('LATESR', [path.join(CORPUS, 'reportsi.dcm')]);
+  await node.dispatch();
+  const mine = async () => (await a.archive.jobs.list({ type: STOW_JOB }, { limit: 1000, offset: 0 })).items.filter((j) => (j.payload as { destination: string }).destination === 'late-b');
+  await eventually(async () => { const [j] = await mine(); return !!j && j.attempts >= 1 && j.state === 'queued'; }, 'a failed first STOW-RS');
+  const [failed] = await mine();
+  assert.match(failed.lastError ?? '', /STOW-RS to http:\/\/127\.0\.0\.1:\d+\/dicom-web\/studies failed/);
+
+  // The second Atrium comes up at that address.
+  const late = await createHttpServer(b.archive);
+  await late.listen({ host: '127.0.0.1', port });
+  try {
+    await a.archive.jobs.retry(failed.id);
+    node.runner.wake();
+    await eventually(async () => (await mine())[0].state === 'succeeded', 'the STOW-RS to deliver');
+    const [uid] = (failed.payload as { sopInstanceUids: string[] }).sopInstanceUids;
+    assert.ok(await b.archive.index.findInstance(uid), 'the instance is at B');
+  } finally {
+    await late.close();
+  }
+});
