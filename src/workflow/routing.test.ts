@@ -279,3 +279,30 @@ test('STOW-RS to a destination that is down is retried, and delivered once it an
     await late.close();
   }
 });
+
+test('a forward that cannot succeed ends failed (the dead letter) in /api/jobs, and the dry-run warned of it', async () => {
+  const settings = sectionOf(a.archive.config, workflowConfig);
+  const attempts = settings.forwardMaxAttempts;
+  settings.forwardMaxAttempts = 2;
+  try {
+    const rule = await api('POST', '/api/workflow/rules', { name: 'To a destination nobody configured', trigger: 'instance', conditions: { sourceAe: ['NOWHERESR'] }, actions: [{ type: 'dicomweb', destination: 'nowhere' }, { type: 'dicom', destination: 'NOPEER' }] });
+    assert.equal(rule.status, 201);
+    const sr = path.join(dir, 'another-sr.dcm');
+    await copyFile(path.join(CORPUS, 'reportsi.dcm'), sr);
+    assert.equal((await runTool('dcmodify', ['-nb', '-gin', '-gst', sr])).code, 0);
+    await storescu('NOWHERESR', [sr]);
+    await node.dispatch();
+    const listed = async () => (await api('GET', `/api/jobs?state=failed`)).body.items.filter((j: { payload: { rule?: { id: number } } }) => j.payload.rule?.id === rule.body.id);
+    await eventually(async () => (await listed()).length === 2, 'both forwards failed');
+    const failed = await listed();
+    assert.deepEqual(failed.map((j: { type: string }) => j.type).sort(), [SEND_JOB, STOW_JOB]);
+    assert.ok(failed.every((j: { attempts: number }) => j.attempts === 1), 'a missing destination is not retried');
+    assert.match(failed.find((j: { type: string }) => j.type === STOW_JOB).lastError, /no DICOMweb destination nowhere/);
+    const study = failed.find((j: { type: string }) => j.type === STOW_JOB).payload.studyInstanceUid;
+    const dry = await api('GET', `/api/workflow/dry-run/${study}`);
+    const mine = dry.body.rules.find((r: { rule: { id: number } }) => r.rule.id === rule.body.id);
+    assert.deepEqual(mine.actions.map((x: { warning?: string }) => x.warning), ['no DICOMweb destination nowhere is configured (workflow.dicomwebDestinations)', 'no DICOM peer NOPEER is configured']);
+  } finally {
+    settings.forwardMaxAttempts = attempts;
+  }
+});
