@@ -18,8 +18,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['exchange', 'ris'],
   // Over the RIS's services: FHIR writes orders and reports through them; quality's corrections merge through
   // the RIS's merge; the reading worklist over the RIS's orders; the prior prefetch over the RIS's orders and
-  // the exchange's retrieve jobs.
-  ['fhir', 'quality', 'reading', 'prefetch'],
+  // the exchange's retrieve jobs; workflow routes over the exchange's send jobs and reads the RIS's orders.
+  ['fhir', 'quality', 'reading', 'prefetch', 'workflow'],
   ['http'],
   ['app.ts'],
   ['cli'],

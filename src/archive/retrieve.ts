@@ -127,7 +127,8 @@ export class RetrieveService implements StoredInstanceReader {
   }
 }
 
-async function* skipFileMeta(bytes: AsyncIterable<unknown>): AsyncIterable<Uint8Array> {
+/** The data set of a Part-10 stream: its bytes after the File Meta Information (the C-STORE payload). */
+export async function* skipFileMeta(bytes: AsyncIterable<unknown>): AsyncIterable<Uint8Array> {
   let head = new Uint8Array(0);
   let skip: number | undefined;
   for await (const raw of bytes) {

@@ -25,6 +25,12 @@ export interface SendPayload extends JobRequester {
   studyInstanceUid?: string;
   seriesInstanceUid?: string;
   sopInstanceUids?: string[];
+  /**
+   * Transfer syntaxes the destination may be sent in when it does not accept an object's stored one
+   * (routing rules, src/workflow/): the object is transcoded into the first of these the peer accepts.
+   * Absent: objects are sent only as stored.
+   */
+  transferSyntaxes?: string[];
 }
 
 export interface RetrievePayload extends JobRequester {
@@ -50,7 +56,7 @@ export function dicomJobHandlers(archive: DicomJobDeps, client: DicomClient): Re
     const audit = jobAudit(archive, job, 'export', { destination: { aeTitle: job.payload.destination } }, await studiesOf(archive, job.payload, uids));
     try {
       const counts = await client.send(job.payload.destination, uids, {
-        signal: context.signal,
+        signal: context.signal, ...(job.payload.transferSyntaxes?.length ? { transferSyntaxes: job.payload.transferSyntaxes } : {}),
         onProgress: async (c) => { await context.heartbeat({ remaining: c.remaining, completed: c.completed, failed: c.failed, warning: c.warning }); },
       });
       const failure = counts.failed > 0 ? `${counts.failed} of ${uids.length} instances were not stored by ${job.payload.destination}` : null;

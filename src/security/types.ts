@@ -26,6 +26,7 @@ export function isRole(value: unknown): value is Role {
  * false positive, resolve; src/quality/integrity/).
  * `prefetch:read` / `prefetch:write` are the prior prefetch rules and the prefetch status of orders (src/prefetch/).
  * `corrections:write` applies and undoes identity corrections (src/quality/corrections/; reading them is `query`).
+ * `rules:read` / `rules:write` are the routing rules and their dry-run (src/workflow/).
  */
 export type Action =
   | 'study:read'
@@ -50,11 +51,13 @@ export type Action =
   | 'integrity:write'
   | 'prefetch:read'
   | 'prefetch:write'
-  | 'corrections:write';
+  | 'corrections:write'
+  | 'rules:read'
+  | 'rules:write';
 
 export const ACTIONS: readonly Action[] = [
   'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write', 'integrity:read', 'integrity:write',
-  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack', 'prefetch:read', 'prefetch:write', 'corrections:write',
+  'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack', 'prefetch:read', 'prefetch:write', 'corrections:write', 'rules:read', 'rules:write',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';

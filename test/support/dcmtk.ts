@@ -104,10 +104,11 @@ export interface Storescp {
  * It accepts every storage SOP class in any transfer syntax it knows (`+xa`), so what it receives is what
  * was sent, in the syntax it was sent in.
  */
-export async function startStorescp(dir: string, options: { aeTitle?: string; extraArgs?: string[] } = {}): Promise<Storescp> {
+export async function startStorescp(dir: string, options: { aeTitle?: string; extraArgs?: string[]; port?: number; uncompressedOnly?: boolean } = {}): Promise<Storescp> {
   const aeTitle = options.aeTitle ?? 'STORESCP';
-  const port = await freePort();
-  const child = spawn('storescp', ['-aet', aeTitle, '+xa', '-od', dir, '-v', ...(options.extraArgs ?? []), String(port)],
+  // A given port: a peer that comes back up where it was (routing retries).
+  const port = options.port ?? await freePort();
+  const child = spawn('storescp', ['-aet', aeTitle, ...(options.uncompressedOnly ? [] : ['+xa']), '-od', dir, '-v', ...(options.extraArgs ?? []), String(port)],
     { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let log = '';

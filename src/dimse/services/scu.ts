@@ -16,6 +16,9 @@ import { getStorageContexts } from './get-contexts.ts';
 import { QueryRetrieve, UNCOMPRESSED } from './sop-classes.ts';
 import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
 import { contacting, subOperations } from './peer-contact.ts';
+import type { InstanceRecord } from '../../ports/index-store.ts';
+import { skipFileMeta } from '../../archive/retrieve.ts';
+import { imagingPool, transcodeInstance } from '../../imaging/index.ts';
 
 export type QueryLevelName = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
 
@@ -61,16 +64,22 @@ export class DicomClient {
   }
 
   /** C-STORE of stored instances to the peer, each in its stored transfer syntax. */
-  async send(aeTitle: string, sopInstanceUids: string[], options: { signal?: AbortSignal; onProgress?: (c: SubOperationCounts) => Promise<void> | void } = {}): Promise<SubOperationCounts> {
+  async send(aeTitle: string, sopInstanceUids: string[], options: { signal?: AbortSignal; onProgress?: (c: SubOperationCounts) => Promise<void> | void; transferSyntaxes?: string[] } = {}): Promise<SubOperationCounts> {
     const peer = await this.peer(aeTitle);
     const instances = (await Promise.all(sopInstanceUids.map((u) => this.#archive.index.findInstance(u)))).filter((i) => i !== null);
     const missing = sopInstanceUids.length - instances.length;
     if (instances.length === 0) throw new AtriumError('not-found', 'none of the instances to send is in the archive');
     return await this.#contacting(peer, 'C-STORE', async () => {
-      const association = await requestAssociation({ ...this.#connection(peer), contexts: storageContexts(instances) });
+      const fallbackSyntaxes = options.transferSyntaxes ?? [];
+      const association = await requestAssociation({ ...this.#connection(peer), contexts: storageContexts(instances, { fallback: fallbackSyntaxes }) });
+      // Transcoding only when asked (routing rules): by default Atrium sends what it stored, unchanged.
+      const fallback = fallbackSyntaxes.length ? {
+        transferSyntaxes: fallbackSyntaxes,
+        transcode: async (instance: InstanceRecord, ts: string) => skipFileMeta(await transcodeInstance(this.#archive, instance, ts, { pool: imagingPool() })),
+      } : undefined;
       try {
         const counts = await storeInstances(association, instances.map((i) => i.sopInstanceUid),
-          { index: this.#archive.index, retrieve: this.#archive.retrieve, log: this.#log }, options);
+          { index: this.#archive.index, retrieve: this.#archive.retrieve, log: this.#log, ...(fallback ? { fallback } : {}) }, options);
         await association.release();
         return counts;
       } catch (error) {

@@ -19,11 +19,18 @@ export interface SubOperationCounts {
  * pair, each in the syntax the object is stored in. Atrium sends what it stored, unchanged; a peer that
  * does not take that syntax gets a failed sub-operation rather than silently altered pixel data.
  */
-export function storageContexts(instances: Pick<InstanceRecord, 'sopClassUid' | 'transferSyntaxUid'>[], options: { scpRole?: boolean } = {}): RequestedContext[] {
+export function storageContexts(instances: Pick<InstanceRecord, 'sopClassUid' | 'transferSyntaxUid'>[], options: { scpRole?: boolean; fallback?: string[] } = {}): RequestedContext[] {
   const pairs = new Map<string, RequestedContext>();
   for (const i of instances) {
     const key = `${i.sopClassUid}|${i.transferSyntaxUid}`;
     if (!pairs.has(key)) pairs.set(key, { abstractSyntax: i.sopClassUid, transferSyntaxes: [i.transferSyntaxUid], ...(options.scpRole ? { scuRole: false, scpRole: true } : {}) });
+  }
+  // Asked for (routing rules): one more context per SOP class with the syntaxes an object may be transcoded
+  // into, used only for objects whose stored syntax the peer did not accept.
+  if (options.fallback?.length) {
+    for (const sopClassUid of new Set(instances.map((i) => i.sopClassUid))) {
+      pairs.set(`${sopClassUid}|fallback`, { abstractSyntax: sopClassUid, transferSyntaxes: options.fallback });
+    }
   }
   // PS3.8 allows 128 presentation contexts per association.
   return [...pairs.values()].slice(0, 128);
@@ -35,6 +42,11 @@ interface StoreDeps {
   log: Logger;
   /** Told each instance about to be sent. */
   onInstance?: (instance: InstanceRecord) => void;
+  /**
+   * Syntaxes an object may be sent in when the peer did not accept its stored one, and how: its data set
+   * (no File Meta) transcoded into `transferSyntaxUid`. Absent: objects are sent only as stored.
+   */
+  fallback?: { transferSyntaxes: string[]; transcode(instance: InstanceRecord, transferSyntaxUid: string): Promise<AsyncIterable<Uint8Array>> };
 }
 
 /**
@@ -96,14 +108,27 @@ async function storeOne(association: Association, uid: string, deps: StoreDeps,
     return 'failure';
   }
   deps.onInstance?.(instance);
-  const pc = association.findContext(instance.sopClassUid, [instance.transferSyntaxUid]);
+  let pc = association.findContext(instance.sopClassUid, [instance.transferSyntaxUid]);
+  let transcoded: AsyncIterable<Uint8Array> | null = null;
+  if (!pc && deps.fallback) {
+    pc = association.findContext(instance.sopClassUid, deps.fallback.transferSyntaxes);
+    if (pc) {
+      try {
+        transcoded = await deps.fallback.transcode(instance, pc.transferSyntax);
+        deps.log.info({ ...context, from: instance.transferSyntaxUid, to: pc.transferSyntax }, 'C-STORE sub-operation: transcoded, the peer does not take the stored transfer syntax');
+      } catch (error) {
+        deps.log.warn({ ...context, err: error, from: instance.transferSyntaxUid, to: pc.transferSyntax }, 'C-STORE sub-operation failed: the instance cannot be transcoded into the syntax the peer accepted');
+        return 'failure';
+      }
+    }
+  }
   if (!pc) {
     deps.log.warn({ ...context, sopClassUid: instance.sopClassUid, transferSyntaxUid: instance.transferSyntaxUid },
       'C-STORE sub-operation failed: the peer accepted no presentation context for this SOP class in its stored transfer syntax');
     return 'failure';
   }
   try {
-    const { dataset } = await deps.retrieve.openDataset(uid);
+    const dataset = transcoded ?? (await deps.retrieve.openDataset(uid)).dataset;
     let status: number | undefined;
     for await (const rsp of association.request(pc.id, {
       CommandField: CommandField.C_STORE_RQ, AffectedSOPClassUID: instance.sopClassUid, AffectedSOPInstanceUID: uid, Priority: Priority.Medium,

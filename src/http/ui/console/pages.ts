@@ -22,6 +22,7 @@ import { TurnaroundPage } from './pages/turnaround.tsx';
 import { IntegrityPage } from './pages/integrity.tsx';
 import { PrefetchPage } from './pages/prefetch.tsx';
 import { CorrectionsPage } from './pages/corrections.tsx';
+import { RulesPage } from './pages/rules.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -45,6 +46,7 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/integrity', title: 'Integrity', action: 'integrity:read', component: IntegrityPage, menu: true },
   { path: '/admin/prefetch', title: 'Prefetch', action: 'prefetch:read', component: PrefetchPage, menu: true },
   { path: '/admin/corrections', title: 'Corrections', action: 'corrections:write', component: CorrectionsPage, menu: true },
+  { path: '/admin/rules', title: 'Routing rules', action: 'rules:read', component: RulesPage, menu: true },
   { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
   { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
   { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },

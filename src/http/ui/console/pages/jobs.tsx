@@ -19,7 +19,10 @@ const STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancell
 const STATE_LABELS: Record<JobState, string> = { queued: 'Queued', running: 'Running', succeeded: 'Succeeded', failed: 'Failed', cancelled: 'Cancelled' };
 const STATE_TONES: Record<JobState, 'ok' | 'warn' | 'bad' | 'info' | 'muted'> = { queued: 'info', running: 'info', succeeded: 'ok', failed: 'bad', cancelled: 'muted' };
 /** The job types of Atrium's modules (there is no endpoint listing them). */
-const TYPES: Record<string, string> = { 'dicom.send': 'Send', 'dicom.retrieve': 'Retrieve', 'dicom.commitment-report': 'Storage commitment report' };
+const TYPES: Record<string, string> = {
+  'dicom.send': 'Send', 'dicom.retrieve': 'Retrieve', 'dicom.commitment-report': 'Storage commitment report',
+  'workflow.stow': 'STOW-RS forward', 'workflow.study-stable-sweep': 'StudyStable sweep',
+};
 const LIMIT = 50;
 const POLL_MS = 2000;
 
@@ -28,6 +31,8 @@ interface Payload {
   destination?: string; source?: string; studyInstanceUid?: string; seriesInstanceUid?: string; sopInstanceUids?: string[];
   level?: string; keys?: Record<string, string>; method?: string; requester?: string; transactionUid?: string;
   requestedBy?: Principal; requestedThrough?: string;
+  /** The routing rule that queued it (src/workflow/). */
+  rule?: { id: number; name: string; version: number };
 }
 type AnyJob = Job<Payload | null>;
 interface Counts { completed?: number; failed?: number; warning?: number; remaining?: number }
@@ -185,6 +190,16 @@ function Summary({ job }: { job: AnyJob }) {
             : p.seriesInstanceUid ? <>series <span class="mono" title={p.seriesInstanceUid}>{short(p.seriesInstanceUid)}</span></>
             : p.sopInstanceUids ? <>{p.sopInstanceUids.length} {p.sopInstanceUids.length === 1 ? 'instance' : 'instances'}</> : null}
         </div>
+        {p.rule && <div class="muted">by routing rule <a href="/admin/rules">{p.rule.name}</a> v{p.rule.version}</div>}
+      </div>
+    );
+  }
+  if (job.type === 'workflow.stow') {
+    return (
+      <div>
+        STOW-RS to <strong class="mono">{p.destination}</strong>
+        <div class="muted">{p.sopInstanceUids ? `${p.sopInstanceUids.length} instance(s) of ` : ''}study <a class="mono" href={`/admin/studies/${encodeURIComponent(p.studyInstanceUid ?? '')}`} title={p.studyInstanceUid}>{short(p.studyInstanceUid ?? '')}</a></div>
+        {p.rule && <div class="muted">by routing rule <a href="/admin/rules">{p.rule.name}</a> v{p.rule.version}</div>}
       </div>
     );
   }
