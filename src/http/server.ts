@@ -70,7 +70,8 @@ export async function createHttpServer(archive: Archive, options: DicomRouteOpti
   // audit of patient data. Throws here when two tables declare the same route.
   registerAccessControl(app, archive, CORE_ROUTE_RULES);
 
-  app.get('/metrics', async (_req, reply) => {
+  // Scraped every few seconds: logged only at warn and above, like the health probes.
+  app.get('/metrics', { logLevel: 'warn' }, async (_req, reply) => {
     archive.metrics.outboxPending.set((await archive.index.statistics()).pendingEvents);
     return reply.type(archive.metrics.registry.contentType).send(await archive.metrics.registry.metrics());
   });

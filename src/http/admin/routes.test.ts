@@ -7,6 +7,7 @@ import { createTestArchive, type TestArchive } from '../../../test/support/archi
 import { createHttpServer } from '../server.ts';
 import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
 import { generateUid } from '../../dicom/uid.ts';
+import { pino } from 'pino';
 
 const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
 
@@ -160,4 +161,22 @@ test('jobs are listed and can be cancelled', async () => {
   assert.equal(cancelled.state, 'cancelled');
   assert.equal((await fetch(`${base}/api/jobs?state=sleeping`)).status, 400);
   assert.equal((await fetch(`${base}/api/jobs/999999`)).status, 404);
+});
+
+test('probes and scrapes stay out of the info log; other requests are logged', async () => {
+  const lines: Array<{ msg?: string; req?: { url?: string }; level?: number }> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)); } });
+  const logged = await createTestArchive('sqlite+fs', { log });
+  const server = await createHttpServer(logged.archive);
+  try {
+    const at = await server.listen({ host: '127.0.0.1', port: 0 });
+    for (const path of ['/api/health', '/api/health/ready', '/metrics', '/api/statistics']) {
+      assert.equal((await fetch(`${at}${path}`, { headers: { 'x-atrium-test-anonymous': '1' } })).ok || path === '/api/statistics', true);
+    }
+    const urls = lines.filter((l) => l.msg === 'incoming request').map((l) => l.req?.url);
+    assert.deepEqual(urls, ['/api/statistics']);
+  } finally {
+    await server.close();
+    await logged.cleanup();
+  }
 });

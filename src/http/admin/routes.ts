@@ -47,11 +47,14 @@ export type AdminRoutesDeps = Pick<Archive, 'index' | 'blobs' | 'ingest' | 'retr
 export async function adminRoutes(app: FastifyInstance, archive: AdminRoutesDeps): Promise<void> {
   const { index } = archive;
 
-  app.get('/api/health', async () => ({ status: 'ok', index: index.kind, blobs: archive.blobs.kind }));
+  // Probes poll these every few seconds: their request lines would drown the info log, so only warnings
+  // and errors of theirs are logged.
+  const probe = { logLevel: 'warn' as const };
+  app.get('/api/health', probe, async () => ({ status: 'ok', index: index.kind, blobs: archive.blobs.kind }));
   // For a load balancer's health check (deploy/haproxy.cfg, docs/scale-out.md): 200 only while this node
   // can reach the shared index, so a node cut off from PostgreSQL leaves the rotation (DIMSE and web) at once
   // instead of failing every association it is given. Bounded: a hung database answers 503, not never.
-  app.get('/api/health/ready', async (_req, reply) => {
+  app.get('/api/health/ready', probe, async (_req, reply) => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('the index did not answer within 2 s')), 2000); });
     try {
