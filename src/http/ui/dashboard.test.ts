@@ -77,3 +77,23 @@ test('dashboard: a radiologist is not shown it, and the server refuses its data'
   assert.equal(await page.evaluate(async () => (await fetch('/api/dashboard')).status), 403);
   assert.deepEqual(errors, []);
 });
+
+test('the menu keeps every page in sight at laptop width, sections together', async () => {
+  const { page, errors, shot } = await fixture.asAdministrator({ width: 1280, height: 800 });
+  await page.goto(`${fixture.base}/admin/dashboard`);
+  const menu = page.getByRole('navigation', { name: 'Main' });
+  await menu.getByRole('link', { name: 'Settings' }).waitFor();
+  const links = menu.getByRole('link');
+  const count = await links.count();
+  assert.ok(count >= 18, `an administrator sees every page (${count} links)`);
+  for (let i = 0; i < count; i++) {
+    const box = await links.nth(i).boundingBox();
+    const name = await links.nth(i).innerText();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 1280 && box.y + box.height <= 800, `${name} is in the window: ${JSON.stringify(box)}`);
+  }
+  const sections = await menu.locator('li').evaluateAll((items) => items.map((li) => li.getAttribute('data-section')).filter((s) => s !== null));
+  const order = sections.filter((s, i) => s !== sections[i - 1]);
+  assert.deepEqual(order, [...new Set(sections)], 'each section once, its pages together');
+  await shot('menu-1280');
+  assert.deepEqual(errors, []);
+});

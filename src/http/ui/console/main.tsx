@@ -8,7 +8,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { LocationProvider, Router, Route, useLocation } from 'preact-iso/router';
 import { api } from './api.ts';
-import { PAGES, type ConsolePage } from './pages.ts';
+import { MENU_GROUPS, PAGES, type ConsolePage } from './pages.ts';
 import { SessionContext, sessionOf, useSession, type Me, type Session } from './session.tsx';
 import { ToastProvider } from './components/toast.tsx';
 import { ErrorState, Loading, PageHeader } from './components/states.tsx';
@@ -58,11 +58,22 @@ function Menu() {
   return (
     <nav class="menu" aria-label="Main">
       <ul>
-        {PAGES.filter((p) => p.menu && can(p.action)).map((p) => {
-          const current = path === p.path || path.startsWith(`${p.path}/`);
-          return <li key={p.path}><a href={p.path} aria-current={current ? 'page' : undefined}>{p.title}</a></li>;
+        {MENU_GROUPS.map((group) => {
+          const pages = PAGES.filter((p) => p.menu && p.group === group && can(p.action));
+          // The viewer link is everyone's, so Archive is always there.
+          if (pages.length === 0 && group !== 'Archive') return null;
+          return (
+            <li key={group} class="section" data-section={group}>
+              <ul aria-label={group}>
+                {pages.map((p) => {
+                  const current = path === p.path || path.startsWith(`${p.path}/`);
+                  return <li key={p.path}><a href={p.path} aria-current={current ? 'page' : undefined}>{p.title}</a></li>;
+                })}
+                {group === 'Archive' ? <li><a href="/" target="_self">Viewer</a></li> : null}
+              </ul>
+            </li>
+          );
         })}
-        <li><a href="/" target="_self">Viewer</a></li>
       </ul>
     </nav>
   );

@@ -1,5 +1,5 @@
 /**
- * The console's pages: one entry per page, in menu order. Adding a page is a file under pages/ and
+ * The console's pages: one entry per page, in menu order (a section's pages together). Adding a page is a file under pages/ and
  * one line here (docs/ui.md). `action` is the action a principal needs to see the page in the menu;
  * the page's requests are checked by the server whatever the menu shows.
  */
@@ -32,26 +32,31 @@ export interface ConsolePage {
   component: FunctionComponent<any>;
   /** Shown in the menu (detail pages such as one study are not). */
   menu: boolean;
+  /** The menu's section (MENU_GROUPS order): the menu wraps between sections, so every page stays in sight at laptop widths. */
+  group: MenuGroup;
 }
 
+export const MENU_GROUPS = ['Archive', 'Workflow', 'Quality', 'Administration'] as const;
+export type MenuGroup = typeof MENU_GROUPS[number];
+
 export const PAGES: ConsolePage[] = [
-  { path: '/admin/dashboard', title: 'Dashboard', action: 'admin:config', component: DashboardPage, menu: true },
-  { path: '/admin/studies', title: 'Studies', action: 'query', component: StudiesPage, menu: true },
-  { path: '/admin/studies/:uid', title: 'Study', action: 'study:read', component: StudyPage, menu: false },
-  { path: '/admin/orders', title: 'Orders', action: 'order:read', component: OrdersPage, menu: true },
-  { path: '/admin/orders/:id', title: 'Order', action: 'order:read', component: OrderPage, menu: false },
-  { path: '/admin/reading', title: 'Reading worklist', action: 'reading:read', component: ReadingPage, menu: true },
-  { path: '/admin/turnaround', title: 'Turnaround times', action: 'reading:read', component: TurnaroundPage, menu: true },
-  { path: '/admin/dose', title: 'Dose', action: 'dose:read', component: DosePage, menu: true },
-  { path: '/admin/integrity', title: 'Integrity', action: 'integrity:read', component: IntegrityPage, menu: true },
-  { path: '/admin/prefetch', title: 'Prefetch', action: 'prefetch:read', component: PrefetchPage, menu: true },
-  { path: '/admin/corrections', title: 'Corrections', action: 'corrections:write', component: CorrectionsPage, menu: true },
-  { path: '/admin/rules', title: 'Routing rules', action: 'rules:read', component: RulesPage, menu: true },
-  { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
-  { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
-  { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },
-  { path: '/admin/quarantine', title: 'Quarantine', action: 'admin:config', component: QuarantinePage, menu: true },
-  { path: '/admin/users', title: 'Users and API keys', action: 'admin:users', component: UsersPage, menu: true },
-  { path: '/admin/audit', title: 'Audit', action: 'audit:read', component: AuditPage, menu: true },
-  { path: '/admin/settings', title: 'Settings', action: 'admin:config', component: SettingsPage, menu: true },
+  { path: '/admin/dashboard', title: 'Dashboard', action: 'admin:config', component: DashboardPage, menu: true, group: 'Archive' },
+  { path: '/admin/studies', title: 'Studies', action: 'query', component: StudiesPage, menu: true, group: 'Archive' },
+  { path: '/admin/studies/:uid', title: 'Study', action: 'study:read', component: StudyPage, menu: false, group: 'Archive' },
+  { path: '/admin/orders', title: 'Orders', action: 'order:read', component: OrdersPage, menu: true, group: 'Workflow' },
+  { path: '/admin/orders/:id', title: 'Order', action: 'order:read', component: OrderPage, menu: false, group: 'Workflow' },
+  { path: '/admin/reading', title: 'Reading worklist', action: 'reading:read', component: ReadingPage, menu: true, group: 'Workflow' },
+  { path: '/admin/turnaround', title: 'Turnaround times', action: 'reading:read', component: TurnaroundPage, menu: true, group: 'Workflow' },
+  { path: '/admin/prefetch', title: 'Prefetch', action: 'prefetch:read', component: PrefetchPage, menu: true, group: 'Workflow' },
+  { path: '/admin/rules', title: 'Routing rules', action: 'rules:read', component: RulesPage, menu: true, group: 'Workflow' },
+  { path: '/admin/dose', title: 'Dose', action: 'dose:read', component: DosePage, menu: true, group: 'Quality' },
+  { path: '/admin/integrity', title: 'Integrity', action: 'integrity:read', component: IntegrityPage, menu: true, group: 'Quality' },
+  { path: '/admin/corrections', title: 'Corrections', action: 'corrections:write', component: CorrectionsPage, menu: true, group: 'Quality' },
+  { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true, group: 'Administration' },
+  { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true, group: 'Administration' },
+  { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true, group: 'Administration' },
+  { path: '/admin/quarantine', title: 'Quarantine', action: 'admin:config', component: QuarantinePage, menu: true, group: 'Administration' },
+  { path: '/admin/users', title: 'Users and API keys', action: 'admin:users', component: UsersPage, menu: true, group: 'Administration' },
+  { path: '/admin/audit', title: 'Audit', action: 'audit:read', component: AuditPage, menu: true, group: 'Administration' },
+  { path: '/admin/settings', title: 'Settings', action: 'admin:config', component: SettingsPage, menu: true, group: 'Administration' },
 ];
