@@ -83,14 +83,15 @@ export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps
   };
 
   const requester = (req: FastifyRequest): JobRequester => ({ requestedBy: auditPrincipal(req.principal), requestedThrough: interfaceOf(req) });
-  // The peer not answering (refused, timed out, association rejected) is the answer an administrator asks
-  // for: a 503 whose detail says what happened, not an opaque 500.
-  app.post<{ Params: Params }>('/api/dicom/peers/:ae/echo', async (req) => await client().echo(req.params.ae).catch((error: unknown) => {
+  // The peer not answering (refused, timed out, association rejected, a failure status) is the answer an
+  // administrator asks for: a 503 whose detail says what happened, not an opaque 500.
+  const unavailable = (operation: string, ae: string) => (error: unknown): never => {
     if (error instanceof AtriumError || !(error instanceof Error)) throw error;
-    throw new AtriumError('unavailable', `C-ECHO to ${req.params.ae} failed: ${error.message}`);
-  }));
+    throw new AtriumError('unavailable', `${operation} to ${ae} failed: ${error.message}`);
+  };
+  app.post<{ Params: Params }>('/api/dicom/peers/:ae/echo', async (req) => await client().echo(req.params.ae).catch(unavailable('C-ECHO', req.params.ae)));
   app.post<{ Params: Params; Body: { level?: string; keys?: Record<string, string> } }>('/api/dicom/peers/:ae/find', async (req) =>
-    ({ items: await client().find(req.params.ae, level(req.body?.level), keys(req.body?.keys)) }));
+    ({ items: await client().find(req.params.ae, level(req.body?.level), keys(req.body?.keys)).catch(unavailable('C-FIND', req.params.ae)) }));
   app.post<{ Params: Params; Body: Omit<SendPayload, 'destination'> }>('/api/dicom/peers/:ae/send', async (req, reply) => {
     found(await peers.get(req.params.ae), `DICOM peer ${req.params.ae}`);
     const body = req.body ?? {};

@@ -8,6 +8,8 @@ import { createHttpServer } from '../server.ts';
 import { syntheticInstance } from '../../synthetic/synthetic-instance.ts';
 import { generateUid } from '../../dicom/uid.ts';
 import { pino } from 'pino';
+import { createServer, type AddressInfo } from 'node:net';
+import { DicomClient } from '../../dimse/services/scu.ts';
 
 const TESTDATA = new URL('../../../../shared/testdata/dicom/', import.meta.url);
 
@@ -179,4 +181,23 @@ test('probes and scrapes stay out of the info log; other requests are logged', a
     await server.close();
     await logged.cleanup();
   }
+});
+
+test('a peer that does not answer: C-ECHO and C-FIND are a 503 saying why, not an opaque 500', async () => {
+  const closed = await new Promise<number>((done) => {
+    const server = createServer().listen(0, '127.0.0.1', () => { const { port } = server.address() as AddressInfo; server.close(() => done(port)); });
+  });
+  // This file's server has no DICOM client: one that has, as `atrium serve` runs it.
+  const withClient = await createHttpServer(t.archive, { client: new DicomClient(t.archive) });
+  const base = await withClient.listen({ host: '127.0.0.1', port: 0 });
+  const put = await fetch(`${base}/api/dicom/peers/CLOSED`, { method: 'PUT', body: JSON.stringify({ host: '127.0.0.1', port: closed }), headers: { 'content-type': 'application/json' } });
+  assert.equal(put.status, 200);
+  for (const [operation, path, body] of [['C-ECHO', 'echo', undefined], ['C-FIND', 'find', { level: 'STUDY', keys: { PatientID: 'X' } }]] as const) {
+    const res = await fetch(`${base}/api/dicom/peers/CLOSED/${path}`, { method: 'POST', ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
+    assert.equal(res.status, 503, path);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+    assert.match((await json(res)).detail, new RegExp(`^${operation} to CLOSED failed: .*(ECONNREFUSED|refused)`, 'i'));
+  }
+  assert.equal((await fetch(`${base}/api/dicom/peers/CLOSED`, { method: 'DELETE' })).status, 204);
+  await withClient.close();
 });
