@@ -151,14 +151,15 @@ export class AiService {
       for (const study of studies) {
         for (const r of await this.store.requestsOfStudy(study)) {
           const n = nodes.find((x) => x.id === r.nodeId);
-          if (n && maker && (n.vendor.toUpperCase() === maker || n.name.toUpperCase() === model || (n.product ?? '').toUpperCase() === model)) candidates.push({ request: r, node: n });
+          const names = (x: AiNode) => [x.name, x.product].filter((v): v is string => !!v).map((v) => v.toUpperCase());
+          if (n && ((maker && n.vendor.toUpperCase() === maker) || (model && names(n).includes(model)))) candidates.push({ request: r, node: n });
         }
       }
       const byNode = new Map(candidates.map((c) => [c.node.id, c]));
       if (byNode.size === 0) return { outcome: 'not-a-result' };
       if (byNode.size > 1) {
         const reason = `received by STOW-RS from "${content.manufacturer}": several AI nodes (${[...byNode.values()].map((c) => c.node.name).join(', ')}) have a request for the study; set Manufacturer Model Name to the node's name or product`;
-        const narrowed = candidates.filter((c) => c.node.name.toUpperCase() === model || (c.node.product ?? '').toUpperCase() === model);
+        const narrowed = model ? candidates.filter((c) => c.node.name.toUpperCase() === model || (c.node.product ?? '').toUpperCase() === model) : [];
         if (narrowed.length !== 1) return await this.#unmatched(p, kind, null, reason, content);
         candidates.splice(0, candidates.length, narrowed[0]);
       }

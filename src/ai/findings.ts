@@ -105,10 +105,8 @@ export function readResult(ds: DicomJsonDataSet, mappings: readonly FindingMappi
             return str(c, T.ValueType) === 'CODE' && v !== null && ABSENT.has(keyOf(v));
           });
           findings.push({ ...value, present: !negated, flag: flags.get(keyOf(value)) ?? null });
-        } else if (concept && value) {
-          // A finding as the concept with Present/Absent, though no mapping names it: kept for display.
-          findings.push({ ...concept, present: PRESENT.has(keyOf(value)), flag: null });
         }
+        // (An unmapped concept with Present/Absent is a modifier, such as Presence under a finding: not a finding itself.)
       }
       // PS3.3 C.17.3: content trees are shallow; the codec already refuses nesting past 128 sequences.
       if (depth < 64) walk(child, depth + 1);
