@@ -23,6 +23,7 @@ import { IntegrityPage } from './pages/integrity.tsx';
 import { PrefetchPage } from './pages/prefetch.tsx';
 import { CorrectionsPage } from './pages/corrections.tsx';
 import { RulesPage } from './pages/rules.tsx';
+import { AiPage } from './pages/ai.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -47,6 +48,7 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/prefetch', title: 'Prefetch', action: 'prefetch:read', component: PrefetchPage, menu: true },
   { path: '/admin/corrections', title: 'Corrections', action: 'corrections:write', component: CorrectionsPage, menu: true },
   { path: '/admin/rules', title: 'Routing rules', action: 'rules:read', component: RulesPage, menu: true },
+  { path: '/admin/ai', title: 'AI nodes', action: 'ai:read', component: AiPage, menu: true },
   { path: '/admin/hl7-messages', title: 'HL7 messages', action: 'admin:config', component: Hl7MessagesPage, menu: true },
   { path: '/admin/peers', title: 'Peers', action: 'admin:config', component: PeersPage, menu: true },
   { path: '/admin/jobs', title: 'Jobs', action: 'admin:config', component: JobsPage, menu: true },
