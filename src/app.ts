@@ -25,6 +25,7 @@ import { qualityModule } from './quality/module.ts';
 import { readingModule } from './reading/module.ts';
 import { correctionsModule } from './quality/corrections/module.ts';
 import { workflowModule } from './workflow/module.ts';
+import { aiModule } from './ai/module.ts';
 import { FsBlobStore } from './adapters/blob/fs-blob-store.ts';
 import { S3BlobStore } from './adapters/blob/s3-blob-store.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -51,7 +52,7 @@ import { SyslogSender } from './audit/syslog.ts';
  * The modules this build installs, in the order their parts are installed. A new area (ris, fhir,
  * quality ...) is one folder exporting an AtriumModule, added here.
  */
-export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule, risModule, qualityModule, correctionsModule, fhirModule, readingModule, prefetchModule, workflowModule];
+export const MODULES: readonly AtriumModule[] = [archiveModule, exchangeModule, securityModule, auditModule, eventsModule, dimseModule, risModule, qualityModule, correctionsModule, fhirModule, readingModule, prefetchModule, workflowModule, aiModule];
 
 /** The one database of a node, migrated to what the modules need (several nodes may do this at once). */
 export async function openDatabase(config: DatabaseConfig, modules: readonly AtriumModule[] = MODULES): Promise<Database> {

@@ -20,6 +20,8 @@ const LAYERS: readonly (readonly string[])[] = [
   // the RIS's merge; the reading worklist over the RIS's orders; the prior prefetch over the RIS's orders and
   // the exchange's retrieve jobs; workflow routes over the exchange's send jobs and reads the RIS's orders.
   ['fhir', 'quality', 'reading', 'prefetch', 'workflow'],
+  // AI integration: studies sent by workflow's routing rules, flags on the reading worklist, reports from the RIS.
+  ['ai'],
   ['http'],
   ['app.ts'],
   ['cli'],

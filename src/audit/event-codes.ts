@@ -123,5 +123,6 @@ export const OBJECT_CODES: Record<AuditObjectType, { typeCode: '1' | '2'; role: 
   'integrity-finding': { typeCode: '2', role: { code: '3', scheme: 'RFC-3881', meaning: 'Report' }, idType: { code: 'integrity-finding-id', scheme: ATRIUM_SCHEME, meaning: 'Integrity Finding ID' } },
   'prefetch-rule': { typeCode: '2', role: { code: '4', scheme: 'RFC-3881', meaning: 'Resource' }, idType: { code: 'prefetch-rule-id', scheme: ATRIUM_SCHEME, meaning: 'Prior Prefetch Rule ID' } },
   'routing-rule': { typeCode: '2', role: { code: '4', scheme: 'RFC-3881', meaning: 'Resource' }, idType: { code: 'routing-rule-id', scheme: ATRIUM_SCHEME, meaning: 'Routing Rule ID' } },
+  'ai-node': { typeCode: '2', role: { code: '4', scheme: 'RFC-3881', meaning: 'Resource' }, idType: { code: 'ai-node-id', scheme: ATRIUM_SCHEME, meaning: 'AI Node ID' } },
   'audit-trail': { typeCode: '2', role: { code: '13', scheme: 'RFC-3881', meaning: 'Security Resource' }, idType: { code: '12', scheme: 'RFC-3881', meaning: 'URI' } },
 };

@@ -73,8 +73,8 @@ export interface AuditStudyRef {
 }
 
 /** Kinds of objects an administrative record names (PS3.15 ParticipantObject other than patients and studies). */
-export type AuditObjectType = 'user' | 'api-key' | 'dicom-peer' | 'job' | 'quarantined-object' | 'audit-trail' | 'dose-reference-level' | 'dose-alert' | 'reading-sla' | 'critical-result' | 'integrity-finding' | 'prefetch-rule' | 'routing-rule';
-export const AUDIT_OBJECT_TYPES: readonly AuditObjectType[] = ['user', 'api-key', 'dicom-peer', 'job', 'quarantined-object', 'audit-trail', 'dose-reference-level', 'dose-alert', 'reading-sla', 'critical-result', 'integrity-finding', 'prefetch-rule', 'routing-rule'];
+export type AuditObjectType = 'user' | 'api-key' | 'dicom-peer' | 'job' | 'quarantined-object' | 'audit-trail' | 'dose-reference-level' | 'dose-alert' | 'reading-sla' | 'critical-result' | 'integrity-finding' | 'prefetch-rule' | 'routing-rule' | 'ai-node';
+export const AUDIT_OBJECT_TYPES: readonly AuditObjectType[] = ['user', 'api-key', 'dicom-peer', 'job', 'quarantined-object', 'audit-trail', 'dose-reference-level', 'dose-alert', 'reading-sla', 'critical-result', 'integrity-finding', 'prefetch-rule', 'routing-rule', 'ai-node'];
 
 /**
  * A thing an event acted on besides patient data: the user (by user name), the API key (by key id), the

@@ -17,9 +17,11 @@ export const PERMISSIONS: Readonly<Record<Role, Partial<Record<Action, Grant>>>>
   // releasing another's claim and the SLA table are administrators'. Both radiologists and technologists see
   // integrity findings; technologists, who fix what the modality sent, also acknowledge and resolve them.
   // Both see which priors were fetched for an order; prefetch rules are set by administrators.
+  // Radiologists see what the AI nodes said and record whether their report confirms or overrides it; the
+  // AI registry is administrators'.
   radiologist: {
     'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'dose:read': 'full', 'integrity:read': 'full', 'prefetch:read': 'full',
-    'reading:read': 'full', 'reading:claim': 'full', 'critical:ack': 'full',
+    'reading:read': 'full', 'reading:claim': 'full', 'critical:ack': 'full', 'ai:read': 'full', 'ai:review': 'full',
   },
   technologist: {
     'study:read': 'full', 'study:write': 'full', 'study:export': 'full', query: 'full', 'order:read': 'full', 'order:write': 'full', 'dose:read': 'full',

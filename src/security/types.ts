@@ -27,6 +27,8 @@ export function isRole(value: unknown): value is Role {
  * `prefetch:read` / `prefetch:write` are the prior prefetch rules and the prefetch status of orders (src/prefetch/).
  * `corrections:write` applies and undoes identity corrections (src/quality/corrections/; reading them is `query`).
  * `rules:read` / `rules:write` are the routing rules and their dry-run (src/workflow/).
+ * `ai:read` the AI node registry, requests, results and metrics, `ai:write` editing the registry, `ai:review` the
+ * radiologist's agreement with an AI result (src/ai/).
  */
 export type Action =
   | 'study:read'
@@ -53,11 +55,15 @@ export type Action =
   | 'prefetch:write'
   | 'corrections:write'
   | 'rules:read'
-  | 'rules:write';
+  | 'rules:write'
+  | 'ai:read'
+  | 'ai:write'
+  | 'ai:review';
 
 export const ACTIONS: readonly Action[] = [
   'study:read', 'study:read-deidentified', 'study:write', 'study:delete', 'study:export', 'query', 'admin:config', 'admin:users', 'audit:read', 'order:read', 'order:write', 'dose:read', 'dose:write', 'integrity:read', 'integrity:write',
   'reading:read', 'reading:claim', 'reading:release', 'sla:write', 'critical:ack', 'prefetch:read', 'prefetch:write', 'corrections:write', 'rules:read', 'rules:write',
+  'ai:read', 'ai:write', 'ai:review',
 ];
 
 export type PrincipalKind = 'user' | 'api-key' | 'oidc' | 'dicom-ae' | 'anonymous';

@@ -16,6 +16,16 @@ import type { RuleRef, SqlRuleStore } from './sql-rule-store.ts';
 import type { WorkflowSettings } from './config.ts';
 
 export const STOW_JOB = 'workflow.stow';
+/** The job of an `ai` action: run by the AI module (src/ai/), which records the request and forwards the study to the node. */
+export const AI_SEND_JOB = 'ai.send';
+
+/** A study for an AI node (src/ai/), named as the registry names it. */
+export interface AiSendPayload {
+  node: string;
+  studyInstanceUid: string;
+  rule?: RuleRef;
+  requestedBy?: AuditPrincipal;
+}
 
 /** A STOW-RS forward: the instances (or the whole study) to a configured DICOMweb destination. */
 export interface StowPayload {
@@ -91,7 +101,7 @@ export class RoutingEngine {
       if (rule.definition.trigger !== trigger || !evaluateRule(rule, facts).matched) continue;
       rule.definition.actions.forEach((action, actionIndex) => {
         planned.push({
-          rule: rule.ref, actionIndex, action, jobType: action.type === 'dicom' ? SEND_JOB : STOW_JOB, studyInstanceUid: facts.studyInstanceUid,
+          rule: rule.ref, actionIndex, action, jobType: action.type === 'dicom' ? SEND_JOB : action.type === 'ai' ? AI_SEND_JOB : STOW_JOB, studyInstanceUid: facts.studyInstanceUid,
           ...(sopInstanceUids ? { sopInstanceUids } : {}),
         });
       });
@@ -114,6 +124,10 @@ export class RoutingEngine {
           destination: plan.action.destination, ...(plan.sopInstanceUids ? { sopInstanceUids: plan.sopInstanceUids } : { studyInstanceUid: plan.studyInstanceUid }),
           ...(plan.action.transferSyntaxes ? { transferSyntaxes: plan.action.transferSyntaxes } : {}),
           requestedBy: ruleRequester(plan.rule), requestedThrough: 'dimse', rule: plan.rule,
+        }, options)
+        : plan.action.type === 'ai'
+        ? await this.#o.jobs.enqueue<AiSendPayload>(AI_SEND_JOB, {
+          node: plan.action.node, studyInstanceUid: plan.studyInstanceUid, rule: plan.rule, requestedBy: ruleRequester(plan.rule),
         }, options)
         : await this.#o.jobs.enqueue<StowPayload>(STOW_JOB, {
           destination: plan.action.destination, studyInstanceUid: plan.studyInstanceUid, ...(plan.sopInstanceUids ? { sopInstanceUids: plan.sopInstanceUids } : {}), rule: plan.rule,
@@ -176,7 +190,9 @@ export class RoutingEngine {
     const out: DryRunAction[] = [];
     for (const action of actions) {
       const what = instances === undefined ? `study ${studyInstanceUid}` : `${instances} instance${instances === 1 ? '' : 's'} of study ${studyInstanceUid}, one job each`;
-      if (action.type === 'dicom') {
+      if (action.type === 'ai') {
+        out.push({ type: 'ai', destination: action.node, jobType: AI_SEND_JOB, description: `send ${what} to AI node ${action.node} (the AI module records the request)` });
+      } else if (action.type === 'dicom') {
         const known = await this.#o.peerKnown(action.destination);
         out.push({ ...action, jobType: SEND_JOB, description: `C-STORE ${what} to DICOM peer ${action.destination}`, ...(known ? {} : { warning: `no DICOM peer ${action.destination} is configured` }) });
       } else {

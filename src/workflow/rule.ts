@@ -38,7 +38,12 @@ export type RuleAction =
   /** C-STORE to a DICOM peer of the peer registry (/api/dicom/peers), by the exchange module's send job. */
   | { type: 'dicom'; destination: string; transferSyntaxes?: string[] }
   /** STOW-RS to a DICOMweb destination of the configuration (`workflow.dicomwebDestinations`). */
-  | { type: 'dicomweb'; destination: string };
+  | { type: 'dicomweb'; destination: string }
+  /**
+   * The study to an AI node of the AI registry (src/ai/, docs/ai.md), by name: the AI module's `ai.send` job
+   * records the request and forwards over the node's endpoint. Study-stable rules only.
+   */
+  | { type: 'ai'; node: string };
 
 export interface RuleDefinition {
   name: string;
@@ -149,7 +154,12 @@ export function validateRule(input: unknown): { rule: RuleDefinition; problems: 
       } else if (action.type === 'dicomweb') {
         if (!destination) add(`${at}.destination`, 'destination is the name of a DICOMweb destination (workflow.dicomwebDestinations)');
         actions.push({ type: 'dicomweb', destination });
-      } else add(`${at}.type`, 'type must be dicom (C-STORE) or dicomweb (STOW-RS)');
+      } else if (action.type === 'ai') {
+        const node = typeof action.node === 'string' ? action.node.trim() : '';
+        if (!NAME.test(node)) add(`${at}.node`, 'node is the name of an AI node of the AI registry (/api/ai/nodes)');
+        if (b.trigger === 'instance') add(`${at}.type`, 'an ai action sends the whole study: use it in a study-stable rule');
+        actions.push({ type: 'ai', node });
+      } else add(`${at}.type`, 'type must be dicom (C-STORE), dicomweb (STOW-RS) or ai (an AI node)');
     });
   }
   if (problems.length) return { rule: null, problems };

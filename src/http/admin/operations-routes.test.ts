@@ -71,6 +71,8 @@ test('GET /api/me says which actions the caller\'s roles grant', async () => {
     return (await json(fetch(`${base}/api/me`, { headers: { authorization: `Bearer ${key}` } }))).actions;
   };
   assert.deepEqual(await as(['technologist']), ['study:read', 'study:write', 'study:export', 'query', 'order:read', 'order:write', 'dose:read', 'integrity:read', 'integrity:write', 'prefetch:read']);
+  assert.deepEqual(await as(['radiologist']), ['study:read', 'study:write', 'study:export', 'query', 'order:read', 'dose:read', 'integrity:read', 'reading:read', 'reading:claim', 'critical:ack', 'prefetch:read', 'ai:read', 'ai:review'],
+    'radiologists see AI results and record their agreement; the AI registry is administrators\'');
   assert.deepEqual(await as(['referring-clinician']), ['study:read', 'query', 'critical:ack'], 'own-studies grants count');
   assert.deepEqual(await as(['researcher', 'integration']), ['study:read', 'study:read-deidentified', 'study:write', 'query', 'order:read', 'order:write']);
 });

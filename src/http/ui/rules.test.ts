@@ -34,7 +34,7 @@ test('rules: validation at the fields, create, edit into a new version, disable,
   await dialog.getByText('name is required').waitFor();
   await dialog.getByText('"C T" is not a modality').waitFor();
   await dialog.getByText('timeOfDay is').waitFor();
-  await dialog.getByText('type must be dicom (C-STORE) or dicomweb (STOW-RS)').waitFor();
+  await dialog.getByText('type must be dicom (C-STORE), dicomweb (STOW-RS) or ai (an AI node)').waitFor();
   assert.equal(await dialog.getByLabel('Modality').getAttribute('aria-invalid'), 'true');
   await shot('rules-form-invalid');
 

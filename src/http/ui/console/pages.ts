@@ -23,6 +23,7 @@ import { IntegrityPage } from './pages/integrity.tsx';
 import { PrefetchPage } from './pages/prefetch.tsx';
 import { CorrectionsPage } from './pages/corrections.tsx';
 import { RulesPage } from './pages/rules.tsx';
+import { AiPage } from './pages/ai.tsx';
 
 export interface ConsolePage {
   /** Under /admin; `:name` segments are passed as props. */
@@ -49,6 +50,7 @@ export const PAGES: ConsolePage[] = [
   { path: '/admin/turnaround', title: 'Turnaround times', action: 'reading:read', component: TurnaroundPage, menu: true, group: 'Workflow' },
   { path: '/admin/prefetch', title: 'Prefetch', action: 'prefetch:read', component: PrefetchPage, menu: true, group: 'Workflow' },
   { path: '/admin/rules', title: 'Routing rules', action: 'rules:read', component: RulesPage, menu: true, group: 'Workflow' },
+  { path: '/admin/ai', title: 'AI nodes', action: 'ai:read', component: AiPage, menu: true, group: 'Workflow' },
   { path: '/admin/dose', title: 'Dose', action: 'dose:read', component: DosePage, menu: true, group: 'Quality' },
   { path: '/admin/integrity', title: 'Integrity', action: 'integrity:read', component: IntegrityPage, menu: true, group: 'Quality' },
   { path: '/admin/corrections', title: 'Corrections', action: 'corrections:write', component: CorrectionsPage, menu: true, group: 'Quality' },

@@ -20,6 +20,8 @@ interface Entry {
   modality: string | null; bodyRegion: string | null; site: string | null; triage: string | null; completedAt: string; waitingMinutes: number;
   sla: { state: 'ok' | 'warning' | 'breach' | 'none'; minutes: number | null; dueAt: string | null; fraction: number | null };
   claim: { by: string; name: string; at: string; mine: boolean } | null;
+  /** The order's status (preliminary-report ...), null without an order. */
+  status: string | null;
 }
 interface Critical { id: number; accessionNumber: string; clinician: string | null; destination: string | null; notifiedAt: string; acknowledgeBy: string; state: string; escalationDestination: string | null }
 
@@ -32,6 +34,9 @@ export function minutes(m: number): string {
   if (m < 48 * 60) return `${Math.floor(m / 60)} h ${Math.round(m % 60)} min`;
   return `${Math.floor(m / 1440)} d ${Math.round((m % 1440) / 60)} h`;
 }
+
+/** Order statuses with a report: the AI agreement can be recorded. */
+const REPORTED = new Set(['preliminary-report', 'final-report', 'amended']);
 
 export function ReadingPage() {
   const { query: params, route, path } = useLocation();
@@ -61,6 +66,19 @@ export function ReadingPage() {
       toast.error(error as Error);
     }
   };
+  // One click once the study is reported: the report confirms or overrides the AI flag (docs/ai.md "Agreement").
+  const agree = async (uid: string, agreement: 'confirms' | 'overrides') => {
+    setBusy(uid);
+    try {
+      await api(`/api/ai/studies/${encodeURIComponent(uid)}/agreement`, { method: 'POST', body: { agreement } });
+      toast.ok(agreement === 'confirms' ? 'Recorded: the report confirms the AI flag' : 'Recorded: the report overrides the AI flag');
+    } catch (error) {
+      toast.error(error as Error);
+    } finally {
+      setBusy(null);
+      list.reload();
+    }
+  };
   const acknowledge = async (id: number) => {
     try {
       await api(`/api/reading/critical-results/${id}/acknowledge`, { method: 'POST', body: {} });
@@ -73,7 +91,13 @@ export function ReadingPage() {
 
   const columns: Column<Entry>[] = [
     { key: 'priority', title: 'Priority', value: (e) => e.priority, render: (e) => <Badge tone={PRIORITY_TONE[e.priority] ?? 'info'}>{e.priority}</Badge> },
-    { key: 'triage', title: 'Triage', value: (e) => e.triage ?? '', render: (e) => (e.triage ? <Badge tone="warn">{e.triage}</Badge> : <span class="muted">—</span>) },
+    { key: 'triage', title: 'Triage', value: (e) => e.triage ?? '', render: (e) => (e.triage ? <>
+      <Badge tone="warn">{e.triage}</Badge>
+      {e.triage.startsWith('AI:') && can('ai:review') && REPORTED.has(e.status ?? '') && <div class="row-actions" role="group" aria-label={`Does the report agree with the AI flag of ${e.accessionNumber ?? e.studyInstanceUid}?`}>
+        <button type="button" disabled={busy === e.studyInstanceUid} onClick={() => agree(e.studyInstanceUid, 'confirms')}>Report confirms</button>
+        <button type="button" disabled={busy === e.studyInstanceUid} onClick={() => agree(e.studyInstanceUid, 'overrides')}>Report overrides</button>
+      </div>}
+    </> : <span class="muted">—</span>) },
     { key: 'patient', title: 'Patient', value: (e) => e.patientName ?? '', render: (e) => <>{personName(e.patientName)}<div class="muted mono">{e.patientId}</div></> },
     { key: 'procedure', title: 'Procedure', value: (e) => e.procedure ?? '', render: (e) => <>{e.procedure ?? '—'}<div class="muted mono">{e.accessionNumber}</div></> },
     { key: 'modality', title: 'Modality', value: (e) => e.modality ?? '' },

@@ -30,6 +30,7 @@ function summary(d: RuleDefinition): string {
 }
 
 function actionText(a: RuleDefinition['actions'][number]): string {
+  if (a.type === 'ai') return `ai ${a.node}`;
   return a.type === 'dicom' ? `dicom ${a.destination}${a.transferSyntaxes?.length ? ` ${a.transferSyntaxes.join(',')}` : ''}` : `dicomweb ${a.destination}`;
 }
 
@@ -69,7 +70,7 @@ export function RulesPage() {
     { key: 'trigger', title: 'On', value: (r) => r.definition.trigger, render: (r) => r.definition.trigger === 'instance' ? 'each instance' : 'study stable' },
     { key: 'when', title: 'When', value: (r) => summary(r.definition) },
     { key: 'actions', title: 'Then', value: (r) => r.definition.actions.map(actionText).join('; '),
-      render: (r) => <ul class="plain">{r.definition.actions.map((a, i) => <li key={i}>{a.type === 'dicom' ? 'C-STORE to ' : 'STOW-RS to '}<span class="mono">{a.destination}</span>
+      render: (r) => <ul class="plain">{r.definition.actions.map((a, i) => <li key={i}>{a.type === 'dicom' ? 'C-STORE to ' : a.type === 'ai' ? 'AI node ' : 'STOW-RS to '}<span class="mono">{a.type === 'ai' ? a.node : a.destination}</span>
         {a.type === 'dicom' && a.transferSyntaxes?.length ? <span class="muted"> (transcoded to {a.transferSyntaxes.join(', ')} if needed)</span> : null}</li>)}</ul> },
     { key: 'version', title: 'Version', value: (r) => r.version, render: (r) => <span title={`changed ${formatTime(r.updatedAt)}`}>v{r.version}</span> },
     { key: 'state', title: 'State', value: (r) => (r.enabled ? 'enabled' : 'disabled'), render: (r) => r.enabled ? <Badge tone="ok">enabled</Badge> : <Badge tone="muted">disabled</Badge> },
@@ -127,6 +128,7 @@ function ruleOf(v: Values): unknown {
   if (v.timeFrom.trim() || v.timeTo.trim()) conditions.timeOfDay = { from: v.timeFrom.trim(), to: v.timeTo.trim() };
   const actions = v.actions.split(';').map((s) => s.trim()).filter(Boolean).map((text) => {
     const [type, destination, syntaxes] = text.split(/\s+/);
+    if (type === 'ai') return { type, node: text.slice(2).trim() };
     return { type, destination: destination ?? '', ...(syntaxes ? { transferSyntaxes: split(syntaxes) } : {}) };
   });
   return { name: v.name, ...(v.description.trim() ? { description: v.description } : {}), trigger: v.trigger, conditions, actions };
@@ -182,7 +184,7 @@ function RuleForm({ rule, onSaved }: { rule: RuleItem | 'new'; onSaved(rule: Rul
         </div>
       </fieldset>
       <Field form={shown} name="actions" label="Then" required autocomplete="off"
-        hint="dicom <peer AE title> [transfer syntaxes to transcode into]; dicomweb <destination name> — separated by ;" placeholder="dicom PACS2; dicomweb cloud" />
+        hint="dicom <peer AE title> [transfer syntaxes to transcode into]; dicomweb <destination name>; ai <AI node name> — separated by ;" placeholder="dicom PACS2; dicomweb cloud" />
       <FormError form={form} />
       <FormActions><button type="submit" class="primary" disabled={form.busy}>{creating ? 'Create the rule' : 'Save as a new version'}</button></FormActions>
     </form>
