@@ -31,6 +31,20 @@ export interface SendPayload extends JobRequester {
    * Absent: objects are sent only as stored.
    */
   transferSyntaxes?: string[];
+  /**
+   * Objects built for this send, not stored in the archive (the rejection notes of identity corrections,
+   * src/quality/corrections/rejection-notes.ts): each data set base64, Explicit VR Little Endian without File
+   * Meta. Sent first, on the same association, before the archive's instances.
+   */
+  objects?: BuiltObject[];
+}
+
+/** An object to send that the archive does not hold. */
+export interface BuiltObject {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  /** base64 of the data set: Explicit VR Little Endian, without File Meta Information. */
+  dataset: string;
 }
 
 export interface RetrievePayload extends JobRequester {
@@ -57,10 +71,12 @@ export function dicomJobHandlers(archive: DicomJobDeps, client: DicomClient): Re
     try {
       const counts = await client.send(job.payload.destination, uids, {
         signal: context.signal, ...(job.payload.transferSyntaxes?.length ? { transferSyntaxes: job.payload.transferSyntaxes } : {}),
+        ...(job.payload.objects?.length ? { objects: job.payload.objects.map((o) => ({ sopClassUid: o.sopClassUid, sopInstanceUid: o.sopInstanceUid, dataset: Buffer.from(o.dataset, 'base64') })) } : {}),
         onProgress: async (c) => { await context.heartbeat({ remaining: c.remaining, completed: c.completed, failed: c.failed, warning: c.warning }); },
       });
-      const failure = counts.failed > 0 ? `${counts.failed} of ${uids.length} instances were not stored by ${job.payload.destination}` : null;
-      await audit(failure, `job ${job.id}: ${counts.completed + counts.warning} of ${uids.length} instances sent to ${job.payload.destination}`);
+      const total = uids.length + (job.payload.objects?.length ?? 0);
+      const failure = counts.failed > 0 ? `${counts.failed} of ${total} instances were not stored by ${job.payload.destination}` : null;
+      await audit(failure, `job ${job.id}: ${counts.completed + counts.warning} of ${total} instances sent to ${job.payload.destination}`);
       if (failure) throw new Error(failure);
       return { completed: counts.completed, warning: counts.warning };
     } catch (error) {

@@ -14,7 +14,7 @@ import { encodeJsonDataset } from './identifier.ts';
 import { handleStore, storeStatus } from './store-scp.ts';
 import { getStorageContexts } from './get-contexts.ts';
 import { QueryRetrieve, UNCOMPRESSED } from './sop-classes.ts';
-import { storageContexts, storeInstances, type SubOperationCounts } from './store-scu.ts';
+import { preparedContexts, storageContexts, storeInstances, storePrepared, type PreparedObject, type SubOperationCounts } from './store-scu.ts';
 import { contacting, subOperations } from './peer-contact.ts';
 import type { InstanceRecord } from '../../ports/index-store.ts';
 import { skipFileMeta } from '../../archive/retrieve.ts';
@@ -64,22 +64,33 @@ export class DicomClient {
   }
 
   /** C-STORE of stored instances to the peer, each in its stored transfer syntax. */
-  async send(aeTitle: string, sopInstanceUids: string[], options: { signal?: AbortSignal; onProgress?: (c: SubOperationCounts) => Promise<void> | void; transferSyntaxes?: string[] } = {}): Promise<SubOperationCounts> {
+  async send(aeTitle: string, sopInstanceUids: string[], options: {
+    signal?: AbortSignal; onProgress?: (c: SubOperationCounts) => Promise<void> | void; transferSyntaxes?: string[];
+    /** Objects not in the archive (rejection notes), sent first on the same association. */
+    objects?: PreparedObject[];
+  } = {}): Promise<SubOperationCounts> {
     const peer = await this.peer(aeTitle);
     const instances = (await Promise.all(sopInstanceUids.map((u) => this.#archive.index.findInstance(u)))).filter((i) => i !== null);
     const missing = sopInstanceUids.length - instances.length;
     if (instances.length === 0) throw new AtriumError('not-found', 'none of the instances to send is in the archive');
     return await this.#contacting(peer, 'C-STORE', async () => {
       const fallbackSyntaxes = options.transferSyntaxes ?? [];
-      const association = await requestAssociation({ ...this.#connection(peer), contexts: storageContexts(instances, { fallback: fallbackSyntaxes }) });
+      const prepared = options.objects ?? [];
+      const association = await requestAssociation({ ...this.#connection(peer), contexts: [...preparedContexts(prepared), ...storageContexts(instances, { fallback: fallbackSyntaxes })].slice(0, 128) });
       // Transcoding only when asked (routing rules): by default Atrium sends what it stored, unchanged.
       const fallback = fallbackSyntaxes.length ? {
         transferSyntaxes: fallbackSyntaxes,
         transcode: async (instance: InstanceRecord, ts: string) => skipFileMeta(await transcodeInstance(this.#archive, instance, ts, { pool: imagingPool() })),
       } : undefined;
       try {
+        const before = { remaining: prepared.length, completed: 0, failed: 0, warning: 0, failedSopInstanceUids: [] as string[] };
+        if (prepared.length) await storePrepared(association, prepared, this.#log, before);
         const counts = await storeInstances(association, instances.map((i) => i.sopInstanceUid),
           { index: this.#archive.index, retrieve: this.#archive.retrieve, log: this.#log, ...(fallback ? { fallback } : {}) }, options);
+        counts.completed += before.completed;
+        counts.warning += before.warning;
+        counts.failed += before.failed;
+        counts.failedSopInstanceUids.unshift(...before.failedSopInstanceUids);
         await association.release();
         return counts;
       } catch (error) {

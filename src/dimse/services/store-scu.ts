@@ -36,6 +36,52 @@ export function storageContexts(instances: Pick<InstanceRecord, 'sopClassUid' | 
   return [...pairs.values()].slice(0, 128);
 }
 
+/** An object that is not in the archive, sent as given: its data set in Explicit VR Little Endian, without File Meta. */
+export interface PreparedObject {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  dataset: Uint8Array;
+}
+
+export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+
+/** The presentation contexts for prepared objects: one per SOP class, Explicit VR Little Endian. */
+export function preparedContexts(objects: Pick<PreparedObject, 'sopClassUid'>[]): RequestedContext[] {
+  return [...new Set(objects.map((o) => o.sopClassUid))].map((abstractSyntax) => ({ abstractSyntax, transferSyntaxes: [EXPLICIT_VR_LITTLE_ENDIAN] }));
+}
+
+/** C-STORE of prepared objects over an open association, counted as `storeInstances` counts. */
+export async function storePrepared(association: Association, objects: PreparedObject[], log: Logger, counts: SubOperationCounts): Promise<void> {
+  for (const object of objects) {
+    if (!association.isOpen) break;
+    counts.remaining--;
+    const context = { association: association.id, peer: association.calledAETitle, sopInstanceUid: object.sopInstanceUid };
+    const pc = association.findContext(object.sopClassUid, [EXPLICIT_VR_LITTLE_ENDIAN]);
+    let outcome: 'success' | 'warning' | 'failure' = 'failure';
+    if (!pc) log.warn({ ...context, sopClassUid: object.sopClassUid }, 'C-STORE failed: the peer accepted no presentation context for this SOP class in Explicit VR Little Endian');
+    else {
+      try {
+        let status: number | undefined;
+        const data = object.dataset.length % 2 === 1 ? Buffer.concat([object.dataset, new Uint8Array(1)]) : object.dataset;
+        for await (const rsp of association.request(pc.id, {
+          CommandField: CommandField.C_STORE_RQ, AffectedSOPClassUID: object.sopClassUid, AffectedSOPInstanceUID: object.sopInstanceUid, Priority: Priority.Medium,
+        }, (async function* () { yield data; })())) status = rsp.command.Status;
+        const category = statusCategory(status ?? Status.ProcessingFailure);
+        outcome = category === 'success' ? 'success' : category === 'warning' ? 'warning' : 'failure';
+        if (outcome !== 'success') log.warn({ ...context, status: describeStatus(status ?? Status.ProcessingFailure) }, `C-STORE ${category}`);
+      } catch (error) {
+        log.warn({ ...context, err: error }, 'C-STORE failed');
+      }
+    }
+    if (outcome === 'success') counts.completed++;
+    else if (outcome === 'warning') counts.warning++;
+    else {
+      counts.failed++;
+      counts.failedSopInstanceUids.push(object.sopInstanceUid);
+    }
+  }
+}
+
 interface StoreDeps {
   index: IndexStore;
   retrieve: RetrieveService;

@@ -94,7 +94,9 @@ export async function dicomRoutes(app: FastifyInstance, archive: DicomRoutesDeps
     ({ items: await client().find(req.params.ae, level(req.body?.level), keys(req.body?.keys)).catch(unavailable('C-FIND', req.params.ae)) }));
   app.post<{ Params: Params; Body: Omit<SendPayload, 'destination'> }>('/api/dicom/peers/:ae/send', async (req, reply) => {
     found(await peers.get(req.params.ae), `DICOM peer ${req.params.ae}`);
-    const body = req.body ?? {};
+    // Objects built by Atrium itself (rejection notes) are not taken from a request: only what the archive holds is sent.
+    const { objects, ...body } = req.body ?? {};
+    if (objects !== undefined) throw new AtriumError('invalid-input', 'objects are not sent from a request: send what the archive holds');
     if (!body.studyInstanceUid && !body.seriesInstanceUid && !body.sopInstanceUids?.length) {
       throw new AtriumError('invalid-input', 'say what to send: studyInstanceUid, seriesInstanceUid or sopInstanceUids');
     }

@@ -150,6 +150,13 @@ test('DICOM peers: create, read, replace, delete; invalid ones refused', async (
   assert.match((await json(bad)).detail, /port|operations/);
   const tooLong = await put('A_TITLE_LONGER_THAN_16', { host: 'h', port: 104, operations: [] });
   assert.equal(tooLong.status, 400);
+  // A send request names what the archive holds: objects built by Atrium (rejection notes) are not taken from it.
+  const injected = await fetch(`${base}/api/dicom/peers/WORKSTATION1/send`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ studyInstanceUid: '1.2.3', objects: [{ sopClassUid: '1.2.840.10008.5.1.4.1.1.88.59', sopInstanceUid: '1.2.3.4', dataset: 'AAAA' }] }),
+  });
+  assert.equal(injected.status, 400);
+  assert.match((await json(injected)).detail, /objects are not sent from a request/);
   assert.equal((await fetch(`${base}/api/dicom/peers/WORKSTATION1`, { method: 'DELETE' })).status, 204);
   assert.equal((await fetch(`${base}/api/dicom/peers/WORKSTATION1`)).status, 404);
   assert.equal((await json(fetch(`${base}/api/dicom`))).aeTitle, 'ATRIUM');

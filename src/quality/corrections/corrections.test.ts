@@ -46,6 +46,28 @@ async function dump(file: string): Promise<{ top: Record<string, string>; origin
   return { top, original, items, text: r.stdout };
 }
 
+/** Every element dcmdump prints, with its nesting depth (items count as a level). */
+async function elements(file: string): Promise<{ depth: number; tag: string; value: string; keyword: string }[]> {
+  const r = await runTool('dcmdump', ['-q', '+L', '-Un', file], { timeoutMs: 30_000 });
+  assert.equal(r.code, 0, r.output);
+  const out: { depth: number; tag: string; value: string; keyword: string }[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(\s*)\(([0-9a-f]{4},[0-9a-f]{4})\) (\w\w) (.*?)\s+#\s*(?:\d+|u\/l),\s*\d+\s+(\w+)\s*$/i.exec(line);
+    if (!m) continue;
+    const raw = m[4];
+    out.push({ depth: m[1].length / 2, tag: m[2].toLowerCase(), keyword: m[5], value: raw.startsWith('[') ? raw.slice(1, raw.lastIndexOf(']')) : raw.startsWith('(no value') ? '' : raw });
+  }
+  return out;
+}
+
+/** The elements inside the top-level sequence `tag` (until the next top-level element). */
+function inside(all: { depth: number; tag: string; value: string; keyword: string }[], tag: string) {
+  const start = all.findIndex((e) => e.depth === 0 && e.tag === tag);
+  if (start < 0) return [];
+  const end = all.findIndex((e, i) => i > start && e.depth === 0);
+  return all.slice(start + 1, end < 0 ? undefined : end);
+}
+
 for (const combination of ['sqlite+fs', 'postgres+fs'] as EngineCombination[]) {
   describe(`identity corrections with DCMTK peers (${combination})`, { timeout: 300_000 }, () => {
     let t: TestArchive;
@@ -345,6 +367,92 @@ for (const combination of ['sqlite+fs', 'postgres+fs'] as EngineCombination[]) {
       } finally {
         await runner.stop();
         settings.peers = [];
+      }
+    });
+    test('peers with rejectionNotes receive a KOS "Rejected for Patient Safety Reasons" for the replaced instances with the corrected objects', async () => {
+      const settings = sectionOf(t.archive.config, correctionsConfig);
+      settings.peers = ['DEST'];
+      settings.rejectionNotes = ['DEST'];
+      const runner = jobRunner(t.archive, { pollIntervalMs: 20 });
+      await runner.start();
+      try {
+        const drain = async () => {
+          for (let i = 0; i < 500; i++) {
+            const pending = await t.archive.database.kysely<any>().selectFrom('job').select('state').where('state', 'not in', ['succeeded', 'failed']).execute();
+            if (pending.length === 0) return;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          assert.fail('send jobs did not finish');
+        };
+        // Read by DCMTK: which received file is the note, what it rejects, under which identity.
+        const received = async () => {
+          const files = await filesIn(destDir);
+          const notes: { file: string; all: Awaited<ReturnType<typeof elements>> }[] = [];
+          const images: string[] = [];
+          for (const file of files) {
+            const all = await elements(file);
+            const sopClass = all.find((e) => e.depth === 0 && e.keyword === 'SOPClassUID')?.value;
+            if (sopClass === '1.2.840.10008.5.1.4.1.1.88.59') notes.push({ file, all });
+            else images.push(file);
+          }
+          return { notes, images, files };
+        };
+        const checkNote = async (note: { file: string; all: Awaited<ReturnType<typeof elements>> }, patientId: string) => {
+          const top = (k: string) => note.all.find((e) => e.depth === 0 && e.keyword === k)?.value;
+          assert.equal(top('Modality'), 'KO');
+          assert.equal(top('PatientID'), patientId);
+          assert.equal(top('StudyInstanceUID'), studyA);
+          assert.equal(top('ValueType'), 'CONTAINER');
+          const title = inside(note.all, '0040,a043');
+          assert.equal(title.find((e) => e.keyword === 'CodeValue')?.value, '113037');
+          assert.equal(title.find((e) => e.keyword === 'CodingSchemeDesignator')?.value, 'DCM');
+          assert.equal(title.find((e) => e.keyword === 'CodeMeaning')?.value, 'Rejected for Patient Safety Reasons');
+          const evidence = inside(note.all, '0040,a375');
+          assert.equal(evidence.find((e) => e.keyword === 'StudyInstanceUID')?.value, studyA);
+          assert.equal(evidence.find((e) => e.keyword === 'SeriesInstanceUID')?.value, seriesA);
+          assert.deepEqual(evidence.filter((e) => e.keyword === 'ReferencedSOPInstanceUID').map((e) => e.value).sort(), [...sopA].sort());
+          const content = inside(note.all, '0040,a730');
+          assert.deepEqual(content.filter((e) => e.keyword === 'ReferencedSOPInstanceUID').map((e) => e.value).sort(), [...sopA].sort());
+          assert.deepEqual(content.filter((e) => e.keyword === 'ValueType').map((e) => e.value), ['TEXT', 'IMAGE', 'IMAGE']);
+          // DCMTK's SR reader takes it as a Key Object Selection Document.
+          const sr = await runTool('dsrdump', ['-q', note.file], { timeoutMs: 30_000 });
+          assert.equal(sr.code, 0, sr.output);
+          assert.match(sr.stdout, /Key Object Selection Document/);
+          assert.match(sr.stdout, /Rejected for Patient Safety Reasons/);
+        };
+        const moved = await api('POST', '/api/quality/corrections/move-study', { studyInstanceUid: studyA, to: { patientId: 'RIGHT01' }, reason: 'rejection notes test' });
+        assert.equal(moved.status, 201);
+        await drain();
+        let r = await received();
+        assert.equal(r.files.length, 3, r.files.join(', '));
+        assert.equal(r.notes.length, 1);
+        // The note rejects the identity the peer had (WRONG01); the corrected objects come with RIGHT01.
+        await checkNote(r.notes[0], 'WRONG01');
+        for (const file of r.images) assert.equal((await dump(file)).top.PatientID, 'RIGHT01');
+        for (const file of r.files) await rm(file);
+        // The undo: the corrected objects are rejected in turn (under RIGHT01), the stored ones sent again.
+        assert.equal((await api('POST', `/api/quality/corrections/${moved.json.id}/undo`, { reason: 'rejection notes undo' })).status, 200);
+        await drain();
+        r = await received();
+        assert.equal(r.notes.length, 1);
+        await checkNote(r.notes[0], 'RIGHT01');
+        for (const file of r.images) assert.equal((await dump(file)).top.PatientID, 'WRONG01');
+        for (const file of r.files) await rm(file);
+        // A peer not listed in rejectionNotes gets the objects only.
+        settings.rejectionNotes = [];
+        const again = await api('POST', '/api/quality/corrections/move-study', { studyInstanceUid: studyA, to: { patientId: 'RIGHT01' }, reason: 'no notes' });
+        await drain();
+        r = await received();
+        assert.equal(r.notes.length, 0);
+        assert.equal(r.images.length, 2);
+        for (const file of r.files) await rm(file);
+        await api('POST', `/api/quality/corrections/${again.json.id}/undo`, { reason: 'no notes undo' });
+        await drain();
+        for (const file of await filesIn(destDir)) await rm(file);
+      } finally {
+        await runner.stop();
+        settings.peers = [];
+        settings.rejectionNotes = [];
       }
     });
   });

@@ -2,7 +2,8 @@ import type { Archive } from '../../app.ts';
 import type { AtriumModule } from '../../modules/module.ts';
 import { risOf } from '../../ris/module.ts';
 import { sectionOf } from '../../config/config.ts';
-import { SEND_JOB, type SendPayload } from '../../exchange/dicom-jobs.ts';
+import { SEND_JOB, type BuiltObject, type SendPayload } from '../../exchange/dicom-jobs.ts';
+import { rejectionNotesFor } from './rejection-notes.ts';
 import { correctionsConfig } from './config.ts';
 import type { Actor } from './correction-service.ts';
 import type { CorrectionRecord } from './correction-store.ts';
@@ -16,14 +17,26 @@ const built = new WeakMap<Archive, CorrectionService>();
 /**
  * Peers are told: each configured peer is sent every study the correction touched, as served now (corrected, or
  * as stored again after an undo), by one durable send job per peer and study (src/exchange/dicom-jobs.ts:
- * retried, audited as exports in the corrector's name). Queued once the correction committed.
+ * retried, audited as exports in the corrector's name). Peers listed in `rejectionNotes` get, first in the same
+ * job, a Rejection Note (KOS "Rejected for Patient Safety Reasons") for the instances of the study the
+ * correction replaced (src/quality/corrections/rejection-notes.ts). Queued once the correction committed.
  */
-async function tellPeers(archive: Archive, record: CorrectionRecord, actor: Actor): Promise<void> {
-  const { peers } = sectionOf(archive.config, correctionsConfig);
+async function tellPeers(archive: Archive, store: CorrectionStore, record: CorrectionRecord, actor: Actor): Promise<void> {
+  const { peers, rejectionNotes } = sectionOf(archive.config, correctionsConfig);
+  const notes = new Map<string, BuiltObject[]>();
+  const at = new Date();
   for (const destination of peers) {
     for (const studyInstanceUid of record.studyInstanceUids) {
       if (!(await archive.index.getStudy(studyInstanceUid))) continue;
-      await archive.jobs.enqueue<SendPayload>(SEND_JOB, { destination, studyInstanceUid, requestedBy: actor.principal, requestedThrough: actor.interface });
+      let objects: BuiltObject[] = [];
+      if (rejectionNotes.includes(destination)) {
+        // One note per study, the same for every peer (its SOP Instance UID too).
+        if (!notes.has(studyInstanceUid)) notes.set(studyInstanceUid, await rejectionNotesFor(record, studyInstanceUid, { store, index: archive.index, at }));
+        objects = notes.get(studyInstanceUid)!;
+      }
+      await archive.jobs.enqueue<SendPayload>(SEND_JOB, {
+        destination, studyInstanceUid, requestedBy: actor.principal, requestedThrough: actor.interface, ...(objects.length ? { objects } : {}),
+      });
     }
   }
 }
@@ -32,9 +45,10 @@ async function tellPeers(archive: Archive, record: CorrectionRecord, actor: Acto
 export function correctionsOf(archive: Archive): CorrectionService {
   let service = built.get(archive);
   if (!service) {
+    const store = new CorrectionStore(archive.database.kysely<any>());
     service = new CorrectionService({
-      store: new CorrectionStore(archive.database.kysely<any>()), ris: risOf(archive), audit: archive.audit,
-      onCommitted: (record, actor) => tellPeers(archive, record, actor),
+      store, ris: risOf(archive), audit: archive.audit,
+      onCommitted: (record, actor) => tellPeers(archive, store, record, actor),
     });
     built.set(archive, service);
   }

@@ -81,6 +81,12 @@ export const CODES = {
   RadiopharmaceuticalAgentSCT: '349358000^SCT',
   RadionuclideSRT: 'C-10072^SRT',
   RadionuclideSCT: '89457008^SCT',
+  RadiopharmaceuticalAdministrationEventUid: '113503^DCM',
+  RadiopharmaceuticalStartDateTime: '123003^DCM',
+  RouteOfAdministrationSRT: 'G-C340^SRT',
+  RouteOfAdministrationSCT: '410675002^SCT',
+  SiteOfSRT: 'G-C581^SRT',
+  SiteOfSCT: '272737002^SCT',
 } as const;
 
 /** Procedure Reported values (CID 10000) telling CT and mammography from other projection X-ray. */

@@ -87,7 +87,10 @@ export interface DoseEvent {
   entranceDose: number | null;
   compressionThickness: number | null;
   administeredActivity: number | null;
+  /** Radiopharmaceutical agent / radionuclide (TID 10022), as meanings. */
   radiopharmaceutical: string | null;
+  /** Route of administration (TID 10022), as meaning; radiopharmaceutical events only. Not kept in the dose index (no column yet). */
+  route?: string | null;
   measurements: Measurement[];
 }
 
@@ -309,7 +312,15 @@ function radiopharmaceuticalEvent(adm: ContentItem, sequence: number): DoseEvent
   const agent = child(adm, CODES.RadiopharmaceuticalAgentSRT) ?? child(adm, CODES.RadiopharmaceuticalAgentSCT);
   const nuclide = child(adm, CODES.RadionuclideSRT) ?? child(adm, CODES.RadionuclideSCT);
   e.radiopharmaceutical = [textOrMeaning(agent), textOrMeaning(nuclide)].filter(Boolean).join(' / ') || null;
-  e.irradiationEventUid = textOf(adm.children.find((c) => c.valueType === 'UIDREF'));
+  e.irradiationEventUid = textOf(child(adm, CODES.RadiopharmaceuticalAdministrationEventUid) ?? adm.children.find((c) => c.valueType === 'UIDREF'));
+  // When it was given: Radiopharmaceutical Start DateTime, as the SR's DT (as DateTime Started of X-ray events).
+  e.startedAt = textOf(child(adm, CODES.RadiopharmaceuticalStartDateTime));
+  const route = child(adm, CODES.RouteOfAdministrationSCT) ?? child(adm, CODES.RouteOfAdministrationSRT);
+  e.route = textOrMeaning(route);
+  // The site of administration (a "Site of" modifier of the route), as the event's anatomy.
+  const site = route ? child(route, CODES.SiteOfSCT) ?? child(route, CODES.SiteOfSRT) : undefined;
+  const siteCode = codeOf(site);
+  if (siteCode) e.anatomy = siteCode;
   return e;
 }
 
